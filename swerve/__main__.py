@@ -1,0 +1,3 @@
+from swerve.cli import app
+
+app()

@@ -1,0 +1,30 @@
+"""`swerve ...`: the command line. One module per command group; nothing imports cli."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="swerve",
+    help="SWE-bench-style evaluation, teacher trajectories and RL environments on real repositories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from importlib import import_module
+
+    for name in ("images", "env"):
+        try:
+            import_module(f"swerve.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"swerve.cli.{name}":
+                raise
+
+
+_register()
+
+if __name__ == "__main__":
+    app()
