@@ -1,0 +1,54 @@
+"""Closes every open environment at interpreter exit and on SIGINT/SIGTERM, so no
+container outlives the process that started it."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+import weakref
+
+_open: "weakref.WeakSet" = weakref.WeakSet()
+_lock = threading.Lock()
+_installed = False
+
+
+def register(env) -> None:
+    with _lock:
+        _open.add(env)
+    _install_handlers()
+
+
+def unregister(env) -> None:
+    with _lock:
+        _open.discard(env)
+
+
+def close_all() -> None:
+    with _lock:
+        envs = list(_open)
+    for env in envs:
+        try:
+            env.close()
+        except Exception:
+            pass
+
+
+def _install_handlers() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    atexit.register(close_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        close_all()
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    if previous in (signal.SIG_DFL, None) or callable(previous):
+        signal.signal(signal.SIGTERM, on_term)

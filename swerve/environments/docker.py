@@ -1,0 +1,289 @@
+"""The docker backend: one container per environment, networking off, a non-root
+user, CPU/memory/PID limits, and a persistent shell attached through one exec.
+
+Containers carry labels (`swerve.run`, `swerve.task`, `swerve.owner_pid`) so that
+`swerve env prune` can reap leftovers; every open environment is also closed at
+interpreter exit and on SIGINT/SIGTERM (see `cleanup.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import threading
+import uuid
+from functools import lru_cache
+
+from swerve.environments import cleanup
+from swerve.environments.base import EnvironmentInfo, Limits
+from swerve.environments.repo_ops import RepoOps
+from swerve.environments.shell import ShellSession
+from swerve.errors import DockerUnavailable, InfraError
+from swerve.schema import ExecResult
+
+USER = "swerve"
+LABEL_RUN = "swerve.run"
+LABEL_TASK = "swerve.task"
+LABEL_OWNER = "swerve.owner_pid"
+KEEPER_CMD = ["sleep", "infinity"]
+
+
+def docker_client(timeout: int = 120):
+    """A docker SDK client; DockerUnavailable with the fix when no daemon answers."""
+    return _cached_client(timeout)
+
+
+@lru_cache(maxsize=4)
+def _cached_client(timeout: int):
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:
+        raise DockerUnavailable(
+            f"no Docker daemon answers ({type(exc).__name__}: {str(exc)[:160]}); "
+            "start one (as root: dockerd --bridge=none --iptables=false &) or use --backend local"
+        ) from None
+    return client
+
+
+def docker_available() -> bool:
+    try:
+        docker_client()
+        return True
+    except DockerUnavailable:
+        return False
+
+
+class ExecSocketTransport:
+    """A `bash` started with one `docker exec`, spoken to over the exec's raw socket.
+
+    Without a TTY the daemon multiplexes stdout/stderr in frames of an 8-byte header
+    (stream id, 3 zero bytes, big-endian length) and a payload; we read frames and
+    pass the payloads on.
+    """
+
+    def __init__(self, client, container_id: str, *, user: str, workdir: str, env: dict[str, str]) -> None:
+        api = client.api
+        created = api.exec_create(
+            container_id,
+            ["bash", "--noprofile", "--norc"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            user=user,
+            workdir=workdir,
+            environment=env,
+        )
+        self._exec_id = created["Id"]
+        wrapped = api.exec_start(self._exec_id, socket=True, demux=False)
+        self._sock: socket.socket = getattr(wrapped, "_sock", wrapped)
+        self._wrapped = wrapped
+        self._sock.setblocking(False)
+        self._pending = bytearray()
+        self._closed = False
+        self.pid = int(api.exec_inspect(self._exec_id).get("Pid") or 0)
+        self._api = api
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            _, writable, _ = select.select([], [self._sock], [], 30)
+            if not writable:
+                raise EOFError("shell stdin is not accepting input")
+            sent = self._sock.send(view)
+            view = view[sent:]
+
+    def recv(self, timeout: float) -> bytes:
+        out = self._take_frames()
+        if out:
+            return out
+        if self._closed:
+            raise EOFError("shell exited")
+        readable, _, _ = select.select([self._sock], [], [], timeout)
+        if not readable:
+            return b""
+        try:
+            data = self._sock.recv(1 << 16)
+        except BlockingIOError:
+            return b""
+        if not data:
+            self._closed = True
+            out = self._take_frames()
+            if out:
+                return out
+            raise EOFError("shell exited")
+        self._pending += data
+        return self._take_frames()
+
+    def _take_frames(self) -> bytes:
+        out = bytearray()
+        while len(self._pending) >= 8:
+            stream, size = self._pending[0], struct.unpack(">I", self._pending[4:8])[0]
+            if len(self._pending) < 8 + size:
+                break
+            if stream in (1, 2):
+                out += self._pending[8 : 8 + size]
+            del self._pending[: 8 + size]
+        return bytes(out)
+
+    def close(self) -> None:
+        for closer in (getattr(self._wrapped, "close", None), self._sock.close):
+            try:
+                if closer:
+                    closer()
+            except Exception:
+                pass
+
+
+class DockerEnvironment(RepoOps):
+    """An Environment in a docker container started from a task's instance image."""
+
+    backend = "docker"
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        instance_id: str,
+        base_commit: str,
+        workdir: str = "/testbed",
+        limits: Limits | None = None,
+        run_id: str = "adhoc",
+        client=None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.client = client or docker_client()
+        self._lock = threading.RLock()
+        self._closed = False
+        self.container = None
+        name = f"swerve-{_slug(run_id)}-{_slug(instance_id)}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.container = self.client.containers.run(
+                image,
+                KEEPER_CMD,
+                name=name,
+                detach=True,
+                init=True,
+                user=USER,
+                working_dir=workdir,
+                network_mode="none",
+                network_disabled=True,
+                mem_limit=f"{self.limits.memory_mb}m",
+                memswap_limit=f"{self.limits.memory_mb}m",
+                pids_limit=self.limits.pids,
+                nano_cpus=int(self.limits.cpus * 1e9),
+                labels={LABEL_RUN: run_id, LABEL_TASK: instance_id, LABEL_OWNER: str(os.getpid())},
+                environment=env or {},
+            )
+        except Exception as exc:
+            raise InfraError(f"could not start a container for {instance_id} from {image}: {exc}") from exc
+        cleanup.register(self)
+        try:
+            image_obj = self.client.images.get(image)
+            digest = image_obj.id
+        except Exception:
+            digest = ""
+        self.info = EnvironmentInfo(
+            backend="docker",
+            instance_id=instance_id,
+            image=image,
+            image_digest=digest,
+            workdir=workdir,
+            base_commit=base_commit,
+            extra={"container": self.container.name},
+        )
+        self._keeper_pid = 0
+        self.shell = ShellSession(
+            self._start_shell,
+            self._kill_children,
+            output_limit=self.limits.output_limit_bytes,
+            default_timeout=self.limits.command_timeout_s,
+            init_script=f"cd {workdir} && export HOME=/tmp/swerve-home && mkdir -p $HOME",
+        )
+        try:
+            self.shell.run("true", timeout=60)
+            self._keeper_pid = self._find_keeper()
+        except BaseException:
+            self.close()
+            raise
+        RepoOps.__init__(self, workdir=workdir, base_commit=base_commit)
+
+    @classmethod
+    def for_task(cls, task, *, limits: Limits | None = None, run_id: str = "adhoc", client=None, base_image=None):
+        from swerve.environments.images import ensure_instance_image
+
+        client = client or docker_client()
+        ref = ensure_instance_image(task, client=client, base_image=base_image)
+        return cls(
+            ref.tag,
+            instance_id=task.instance_id,
+            base_commit=ref.base_commit,
+            workdir=ref.workdir,
+            limits=limits,
+            run_id=run_id,
+            client=client,
+        )
+
+    def _start_shell(self) -> ExecSocketTransport:
+        return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
+
+    def _root_exec(self, script: str) -> tuple[int, str]:
+        result = self.container.exec_run(["sh", "-c", script], user="root", stdout=True, stderr=True)
+        return result.exit_code, result.output.decode("utf-8", errors="replace")
+
+    def _find_keeper(self) -> int:
+        code, out = self._root_exec("cat /proc/1/task/1/children")
+        pids = [int(p) for p in out.split()] if code == 0 else []
+        return pids[0] if pids else 0
+
+    def _kill_children(self, shell_pid: int) -> None:
+        """Kill every process in the container but init, the keeper and the shell."""
+        spare = " ".join(str(p) for p in {1, self._keeper_pid, shell_pid} if p)
+        self._root_exec(
+            "for d in /proc/[0-9]*; do p=${d#/proc/}; case \" "
+            + spare
+            + " $$ \" in *\" $p \"*) ;; *) kill -9 $p 2>/dev/null;; esac; done; true"
+        )
+
+    def kill_others_snippet(self) -> str:
+        spare = " ".join(str(p) for p in {1, self._keeper_pid} if p)
+        return (
+            f'for d in /proc/[0-9]*; do p=${{d#/proc/}}; case " {spare} $$ " in *" $p "*) ;; '
+            '*) kill -9 $p 2>/dev/null;; esac; done; true'
+        )
+
+    def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
+        with self._lock:
+            self._check_open()
+            return self.shell.run(cmd, timeout)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InfraError(f"environment for {self.info.instance_id} is closed")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if getattr(self, "shell", None) is not None:
+                self.shell._transport and self.shell._transport.close()
+        finally:
+            if self.container is not None:
+                try:
+                    self.container.remove(force=True, v=True)
+                except Exception:
+                    pass
+            cleanup.unregister(self)
+
+
+def _slug(text: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
+    return keep.strip("-.")[:40] or "x"

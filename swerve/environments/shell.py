@@ -1,0 +1,247 @@
+"""A persistent bash session over a byte pipe, shared by the docker and local backends.
+
+One long-lived `bash` reads commands on stdin, so a command round-trip costs a pipe
+write and read instead of a new process (`docker exec`) per command; the working
+directory and exported variables persist between commands. Each command is sent
+as an ANSI-C quoted `eval` (a syntax error in the command cannot swallow the end
+marker) followed by an end marker carrying a per-session random nonce.
+
+On timeout the backend's `kill_children` kills everything the shell started; if
+the shell itself is stuck (a busy builtin loop, `exit`), the session is restarted
+and the result says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from swerve.errors import InfraError
+from swerve.schema import ExecResult
+
+TIMEOUT_EXIT_CODE = 124
+KILL_GRACE_S = 3.0
+
+
+class Transport(Protocol):
+    """Bytes to and from a running `bash` process."""
+
+    pid: int
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self, timeout: float) -> bytes:
+        """Up to one chunk of output; b"" when nothing came within `timeout`.
+        Raises EOFError when the shell has gone."""
+
+    def close(self) -> None: ...
+
+
+def ansi_c_quote(text: str) -> str:
+    """Quote `text` as bash's $'...' so that any command survives as one word."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "'":
+            out.append("\\'")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif code < 32 or code == 127:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
+
+
+class OutputCapture:
+    """Collects a command's output with a byte cap: head and tail kept in memory,
+    the full output spooled to a file once the cap is passed."""
+
+    def __init__(self, limit: int, spool_dir: str | None) -> None:
+        self.limit = max(limit, 64)
+        self.spool_dir = spool_dir
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.spool_path: str | None = None
+        self._spool = None
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self.total += len(data)
+        if self._spool is None and len(self.head) + len(data) <= self.limit:
+            self.head += data
+            return
+        if self._spool is None:
+            fd, self.spool_path = tempfile.mkstemp(prefix="swerve-output-", suffix=".log", dir=self.spool_dir)
+            self._spool = os.fdopen(fd, "wb")
+            self._spool.write(self.head)
+            keep = self.limit // 2
+            self.tail = bytearray(self.head[keep:])
+            del self.head[keep:]
+        self._spool.write(data)
+        self.tail += data
+        excess = len(self.tail) - self.limit // 2
+        if excess > 0:
+            del self.tail[:excess]
+
+    def finish(self) -> tuple[str, bool]:
+        if self._spool is None:
+            return self.head.decode("utf-8", errors="replace"), False
+        self._spool.close()
+        cut = self.total - len(self.head) - len(self.tail)
+        note = f"\n[... {cut} bytes cut; full output in {self.spool_path} ...]\n"
+        text = self.head.decode("utf-8", errors="replace") + note + self.tail.decode("utf-8", errors="replace")
+        return text, True
+
+
+class ShellSession:
+    """A persistent bash behind `Transport`, restarted when it dies."""
+
+    def __init__(
+        self,
+        start: Callable[[], Transport],
+        kill_children: Callable[[int], None],
+        *,
+        output_limit: int,
+        default_timeout: float,
+        spool_dir: str | None = None,
+        init_script: str = "",
+    ) -> None:
+        self._start = start
+        self._kill_children = kill_children
+        self.output_limit = output_limit
+        self.default_timeout = default_timeout
+        self.spool_dir = spool_dir
+        self.init_script = init_script
+        self._nonce = secrets.token_hex(12)
+        self._marker = f"__SWERVE_END_{self._nonce}__".encode()
+        self._marker_re = re.compile(rb"\n" + re.escape(self._marker) + rb" (-?\d+)\n")
+        self._transport: Transport | None = None
+        self.inner_pid = 0
+        self.restarts = 0
+
+    def _ensure(self) -> Transport:
+        if self._transport is None:
+            self._transport = self._start()
+            self.inner_pid = 0
+            pid = self._run(f"echo $$; export -p > /tmp/.swerve-env-{self._nonce}", timeout=60, limit=0)
+            self.inner_pid = int(pid.output.strip()) if pid.exit_code == 0 and pid.output.strip().isdigit() else 0
+            if self.init_script:
+                result = self._run(self.init_script, timeout=60, limit=self.output_limit)
+                if result.exit_code != 0:
+                    raise InfraError(f"shell start-up script failed ({result.exit_code}): {result.output[-500:]}")
+        return self._transport
+
+    def renew(self, prelude: str) -> ExecResult:
+        """Run `prelude`, then replace the shell by a fresh one on the same pipe
+        (`exec env -i bash` with the start-up environment restored): cwd, variables
+        and functions are reset without starting a process from outside."""
+        result = self.run(prelude)
+        if result.exit_code != 0 or self._transport is None:
+            return result
+        env_file = f"/tmp/.swerve-env-{self._nonce}"
+        self._transport.send(
+            f"exec env -i /bin/bash --noprofile --norc -c '. {env_file}; exec /bin/bash --noprofile --norc'\n".encode()
+        )
+        pid = self._run("echo $$", timeout=60, limit=0)
+        if pid.exit_code != 0 or pid.shell_restarted:
+            self.restart()
+            return result
+        self.inner_pid = int(pid.output.strip() or 0)
+        if self.init_script:
+            self._run(self.init_script, timeout=60, limit=self.output_limit)
+        return result
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self._ensure()
+
+    def stop(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            try:
+                self._kill_children(self.inner_pid)
+            except Exception:
+                pass
+            transport.close()
+
+    def run(self, cmd: str, timeout: float | None = None, *, limit: int | None = None) -> ExecResult:
+        """Run `cmd`; `limit=0` means no output cap (for file reads)."""
+        self._ensure()
+        return self._run(cmd, timeout=timeout or self.default_timeout, limit=self.output_limit if limit is None else limit)
+
+    def _run(self, cmd: str, *, timeout: float, limit: int) -> ExecResult:
+        transport = self._transport
+        assert transport is not None
+        script = (
+            f"eval {ansi_c_quote(cmd + chr(10))} </dev/null 2>&1; "
+            f"printf '\\n%s %d\\n' {self._marker.decode()} $?\n"
+        )
+        capture = OutputCapture(limit if limit > 0 else 1 << 62, self.spool_dir)
+        window = bytearray()
+        started = time.monotonic()
+        deadline = started + timeout
+        timed_out = False
+        try:
+            transport.send(script.encode())
+            while True:
+                now = time.monotonic()
+                if not timed_out and now >= deadline:
+                    timed_out = True
+                    self._kill_children(self.inner_pid)
+                    deadline = now + KILL_GRACE_S
+                elif timed_out and now >= deadline:
+                    raise TimeoutError
+                chunk = transport.recv(max(0.0, deadline - now))
+                if not chunk:
+                    continue
+                window += chunk
+                match = self._marker_re.search(window)
+                if match:
+                    capture.add(bytes(window[: match.start()]))
+                    exit_code = int(match.group(1))
+                    break
+                keep = len(self._marker) + 32
+                if len(window) > keep:
+                    capture.add(bytes(window[:-keep]))
+                    del window[:-keep]
+        except (EOFError, TimeoutError, OSError) as exc:
+            capture.add(bytes(window))
+            text, truncated = capture.finish()
+            self.stop()
+            self.restarts += 1
+            reason = "timed out and the shell did not recover" if timed_out else f"the shell exited ({type(exc).__name__})"
+            return ExecResult(
+                output=text + f"\n[swerve: {reason}; a new shell was started: cwd and variables were reset]\n",
+                exit_code=TIMEOUT_EXIT_CODE if timed_out else 255,
+                duration_s=time.monotonic() - started,
+                timed_out=timed_out,
+                truncated=truncated,
+                output_bytes=capture.total,
+                full_output_path=capture.spool_path,
+                shell_restarted=True,
+            )
+        text, truncated = capture.finish()
+        if timed_out:
+            text += f"\n[swerve: command timed out after {timeout:g}s and was killed]\n"
+        return ExecResult(
+            output=text,
+            exit_code=TIMEOUT_EXIT_CODE if timed_out else exit_code,
+            duration_s=time.monotonic() - started,
+            timed_out=timed_out,
+            truncated=truncated,
+            output_bytes=capture.total,
+            full_output_path=capture.spool_path,
+        )
