@@ -25,3 +25,22 @@ def docker_client():
             pytest.fail(message)
         pytest.skip(message)
     return client
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No container may outlive the test run: any left by this process fails it."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        leftovers = client.containers.list(all=True, filters={"label": f"swerve.owner_pid={os.getpid()}"})
+    except Exception:
+        return
+    if leftovers:
+        for container in leftovers:
+            container.remove(force=True)
+        names = ", ".join(c.name for c in leftovers)
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"ERROR: containers outlived the test run (removed now): {names}", red=True
+        )
+        session.exitstatus = 1

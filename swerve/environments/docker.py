@@ -254,8 +254,8 @@ class DockerEnvironment(RepoOps):
     def kill_others_snippet(self) -> str:
         spare = " ".join(str(p) for p in {1, self._keeper_pid} if p)
         return (
-            f'for d in /proc/[0-9]*; do p=${{d#/proc/}}; case " {spare} $$ " in *" $p "*) ;; '
-            '*) kill -9 $p 2>/dev/null;; esac; done; true'
+            f'for __r in 1 2 3; do for d in /proc/[0-9]*; do p=${{d#/proc/}}; case " {spare} $$ " in *" $p "*) ;; '
+            '*) kill -9 $p 2>/dev/null;; esac; done; done; true'
         )
 
     def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
@@ -287,3 +287,28 @@ class DockerEnvironment(RepoOps):
 def _slug(text: str) -> str:
     keep = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text)
     return keep.strip("-.")[:40] or "x"
+
+
+def prune_containers(client=None, *, run_id: str | None = None, orphans_only: bool = True) -> list[str]:
+    """Remove swerve's containers (by label). By default only orphans: those whose
+    owning process on this host is gone. Returns the names removed."""
+    client = client or docker_client()
+    label = f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": label}):
+        owner = container.labels.get(LABEL_OWNER, "")
+        if orphans_only and owner.isdigit() and _process_alive(int(owner)):
+            continue
+        container.remove(force=True, v=True)
+        removed.append(container.name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -79,18 +79,19 @@ class OutputCapture:
         if not data:
             return
         self.total += len(data)
-        if self._spool is None and len(self.head) + len(data) <= self.limit:
-            self.head += data
-            return
         if self._spool is None:
+            if len(self.head) + len(data) <= self.limit:
+                self.head += data
+                return
             fd, self.spool_path = tempfile.mkstemp(prefix="swerve-output-", suffix=".log", dir=self.spool_dir)
             self._spool = os.fdopen(fd, "wb")
             self._spool.write(self.head)
+            combined = self.head + data
             keep = self.limit // 2
-            self.tail = bytearray(self.head[keep:])
-            del self.head[keep:]
+            self.head, self.tail = bytearray(combined[:keep]), bytearray(combined[keep:])
+        else:
+            self.tail += data
         self._spool.write(data)
-        self.tail += data
         excess = len(self.tail) - self.limit // 2
         if excess > 0:
             del self.tail[:excess]

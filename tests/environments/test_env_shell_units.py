@@ -1,0 +1,33 @@
+"""Unit tests for the persistent shell's pieces (no container needed)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from swerve.environments.shell import OutputCapture, ansi_c_quote
+
+
+def test_ansi_c_quote_round_trips_through_bash():
+    nasty = "echo 'it''s' \"$HOME\" \\ back\\slash\n\ttab `x` $(y) \x01 ünï"
+    out = subprocess.run(["bash", "-c", f"printf '%s' {ansi_c_quote(nasty)}"], capture_output=True)
+    assert out.stdout.decode() == nasty
+
+
+def test_capture_keeps_everything_under_the_limit():
+    capture = OutputCapture(100, None)
+    capture.add(b"a" * 60)
+    capture.add(b"b" * 40)
+    text, truncated = capture.finish()
+    assert text == "a" * 60 + "b" * 40 and not truncated
+
+
+def test_capture_keeps_head_and_tail_and_spools_the_rest(tmp_path):
+    capture = OutputCapture(100, str(tmp_path))
+    data = b"".join(f"{i:05d}\n".encode() for i in range(1000))
+    for start in range(0, len(data), 333):
+        capture.add(data[start : start + 333])
+    text, truncated = capture.finish()
+    assert truncated and capture.total == len(data)
+    assert text.startswith("00000\n") and text.endswith("00999\n")
+    assert f"{len(data) - 100} bytes cut" in text
+    assert open(capture.spool_path, "rb").read() == data
