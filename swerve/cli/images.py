@@ -1,0 +1,102 @@
+"""`swerve images ...`: build, list and prune the tiered task images."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swerve.cli import app
+
+images_app = typer.Typer(help="Docker images for tasks: base -> environment -> instance.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+console = Console(stderr=True)
+
+
+@images_app.command("build")
+def build(
+    tasks: str = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or dataset name"),
+    instance_ids: Optional[list[str]] = typer.Option(
+        None, "--instance-ids", help="build only these tasks (repeat the option for several)"
+    ),
+    base_image: Optional[str] = typer.Option(
+        None, "--base-image", help="start from this image instead of bootstrapping Debian (also $SWERVE_BASE_IMAGE)"
+    ),
+    rebuild: bool = typer.Option(False, "--rebuild", help="rebuild instance images even when cached"),
+) -> None:
+    """Build (or find cached) the instance image of every task. A failed task is reported with its log; the others still build."""
+    from swerve.environments.images import docker_client, ensure_instance_image
+    from swerve.errors import SwerveError
+    from swerve.harness.tasks import load_tasks
+
+    try:
+        selected = load_tasks(tasks, instance_ids=instance_ids or None)
+        client = docker_client()
+    except SwerveError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    failed = []
+    for number, task in enumerate(selected, start=1):
+        console.print(f"[{number}/{len(selected)}] {task.instance_id}: building…")
+        try:
+            ref = ensure_instance_image(task, client=client, base_image=base_image, rebuild=rebuild)
+        except SwerveError as exc:
+            failed.append(task.instance_id)
+            console.print(f"[red]FAILED[/] {exc}")
+            continue
+        state = "cached" if ref.cached else "built"
+        console.print(f"[green]{state}[/] {ref.tag} ({ref.id[7:19]}) {task.instance_id} at {ref.base_commit[:12]}")
+    console.print(f"{len(selected) - len(failed)} of {len(selected)} images ready")
+    if failed:
+        console.print(f"[red]failed:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+@images_app.command("list")
+def list_(
+    tier: Optional[str] = typer.Option(None, "--tier", help="show only this tier: rootfs, base, env or instance"),
+) -> None:
+    """List swerve's images with their tier, task and base commit."""
+    from swerve.environments.images import list_images
+
+    rows = _or_exit(list_images)
+    rows = [row for row in rows if not tier or row["tier"] == tier]
+    cells = [
+        [row["tag"], row["tier"], row["task"], row["base_commit"][:12], str(row["size_mb"]), str(row["created"])[:19]]
+        for row in rows
+    ]
+    out = Console()
+    if not out.is_terminal:
+        for line in cells:
+            print("\t".join(line))
+        return
+    table = Table("tag", "tier", "task", "base commit", "size MB", "created")
+    for line in cells:
+        table.add_row(*line)
+    out.print(table)
+
+
+@images_app.command("prune")
+def prune(
+    all_: bool = typer.Option(False, "--all", help="also remove environment, base and bootstrapped images"),
+) -> None:
+    """Remove instance images (with --all, every swerve image); images in use are kept."""
+    from swerve.environments.images import prune_images
+
+    removed = _or_exit(lambda: prune_images(all=all_))
+    for tag in removed:
+        console.print(f"removed {tag}")
+    console.print(f"{len(removed)} image(s) removed")
+
+
+def _or_exit(action):
+    """Run `action`; a swerve error (e.g. no daemon) becomes a one-line message and exit 2."""
+    from swerve.errors import SwerveError
+
+    try:
+        return action()
+    except SwerveError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None

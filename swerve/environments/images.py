@@ -1,0 +1,507 @@
+"""Tiered, content-hashed Docker images: base -> environment -> instance.
+
+- base: a user-named image, or Debian bootstrapped with debootstrap from the
+  mirror that the host's apt sources name, imported with `docker import`; on top,
+  a non-root user `swerve` (uid 1000) and /opt/swerve.
+- environment: the repository's dependencies and test requirements installed into
+  /opt/venv from a wheelhouse built on the host (no network inside).
+- instance: the prepared repository at its base commit in the task's workdir,
+  owned by `swerve`, installed in editable mode.
+
+Each tag is `swerve-<tier>:<hash of its inputs>`, so building again with the same
+inputs finds the image and reuses it. Builds run with networking off.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from swerve.environments.sources import PreparedRepo, prepare_repo
+from swerve.environments.wheelhouse import build_wheelhouse, host_python, read_manifest, scm_version_env
+from swerve.errors import DockerUnavailable, ImageBuildError
+from swerve.paths import cache_dir
+from swerve.schema import Task
+
+log = logging.getLogger(__name__)
+
+IMAGES_FORMAT = "1"
+TIERS = ("rootfs", "base", "env", "instance")
+BOOTSTRAP_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "patch", "ca-certificates", "procps")
+WHEELS_IN_IMAGE = "/opt/swerve/wheels"
+VENV = "/opt/venv"
+PRESERVE_FILE = "/opt/swerve/preserve.txt"
+BASE_IMAGE_ENV = "SWERVE_BASE_IMAGE"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A built instance image and what a container made from it starts with."""
+
+    tag: str
+    id: str
+    base_commit: str
+    workdir: str
+    cached: bool
+
+
+def docker_client(client: Any = None) -> Any:
+    """The given client, or one from the environment (API version negotiated)."""
+    if client is not None:
+        return client
+    import docker
+
+    try:
+        made = docker.from_env(version="auto", timeout=900)
+        made.ping()
+        return made
+    except Exception as exc:
+        raise DockerUnavailable(
+            f"no Docker daemon answers ({exc}); start dockerd or use the local backend"
+        ) from None
+
+
+# ---------------------------------------------------------------- base tier
+
+
+def ensure_base_image(client: Any = None, base_image: str | None = None) -> str:
+    """Tag of the base image: `base_image` (or $SWERVE_BASE_IMAGE) with swerve's user on
+    top, else a Debian bootstrapped from the host's apt mirror."""
+    client = docker_client(client)
+    named = base_image or os.environ.get(BASE_IMAGE_ENV, "").strip() or None
+    if named:
+        parent_id = _named_base(client, named)
+        parent, origin = named, f"image {named}@{parent_id}"
+    else:
+        parent, origin = _ensure_rootfs(client)
+    dockerfile = _base_dockerfile(parent)
+    inputs = _hash(IMAGES_FORMAT, "base", origin, dockerfile)
+    tag = f"swerve-base:{inputs[:12]}"
+    with _build_lock(tag):
+        if _image_id(client, tag) is None:
+            _build(
+                client,
+                tag,
+                dockerfile,
+                {},
+                labels={"swerve.tier": "base", "swerve.inputs": inputs, "swerve.origin": origin},
+                who="base image",
+                tier="base",
+            )
+    return tag
+
+
+def _named_base(client: Any, name: str) -> str:
+    image_id = _image_id(client, name)
+    if image_id is not None:
+        return image_id
+    try:
+        return client.images.pull(name).id
+    except Exception as exc:
+        raise ImageBuildError(
+            f"base image {name!r} is not present and could not be pulled ({_first_line(exc)}); "
+            "load it with `docker load` or name another with --base-image"
+        ) from None
+
+
+def _base_dockerfile(parent: str) -> str:
+    checks = (
+        "command -v python3 git patch useradd >/dev/null "
+        "|| { echo 'the base image needs python3, git, patch and useradd' >&2; exit 1; }"
+    )
+    return f"""FROM {parent}
+RUN {checks} \\
+ && python3 -c 'import venv, ensurepip' \\
+ && if getent passwd 1000 >/dev/null; then userdel -r "$(getent passwd 1000 | cut -d: -f1)" || true; fi \\
+ && useradd --create-home --uid 1000 --shell /bin/bash swerve \\
+ && mkdir -p /opt/swerve \\
+ && python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' > /opt/swerve/python-version
+ENV LANG=C.UTF-8 LC_ALL=C.UTF-8
+CMD ["/bin/bash"]
+"""
+
+
+def debian_source(sources_dir: Path = Path("/etc/apt")) -> tuple[str, str]:
+    """(mirror URI, suite) of the host's main Debian apt source; never a hard-coded host.
+
+    $SWERVE_DEBIAN_MIRROR and $SWERVE_DEBIAN_SUITE override what the files say."""
+    mirror = os.environ.get("SWERVE_DEBIAN_MIRROR", "").strip()
+    suite = os.environ.get("SWERVE_DEBIAN_SUITE", "").strip()
+    if mirror and suite:
+        return mirror, suite
+    for uri, found_suite in _apt_entries(sources_dir):
+        if "-" in found_suite or "/" in found_suite:
+            continue
+        return mirror or uri, suite or found_suite
+    raise ImageBuildError(
+        f"no Debian mirror found in the host's apt sources under {sources_dir}; "
+        f"name a base image with --base-image / ${BASE_IMAGE_ENV}, or set SWERVE_DEBIAN_MIRROR and SWERVE_DEBIAN_SUITE"
+    )
+
+
+def _apt_entries(sources_dir: Path) -> Iterator[tuple[str, str]]:
+    deb822 = sorted((sources_dir / "sources.list.d").glob("*.sources")) if (sources_dir / "sources.list.d").is_dir() else []
+    for path in deb822:
+        for stanza in path.read_text(errors="replace").split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line or line[:1].isspace():
+                    continue
+                key, _, value = line.partition(":")
+                fields[key.strip().lower()] = value.strip()
+            if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+                continue
+            for uri in fields.get("uris", "").split():
+                for suite in fields.get("suites", "").split():
+                    yield uri, suite
+    lists = [sources_dir / "sources.list"]
+    if (sources_dir / "sources.list.d").is_dir():
+        lists += sorted((sources_dir / "sources.list.d").glob("*.list"))
+    for path in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] != "deb":
+                continue
+            words = words[1:]
+            if words and words[0].startswith("["):
+                while words and not words[0].endswith("]"):
+                    words = words[1:]
+                words = words[1:]
+            if len(words) >= 2:
+                yield words[0], words[1]
+
+
+def _ensure_rootfs(client: Any) -> tuple[str, str]:
+    mirror, suite = debian_source()
+    packages = ",".join(BOOTSTRAP_PACKAGES)
+    origin = f"debootstrap minbase {suite} {mirror} {packages} {platform.machine()}"
+    inputs = _hash(IMAGES_FORMAT, "rootfs", origin)
+    tag = f"swerve-rootfs:{inputs[:12]}"
+    with _build_lock(tag):
+        if _image_id(client, tag) is None:
+            _bootstrap_and_import(client, tag, inputs, mirror, suite, packages)
+    return tag, origin
+
+
+def _bootstrap_and_import(client: Any, tag: str, inputs: str, mirror: str, suite: str, packages: str) -> None:
+    if shutil.which("debootstrap") is None:
+        raise ImageBuildError(
+            "cannot bootstrap a base image: debootstrap is not installed; "
+            f"`apt-get install debootstrap`, or name a base image with --base-image / ${BASE_IMAGE_ENV}"
+        )
+    if os.geteuid() != 0:
+        raise ImageBuildError(
+            "cannot bootstrap a base image: debootstrap needs root; run `swerve images build` as root once, "
+            f"or name a base image with --base-image / ${BASE_IMAGE_ENV}"
+        )
+    work = Path(tempfile.mkdtemp(prefix="rootfs.", dir=cache_dir("build")))
+    rootfs = work / "rootfs"
+    command = ["debootstrap", "--variant=minbase", f"--include={packages}", suite, str(rootfs), mirror]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise _build_failure("base image", "rootfs", " ".join(command) + "\n" + proc.stdout + proc.stderr)
+        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for item in (rootfs / leftover).glob("*"):
+                if item.is_file():
+                    item.unlink()
+        archive = work / "rootfs.tar"
+        subprocess.run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
+        repository, _, version = tag.partition(":")
+        changes = [f"LABEL swerve.tier=rootfs swerve.inputs={inputs}", 'CMD ["/bin/bash"]']
+        with open(archive, "rb") as handle:
+            client.api.import_image_from_data(handle, repository=repository, tag=version, changes=changes)
+    except subprocess.CalledProcessError as exc:
+        raise _build_failure("base image", "rootfs", f"{exc}") from None
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
+    if _image_id(client, tag) is None:
+        raise ImageBuildError(f"base image: `docker import` did not create {tag}; check the daemon's log")
+
+
+def container_python(client: Any, image: str) -> str:
+    """major.minor of the image's python3 (remembered per image id)."""
+    image_id = _image_id(client, image) or image
+    memo = cache_dir("images") / f"python-{image_id.replace(':', '_')}.txt"
+    if memo.is_file():
+        return memo.read_text().strip()
+    output = client.containers.run(
+        image, ["cat", "/opt/swerve/python-version"], remove=True, network_disabled=True, network_mode="none"
+    )
+    version = output.decode().strip()
+    memo.write_text(version + "\n")
+    return version
+
+
+# ----------------------------------------------------------------- env tier
+
+
+def ensure_env_image(task: Task, client: Any = None, base_image: str | None = None) -> str:
+    """Tag of the environment image holding the task's dependencies (not the project)."""
+    return _ensure_env(task, docker_client(client), base_image)[0]
+
+
+def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, PreparedRepo, Path]:
+    repo = prepare_repo(task)
+    wheelhouse, requirements = build_wheelhouse(task, repo)
+    base = ensure_base_image(client, base_image)
+    inside = container_python(client, base)
+    if inside != host_python():
+        raise ImageBuildError(
+            f"{task.instance_id}: environment image: the host's Python {host_python()} builds the wheels but the "
+            f"base image has Python {inside}; run swerve with Python {inside} or pick a base image with Python "
+            f"{host_python()} (--base-image)"
+        )
+    wanted = task.python.strip()
+    if wanted not in ("", "3") and inside != wanted and not inside.startswith(wanted + "."):
+        raise ImageBuildError(
+            f"{task.instance_id}: environment image: the task asks for Python {wanted} but the base image has "
+            f"Python {inside}; pick a base image with Python {wanted} (--base-image) or change the task's `python`"
+        )
+    manifest = read_manifest(wheelhouse)
+    dockerfile = _env_dockerfile(base, bool(requirements))
+    inputs = _hash(IMAGES_FORMAT, "env", base, _image_id(client, base) or "", manifest["content_hash"],
+                   json.dumps(requirements), dockerfile)
+    tag = f"swerve-env:{inputs[:12]}"
+    with _build_lock(tag):
+        if _image_id(client, tag) is None:
+            files = {"wheels": wheelhouse, "requirements.txt": "".join(f"{r}\n" for r in requirements).encode()}
+            labels = {"swerve.tier": "env", "swerve.inputs": inputs, "swerve.repo": task.repo}
+            _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="environment")
+    return tag, repo, wheelhouse
+
+
+def _env_dockerfile(base: str, has_requirements: bool) -> str:
+    install = (
+        f" && {VENV}/bin/pip install --no-index --find-links {WHEELS_IN_IMAGE} -r /opt/swerve/requirements.txt"
+        if has_requirements
+        else ""
+    )
+    return f"""FROM {base}
+COPY wheels/ {WHEELS_IN_IMAGE}/
+COPY requirements.txt /opt/swerve/requirements.txt
+RUN mkdir -p {VENV} && chown swerve:swerve {VENV}
+USER swerve
+RUN python3 -m venv {VENV}{install}
+USER root
+ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH PIP_NO_INDEX=1 PIP_FIND_LINKS={WHEELS_IN_IMAGE} \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+"""
+
+
+# ------------------------------------------------------------ instance tier
+
+
+def ensure_instance_image(
+    task: Task, client: Any = None, base_image: str | None = None, rebuild: bool = False
+) -> ImageRef:
+    """The task's instance image: the repository at its base commit, installed, owned by
+    `swerve`. Reused when an image with the same inputs exists (unless `rebuild`)."""
+    client = docker_client(client)
+    env_tag, repo, wheelhouse = _ensure_env(task, client, base_image)
+    project = read_manifest(wheelhouse).get("project", "")
+    install_script = _install_script(task, repo, project)
+    dockerfile = _instance_dockerfile(env_tag, task.workdir, repo.base_commit)
+    inputs = _hash(IMAGES_FORMAT, "instance", env_tag, _image_id(client, env_tag) or "", task.instance_id,
+                   repo.base_commit, install_script, dockerfile)
+    tag = f"swerve-instance:{inputs[:12]}"
+    with _build_lock(tag):
+        existing = _image_id(client, tag)
+        cached = existing is not None and not rebuild
+        if not cached:
+            labels = {
+                "swerve.tier": "instance",
+                "swerve.inputs": inputs,
+                "swerve.task": task.instance_id,
+                "swerve.repo": task.repo,
+                "swerve.base_commit": repo.base_commit,
+                "swerve.workdir": task.workdir,
+            }
+            files = {"repo": repo.path, "install.sh": install_script.encode()}
+            _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="instance",
+                   nocache=rebuild)
+    return ImageRef(tag=tag, id=_image_id(client, tag) or "", base_commit=repo.base_commit,
+                    workdir=task.workdir, cached=cached)
+
+
+def _install_script(task: Task, repo: PreparedRepo, project: str) -> str:
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(scm_version_env(repo, project).items()))
+    command = task.install_cmd.strip() or f"pip install --no-index --find-links {WHEELS_IN_IMAGE} -e ."
+    return f"set -e\n{exports}cd {shlex.quote(task.workdir)}\n{command}\n"
+
+
+def _instance_dockerfile(env_tag: str, workdir: str, base_commit: str) -> str:
+    wd = json.dumps(workdir)
+    return f"""FROM {env_tag}
+COPY --chown=1000:1000 repo/ {wd}
+COPY install.sh /opt/swerve/install.sh
+RUN git config --system safe.directory '*'
+USER swerve
+WORKDIR {wd}
+RUN bash /opt/swerve/install.sh \\
+ && git ls-files --others --exclude-standard --directory | sed 's|^|/|' >> .git/info/exclude
+USER root
+RUN git -C {wd} ls-files --others --ignored --exclude-standard --directory > {PRESERVE_FILE}
+USER swerve
+ENV SWERVE_BASE_COMMIT={base_commit} SWERVE_WORKDIR={wd}
+"""
+
+
+# ---------------------------------------------------------------- listing
+
+
+def list_images(client: Any = None) -> list[dict]:
+    """Every swerve image: tag, id, tier, task, base commit, size and creation time."""
+    client = docker_client(client)
+    rows = []
+    for image in client.images.list(filters={"label": "swerve.tier"}):
+        labels = image.labels or {}
+        for tag in image.tags or [image.short_id]:
+            rows.append(
+                {
+                    "tag": tag,
+                    "id": image.id,
+                    "tier": labels.get("swerve.tier", ""),
+                    "task": labels.get("swerve.task", ""),
+                    "repo": labels.get("swerve.repo", ""),
+                    "base_commit": labels.get("swerve.base_commit", ""),
+                    "size_mb": round(image.attrs.get("Size", 0) / 1e6, 1),
+                    "created": image.attrs.get("Created", ""),
+                }
+            )
+    order = {tier: index for index, tier in enumerate(TIERS)}
+    rows.sort(key=lambda row: (order.get(row["tier"], 9), row["tag"]))
+    return rows
+
+
+def prune_images(client: Any = None, all: bool = False) -> list[str]:
+    """Remove instance images (with `all`, every swerve image, base included).
+    Images still used by a container are kept and logged; returns the removed tags."""
+    client = docker_client(client)
+    doomed = [row for row in list_images(client) if all or row["tier"] == "instance"]
+    doomed.sort(key=lambda row: -TIERS.index(row["tier"]) if row["tier"] in TIERS else 0)
+    removed = []
+    for row in doomed:
+        try:
+            client.images.remove(row["tag"])
+            removed.append(row["tag"])
+        except Exception as exc:
+            log.warning("kept %s: %s", row["tag"], _first_line(exc))
+    return removed
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _image_id(client: Any, tag: str) -> str | None:
+    import docker
+
+    try:
+        return client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+@contextmanager
+def _build_lock(tag: str) -> Iterator[None]:
+    """One builder per tag across processes; the second finds the image built."""
+    path = cache_dir("locks") / (tag.replace(":", "-").replace("/", "_") + ".lock")
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(
+    client: Any,
+    tag: str,
+    dockerfile: str,
+    files: dict[str, Path | bytes],
+    *,
+    labels: dict[str, str],
+    who: str,
+    tier: str,
+    nocache: bool = False,
+) -> str:
+    """docker build with networking off from a context holding `files`; a failure raises
+    ImageBuildError naming `who` and the tier, with the log kept in a file."""
+    lines: list[str] = [f"# docker build -t {tag}\n", dockerfile, "\n"]
+    with tempfile.TemporaryFile(dir=cache_dir("build")) as context:
+        _write_context(context, dockerfile, files)
+        context.seek(0)
+        error = ""
+        try:
+            for chunk in client.api.build(
+                fileobj=context, custom_context=True, tag=tag, labels=labels, rm=True, forcerm=True,
+                network_mode="none", decode=True, nocache=nocache, pull=False,
+            ):
+                if "stream" in chunk:
+                    lines.append(chunk["stream"])
+                if "error" in chunk:
+                    error = chunk["error"].strip()
+                    lines.append(error + "\n")
+        except Exception as exc:
+            error = f"docker build failed: {_first_line(exc)}"
+            lines.append(error + "\n")
+    if error:
+        raise _build_failure(who, tier, "".join(lines), error)
+    image_id = _image_id(client, tag)
+    if image_id is None:
+        raise _build_failure(who, tier, "".join(lines), f"the build finished without tagging {tag}")
+    return image_id
+
+
+def _write_context(handle: Any, dockerfile: str, files: dict[str, Path | bytes]) -> None:
+    import io
+
+    with tarfile.open(fileobj=handle, mode="w") as archive:
+        for name, content in {"Dockerfile": dockerfile.encode(), **files}.items():
+            if isinstance(content, bytes):
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                info.mode = 0o644
+                archive.addfile(info, io.BytesIO(content))
+            else:
+                archive.add(str(content), arcname=name)
+
+
+def _build_failure(who: str, tier: str, log_text: str, reason: str = "") -> ImageBuildError:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in who)
+    path = cache_dir("logs") / f"{safe}-{tier}-{stamp}-{os.getpid()}.log"
+    path.write_text(log_text)
+    reason = " ".join((reason or _last_meaningful(log_text)).split())
+    return ImageBuildError(f"{who}: {tier} image build failed ({reason[:200]}); full log: {path}", log=log_text)
+
+
+def _last_meaningful(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
+    return (errors or lines or ["no output"])[-1]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,244 @@
+"""The wheelhouse: every wheel a task's environment needs, built by pip on the host.
+
+Containers have no network, so the repository's dependencies, its test
+requirements and its build requirements (for the editable install) are turned
+into wheels on the host, with pip's own index configuration. Inside the
+container, and in the local backend's virtualenv, `pip install --no-index
+--find-links WHEELHOUSE` then needs nothing else.
+
+A wheelhouse is cached under cache_dir("wheelhouse"), keyed by the base commit,
+the test requirements and the host's Python and platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from swerve.environments.sources import PreparedRepo
+from swerve.errors import ImageBuildError
+from swerve.paths import cache_dir
+from swerve.schema import Task
+
+WHEELHOUSE_FORMAT = "2"
+MANIFEST = "wheelhouse.json"
+DEFAULT_BUILD_REQUIRES = ["setuptools>=40.8.0", "wheel"]
+
+
+def host_python() -> str:
+    """major.minor of the Python that builds wheels (it must match the container's)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def scm_version_env(repo: PreparedRepo, name: str = "") -> dict[str, str]:
+    """Variables that make scm-versioned projects (setuptools-scm, hatch-vcs, pdm) build
+    without tags: the prepared repository has none, by design."""
+    if not repo.version:
+        return {}
+    env = {"SETUPTOOLS_SCM_PRETEND_VERSION": repo.version, "PDM_BUILD_SCM_VERSION": repo.version}
+    dist = name or repo.name
+    if dist:
+        normalized = "".join(ch if ch.isalnum() else "_" for ch in dist).upper()
+        env[f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{normalized}"] = repo.version
+    return env
+
+
+def read_manifest(wheelhouse: Path) -> dict:
+    return json.loads((wheelhouse / MANIFEST).read_text())
+
+
+def build_wheelhouse(task: Task, repo: PreparedRepo) -> tuple[Path, list[str]]:
+    """A host folder of wheels and the requirements to install from it (the project's
+    runtime dependencies plus the task's test requirements, not the project itself)."""
+    key = _key(task, repo)
+    root = cache_dir("wheelhouse")
+    final = root / key
+    if (final / MANIFEST).is_file():
+        return final, read_manifest(final)["requirements"]
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    log: list[str] = []
+    try:
+        manifest = _build(task, repo, staging, log)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not (final / MANIFEST).is_file():
+                raise
+    except ImageBuildError:
+        raise
+    except subprocess.CalledProcessError as exc:
+        raise _failure(task, "\n".join(log), exc) from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return final, read_manifest(final)["requirements"]
+
+
+def _key(task: Task, repo: PreparedRepo) -> str:
+    parts = [
+        WHEELHOUSE_FORMAT,
+        repo.base_commit,
+        repo.version,
+        json.dumps(sorted(task.test_requirements)),
+        host_python(),
+        sys.platform,
+        platform.machine(),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def _build(task: Task, repo: PreparedRepo, staging: Path, log: list[str]) -> dict:
+    scratch = staging / ".scratch"
+    wheels = staging
+    source = scratch / "source"
+    shutil.copytree(repo.path, source, symlinks=True)
+    project_dir = scratch / "project"
+    try:
+        _pip(["wheel", "--no-deps", "-w", str(project_dir), str(source)], log, extra_env=scm_version_env(repo))
+        name, version, runtime = _wheel_requirements(next(project_dir.glob("*.whl")))
+    except subprocess.CalledProcessError:
+        if not task.install_cmd.strip():
+            raise
+        log.append("# the project does not build as a wheel; the task's install_cmd installs it, so only the "
+                   "test requirements are collected\n")
+        name, version, runtime = repo.name, repo.version, []
+    requirements = runtime + [r for r in task.test_requirements if r.strip()]
+    if requirements:
+        _pip(["wheel", "-w", str(wheels), *requirements], log)
+    build_requires = _build_requirements(source)
+    _pip(["wheel", "-w", str(wheels), *build_requires], log)
+    dynamic = _dynamic_build_requirements(source, wheels, build_requires, scratch, log, scm_version_env(repo, name))
+    if dynamic:
+        _pip(["wheel", "-w", str(wheels), *dynamic], log)
+        build_requires += [r for r in dynamic if r not in build_requires]
+    shutil.rmtree(scratch, ignore_errors=True)
+    files = {p.name: _sha256(p) for p in sorted(wheels.glob("*.whl"))}
+    return {
+        "project": name,
+        "version": version,
+        "requirements": requirements,
+        "build_requirements": build_requires,
+        "python": host_python(),
+        "files": files,
+        "content_hash": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
+    }
+
+
+def _pip(args: list[str], log: list[str], extra_env: dict[str, str] | None = None) -> None:
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", **(extra_env or {}))
+    command = [sys.executable, "-m", "pip", *args]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    log.append(f"$ {' '.join(command)}\n{proc.stdout}{proc.stderr}")
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, command, proc.stdout, proc.stderr)
+
+
+def _wheel_requirements(wheel: Path) -> tuple[str, str, list[str]]:
+    """Name, version and unconditional runtime requirements (markers evaluated for this
+    Python, which equals the container's) from the wheel's METADATA."""
+    import zipfile
+    from email.parser import Parser
+
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as archive:
+        meta_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(meta_name).decode("utf-8"))
+    requirements = []
+    for line in metadata.get_all("Requires-Dist") or []:
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        req.marker = None
+        requirements.append(str(req))
+    return metadata["Name"], metadata["Version"], requirements
+
+
+def _build_requirements(source: Path) -> list[str]:
+    """[build-system].requires, plus wheel for setuptools (older setuptools asks for it
+    when building editables)."""
+    import tomllib
+
+    pyproject = source / "pyproject.toml"
+    requires = list(DEFAULT_BUILD_REQUIRES)
+    if pyproject.is_file():
+        system = tomllib.loads(pyproject.read_text()).get("build-system", {})
+        requires = list(system.get("requires", requires))
+        backend = system.get("build-backend", "setuptools.build_meta")
+        if backend.startswith("setuptools") and not any(r.strip().startswith("wheel") for r in requires):
+            requires.append("wheel")
+    return requires
+
+
+_ASK_BACKEND = """
+import importlib, json, sys
+spec = json.loads(sys.argv[1])
+sys.path[:0] = spec["backend_path"]
+module, _, attribute = spec["backend"].partition(":")
+backend = importlib.import_module(module)
+for part in filter(None, attribute.split(".")):
+    backend = getattr(backend, part)
+wanted = []
+for hook in ("get_requires_for_build_wheel", "get_requires_for_build_editable"):
+    if hasattr(backend, hook):
+        wanted += list(getattr(backend, hook)(None))
+print("SWERVE-REQUIRES " + json.dumps(wanted))
+"""
+
+
+def _dynamic_build_requirements(
+    source: Path, wheels: Path, static: list[str], scratch: Path, log: list[str], env: dict[str, str]
+) -> list[str]:
+    """What the build backend asks for on top of [build-system].requires to build an
+    editable (PEP 517/660 get_requires_for_build_* hooks; e.g. hatchling wants `editables`)."""
+    import tomllib
+
+    system = {}
+    if (source / "pyproject.toml").is_file():
+        system = tomllib.loads((source / "pyproject.toml").read_text()).get("build-system", {})
+    backend = system.get("build-backend", "setuptools.build_meta:__legacy__")
+    backend_path = [str(source / p) for p in system.get("backend-path", [])]
+    target = scratch / "backend"
+    _pip(["install", "-q", "--no-index", "--find-links", str(wheels), "--target", str(target), *static], log)
+    spec = json.dumps({"backend": backend, "backend_path": backend_path})
+    proc = subprocess.run(
+        [sys.executable, "-c", _ASK_BACKEND, spec], cwd=source, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(target), **env),
+    )
+    log.append(f"$ ask {backend} for its build requirements\n{proc.stdout}{proc.stderr}")
+    for line in proc.stdout.splitlines():
+        if line.startswith("SWERVE-REQUIRES "):
+            return [r for r in json.loads(line.split(" ", 1)[1]) if r not in static]
+    return []
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _failure(task: Task, log: str, exc: subprocess.CalledProcessError) -> ImageBuildError:
+    logs = cache_dir("logs")
+    path = logs / f"{_safe(task.instance_id)}-wheelhouse.log"
+    path.write_text(log)
+    lines = [line.strip() for line in (exc.stderr or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    reason = (errors[-1] if errors else f"pip exited {exc.returncode}")[:200]
+    return ImageBuildError(
+        f"{task.instance_id}: wheelhouse build failed on the host ({reason}); full log: {path}", log=log
+    )
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
