@@ -1,0 +1,158 @@
+"""Learning check for the GRPO trainer (not a unit test).
+
+A tiny random-weight Qwen3 (swerve's tiny test model, tokenizer trained on the fly)
+plays `ToolChoiceEnv`: the user names a tool and a target, and the reply earns 1 for
+the right tool call with the right argument (0.5 for the right tool only). The reply
+is decoded in structured form: the tool-call JSON around the two slots is fixed
+text, and the model chooses the slot tokens (tool name, target) among the
+single-token candidates; only those tokens carry loss. Rewards come from the
+environment's own parser.
+
+Runs the trainer with and without entropy pruning (token budget), saves the reward
+curves as a PNG, prints a JSON line last:
+
+    python bench/learn.py [--steps 60] [--out bench/out/learn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+
+def single_token_words(tokenizer, words: list[str]) -> list[tuple[str, int]]:
+    found = []
+    for word in words:
+        ids = tokenizer.encode(word, add_special_tokens=False)
+        if len(ids) == 1:
+            found.append((word, ids[0]))
+    return found
+
+
+def build_prompt_ids(tokenizer, env) -> list[int]:
+    messages, tools, _ = env.reset()
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_dir: Path, names, targets, lr: float):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from swerve.rl.synthetic import ToolChoiceEnv
+    from swerve.rl.trainer import GRPOConfig, GRPOTrainer, RLSample, sample_completions
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32)
+    trainer = GRPOTrainer(
+        model,
+        GRPOConfig(learning_rate=lr, lora_rank=16, lora_alpha=32, token_budget=token_budget, seed=seed, kl_coef=0.0),
+    )
+    envs = [ToolChoiceEnv([n for n, _ in names], [t for t, _ in targets], task_index=i) for i in range(len(names))]
+    prefix = '<tool_call>\n{"name": "'
+    middle = '", "arguments": {"target": "'
+    suffix = '"}}\n</tool_call>'
+    prefix_ids = tokenizer.encode(prefix, add_special_tokens=False)
+    middle_ids = tokenizer.encode(middle, add_special_tokens=False)
+    suffix_ids = tokenizer.encode(suffix, add_special_tokens=False)
+    name_ids = [i for _, i in names]
+    target_ids = [i for _, i in targets]
+    curve = []
+    for step in range(steps):
+        samples = []
+        rewards = []
+        for env_index, env in enumerate(envs):
+            prompt = build_prompt_ids(tokenizer, env) + prefix_ids
+            chosen_names = sample_completions(trainer.model, prompt, group_size, max_new_tokens=1, allowed_token_ids=name_ids)
+            for row, (name_token,) in enumerate(chosen_names):
+                head = prompt + [name_token] + middle_ids
+                (target_token,) = sample_completions(trainer.model, head, 1, max_new_tokens=1, allowed_token_ids=target_ids)[0]
+                reply = [name_token] + middle_ids + [target_token] + suffix_ids
+                text = prefix + tokenizer.decode(reply)
+                _, reward, _, _, _ = env.step(text)
+                rewards.append(reward)
+                ids = prompt + reply
+                mask = [0] * len(prompt) + [1] + [0] * len(middle_ids) + [1] + [0] * len(suffix_ids)
+                span = (len(prompt) - len(prefix_ids), len(ids))
+                samples.append(RLSample(ids, mask, reward, group_id=f"task{env_index}", tool_call_spans=[span]))
+        curve.append(statistics.mean(rewards))
+        trainer.step(samples)
+    return curve, trainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="GRPO learning check on a synthetic tool-choice environment")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="bench/out/learn")
+    args = parser.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from swerve.agents.policies.tiny_model import make_tiny_qwen3
+
+    model_dir = make_tiny_qwen3(seed=args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    preferred = ["bash", "view", "submit", "test", "path", "edit", "find", "grep", "file", "main", "open", "run"]
+    alphabetic = sorted(t for t in tokenizer.get_vocab() if t.isalpha() and t.islower() and 3 <= len(t) <= 8)
+    words = single_token_words(tokenizer, preferred + alphabetic)
+    if len(words) < 8:
+        raise SystemExit(f"the tiny tokenizer has too few single-token words ({words}); change the word lists")
+    names, targets = words[:4], words[4:8]
+    print(f"tools {[n for n, _ in names]} targets {[t for t, _ in targets]} (start reward by chance ~ {1/16 + 0.5*3/16:.3f})")
+
+    started = time.perf_counter()
+    plain, _ = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr)
+    plain_s = time.perf_counter() - started
+    started = time.perf_counter()
+    pruned, trainer = run(args.steps, args.group_size, 96, args.seed, model_dir, names, targets, args.lr)
+    pruned_s = time.perf_counter() - started
+
+    def window(curve, first):
+        part = curve[:5] if first else curve[-5:]
+        return round(statistics.mean(part), 3)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(plain, label="GRPO")
+    ax.plot(pruned, label="GRPO + entropy pruning (budget 96 tokens/group)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean reward")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="lower right")
+    ax.set_title("tiny Qwen3 (random init) on ToolChoiceEnv")
+    fig.tight_layout()
+    fig.savefig(out / "learn.png", dpi=110)
+    (out / "curves.json").write_text(json.dumps({"plain": plain, "pruned": pruned}))
+    pruning = trainer.history[-1].get("pruning", {})
+    result = {
+        "reward_start": window(plain, True),
+        "reward_end": window(plain, False),
+        "reward_start_pruned": window(pruned, True),
+        "reward_end_pruned": window(pruned, False),
+        "steps": args.steps,
+        "group_size": args.group_size,
+        "seconds_plain": round(plain_s, 1),
+        "seconds_pruned": round(pruned_s, 1),
+        "pruned_tokens_kept_fraction": round(pruning.get("tokens_kept", 0) / max(1, pruning.get("tokens_total", 1)), 3),
+        "plot": str(out / "learn.png"),
+    }
+    print(f"reward (mean of first/last 5 steps): {result['reward_start']} -> {result['reward_end']}; "
+          f"with pruning {result['reward_start_pruned']} -> {result['reward_end_pruned']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
