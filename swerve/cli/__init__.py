@@ -16,7 +16,7 @@ app = typer.Typer(
 def _register() -> None:
     from importlib import import_module
 
-    for name in ("images", "env", "eval", "tasks", "run", "report", "train"):
+    for name in ("images", "env", "eval", "tasks", "run", "teach", "report", "train", "policy"):
         try:
             import_module(f"swerve.cli.{name}")
         except ModuleNotFoundError as exc:

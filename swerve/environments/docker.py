@@ -30,17 +30,14 @@ LABEL_OWNER = "swerve.owner_pid"
 KEEPER_CMD = ["sleep", "infinity"]
 
 
-def docker_client(timeout: int = 120):
-    """A docker SDK client; DockerUnavailable with the fix when no daemon answers."""
-    return _cached_client(timeout)
-
-
-@lru_cache(maxsize=4)
-def _cached_client(timeout: int):
+@lru_cache(maxsize=1)
+def docker_client():
+    """The process's docker SDK client (API version negotiated, long timeout for
+    image builds); DockerUnavailable with the fix when no daemon answers."""
     import docker
 
     try:
-        client = docker.from_env(timeout=timeout)
+        client = docker.from_env(version="auto", timeout=900)
         client.ping()
     except Exception as exc:
         raise DockerUnavailable(

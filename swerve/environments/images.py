@@ -33,7 +33,7 @@ from typing import Any, Iterator
 
 from swerve.environments.sources import PreparedRepo, prepare_repo
 from swerve.environments.wheelhouse import build_wheelhouse, host_python, read_manifest, scm_version_env
-from swerve.errors import DockerUnavailable, ImageBuildError
+from swerve.errors import ImageBuildError
 from swerve.paths import cache_dir
 from swerve.schema import Task
 
@@ -60,19 +60,12 @@ class ImageRef:
 
 
 def docker_client(client: Any = None) -> Any:
-    """The given client, or one from the environment (API version negotiated)."""
+    """The given client, or swerve's shared one (see `docker.docker_client`)."""
     if client is not None:
         return client
-    import docker
+    from swerve.environments.docker import docker_client as shared_client
 
-    try:
-        made = docker.from_env(version="auto", timeout=900)
-        made.ping()
-        return made
-    except Exception as exc:
-        raise DockerUnavailable(
-            f"no Docker daemon answers ({exc}); start dockerd or use the local backend"
-        ) from None
+    return shared_client()
 
 
 # ---------------------------------------------------------------- base tier
