@@ -1,0 +1,167 @@
+"""`swerve report RUN_DIR [RUN_DIR ...]`: scores, tables and an HTML report for runs."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from swerve.cli import app
+
+
+SHORT_HEADERS = {
+    "instances": "n",
+    "resolved_rate": "rate",
+    "f2p_fraction": "F2P",
+    "p2p_fraction": "P2P",
+    "regression_rate": "regr",
+    "edit_distance_normalised_mean": "edit/gold",
+    "patch_similarity_mean": "sim",
+    "revert_rate": "revert",
+    "steps_mean": "steps",
+    "paired_instances": "paired",
+    "run_resolved_rate": "run rate",
+    "baseline_resolved_rate": "base rate",
+    "difference": "diff",
+    "ci_low": "CI low",
+    "ci_high": "CI high",
+    "run_only_resolved": "run only",
+    "baseline_only_resolved": "base only",
+}
+
+
+MAX_PROBLEM_ROWS = 50
+RICH_HIDDEN = ("scored", "regression_rate", "patch_similarity_mean")
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+class TableName(str, enum.Enum):
+    all = "all"
+    runs = "runs"
+    compare = "compare"
+    repos = "repos"
+    difficulty = "difficulty"
+    tasks = "tasks"
+    problems = "problems"
+
+
+def _print_rich(tables: dict, selected: list[str]) -> None:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from swerve.reports.html import format_value
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    titles = {
+        "runs": "Runs (side by side)",
+        "compare": "Resolved rate against the first run (paired bootstrap 95% CI)",
+        "repos": "By repository",
+        "difficulty": "By difficulty",
+        "tasks": "Per task",
+        "problems": "Problems (file at fault; everything else was still reported)",
+    }
+    for name in selected:
+        frame: pd.DataFrame = tables[name]
+        if name == "runs" and not frame.empty:
+            frame = frame.set_index("run").T.reset_index().rename(columns={"index": "metric"}).astype(object)
+        if name == "problems" and len(frame) > MAX_PROBLEM_ROWS and len(selected) > 1:
+            console.print(f"[yellow]{len(frame)} problems; the first {MAX_PROBLEM_ROWS} follow (all: --table problems)[/yellow]")
+            frame = frame.head(MAX_PROBLEM_ROWS)
+        if name in ("repos", "difficulty"):
+            frame = frame.drop(columns=[c for c in RICH_HIDDEN if c in frame.columns])
+        if frame.empty:
+            if name not in ("compare", "problems"):
+                console.print(f"[dim]{titles[name]}: nothing to show[/dim]")
+            continue
+        table = Table(title=titles[name], title_justify="left")
+        for column in frame.columns:
+            table.add_column(SHORT_HEADERS.get(str(column), str(column)), overflow="fold")
+        for record in frame.itertuples(index=False, name=None):
+            table.add_row(*(format_value(value) for value in record))
+        console.print(table)
+
+
+def _markdown(frame) -> str:
+    from swerve.reports.html import format_value
+
+    if frame.empty:
+        return "(nothing to show)\n"
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = [
+        "| " + " | ".join(format_value(v).replace("|", "\\|").replace("\n", " ") for v in record) + " |"
+        for record in frame.itertuples(index=False, name=None)
+    ]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+@app.command("report")
+def report(
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="One or more run directories (RUN_DIR as written by `swerve run` or `swerve eval`); the first is the baseline for comparisons."
+    ),
+    html: Optional[Path] = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report to this file, with trajectory pages in trajectories/ beside it."
+    ),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", "-f", help="table (rich, default), csv, json or markdown."
+    ),
+    table_name: Optional[TableName] = typer.Option(
+        None, "--table", "-t", help="Which table to print: all (default; csv: tasks), runs, compare, repos, difficulty, tasks, problems."
+    ),
+    tasks: Optional[Path] = typer.Option(
+        None, "--tasks", help="Task file (JSON/JSONL/parquet) for gold patches, repository and difficulty; default: what the run stored."
+    ),
+    bootstrap_samples: int = typer.Option(2000, "--bootstrap-samples", min=100, help="Resamples for the paired bootstrap interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (the same seed gives the same interval)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when a run directory has problems."),
+) -> None:
+    """Score runs: pass rate, FAIL_TO_PASS/PASS_TO_PASS, edit distance, revert rate, steps,
+    tokens; per task, repository and difficulty; runs compared with a bootstrap CI."""
+    from swerve.errors import SwerveError
+    from swerve.reports.build import build_report
+
+    try:
+        result = build_report(run_dirs, tasks=tasks, html=html, samples=bootstrap_samples, seed=seed)
+    except SwerveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    tables = result.tables
+
+    if output_format is OutputFormat.csv and table_name in (None, TableName.all):
+        selected = ["tasks"]
+    elif table_name in (None, TableName.all):
+        selected = ["runs", "compare", "repos", "difficulty", "problems"]
+        if output_format is not OutputFormat.table:
+            selected.insert(4, "tasks")
+    else:
+        selected = [table_name.value]
+
+    if output_format is OutputFormat.table:
+        _print_rich(tables, selected)
+    elif output_format is OutputFormat.csv:
+        sys.stdout.write(tables[selected[0]].to_csv(index=False))
+    elif output_format is OutputFormat.markdown:
+        sys.stdout.write("\n".join(f"## {name}\n\n{_markdown(tables[name])}" for name in selected))
+    else:
+        payload = {name: json.loads(tables[name].to_json(orient="records")) for name in selected}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+    problems = result.problem_count
+    if problems and output_format is not OutputFormat.table:
+        typer.echo(f"{problems} problem(s) in the run directories; see --table problems", err=True)
+    if result.html_path is not None:
+        typer.echo(f"HTML report: {result.html_path.resolve()}", err=True)
+    if strict and problems:
+        raise typer.Exit(1)
