@@ -32,13 +32,21 @@ def single_token_words(tokenizer, words: list[str]) -> list[tuple[str, int]]:
     return found
 
 
+def prompt_length(tokenizer, names, targets) -> int:
+    from swerve.rl.synthetic import ToolChoiceEnv
+
+    env = ToolChoiceEnv([n for n, _ in names], [t for t, _ in targets], task_index=0)
+    return len(build_prompt_ids(tokenizer, env)) + len(tokenizer.encode('<tool_call>\n{"name": "', add_special_tokens=False))
+
+
 def build_prompt_ids(tokenizer, env) -> list[int]:
     messages, tools, _ = env.reset()
     text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
     return tokenizer.encode(text, add_special_tokens=False)
 
 
-def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_dir: Path, names, targets, lr: float):
+def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_dir: Path, names, targets, lr: float,
+        updates: int = 1):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -50,7 +58,8 @@ def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32)
     trainer = GRPOTrainer(
         model,
-        GRPOConfig(learning_rate=lr, lora_rank=16, lora_alpha=32, token_budget=token_budget, seed=seed, kl_coef=0.0),
+        GRPOConfig(learning_rate=lr, lora_rank=16, lora_alpha=32, token_budget=token_budget, seed=seed, kl_coef=0.0,
+                   updates_per_batch=updates),
     )
     envs = [ToolChoiceEnv([n for n, _ in names], [t for t, _ in targets], task_index=i) for i in range(len(names))]
     prefix = '<tool_call>\n{"name": "'
@@ -67,20 +76,23 @@ def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_
         rewards = []
         for env_index, env in enumerate(envs):
             prompt = build_prompt_ids(tokenizer, env) + prefix_ids
-            chosen_names = sample_completions(trainer.model, prompt, group_size, max_new_tokens=1, allowed_token_ids=name_ids)
-            for row, (name_token,) in enumerate(chosen_names):
-                head = prompt + [name_token] + middle_ids
-                (target_token,) = sample_completions(trainer.model, head, 1, max_new_tokens=1, allowed_token_ids=target_ids)[0]
+            chosen_names = [c[0] for c in sample_completions(
+                trainer.model, prompt, group_size, max_new_tokens=1, allowed_token_ids=name_ids)]
+            heads = [prompt + [name_token] + middle_ids for name_token in chosen_names]
+            chosen_targets = [c[0] for c in sample_completions(
+                trainer.model, heads, group_size, max_new_tokens=1, allowed_token_ids=target_ids)]
+            for name_token, target_token in zip(chosen_names, chosen_targets):
                 reply = [name_token] + middle_ids + [target_token] + suffix_ids
                 text = prefix + tokenizer.decode(reply)
                 _, reward, _, _, _ = env.step(text)
                 rewards.append(reward)
                 ids = prompt + reply
                 mask = [0] * len(prompt) + [1] + [0] * len(middle_ids) + [1] + [0] * len(suffix_ids)
-                span = (len(prompt) - len(prefix_ids), len(ids))
-                samples.append(RLSample(ids, mask, reward, group_id=f"task{env_index}", tool_call_spans=[span]))
+                samples.append(RLSample(ids, mask, reward, group_id=f"task{env_index}"))
         curve.append(statistics.mean(rewards))
         trainer.step(samples)
+        if step % 10 == 0 or step == steps - 1:
+            print(f"  step {step:3d}  mean reward {curve[-1]:.3f}", flush=True)
     return curve, trainer
 
 
@@ -89,13 +101,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--updates", type=int, default=1, help="optimizer steps per rollout batch")
+    parser.add_argument("--budget-extra", type=int, default=48,
+                        help="pruning budget: tokens kept per group beyond the shared prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/out/learn")
     args = parser.parse_args()
 
+    import torch
     from transformers import AutoTokenizer
 
     from swerve.agents.policies.tiny_model import make_tiny_qwen3
+
+    # A 140k-parameter model: thread start-up and contention cost more than the maths.
+    torch.set_num_threads(1)
 
     model_dir = make_tiny_qwen3(seed=args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -108,10 +127,11 @@ def main() -> None:
     print(f"tools {[n for n, _ in names]} targets {[t for t, _ in targets]} (start reward by chance ~ {1/16 + 0.5*3/16:.3f})")
 
     started = time.perf_counter()
-    plain, _ = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr)
+    plain, _ = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr, args.updates)
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
-    pruned, trainer = run(args.steps, args.group_size, 96, args.seed, model_dir, names, targets, args.lr)
+    budget = prompt_length(tokenizer, names, targets) + args.budget_extra
+    pruned, trainer = run(args.steps, args.group_size, budget, args.seed, model_dir, names, targets, args.lr, args.updates)
     pruned_s = time.perf_counter() - started
 
     def window(curve, first):
@@ -127,7 +147,7 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(plain, label="GRPO")
-    ax.plot(pruned, label="GRPO + entropy pruning (budget 96 tokens/group)")
+    ax.plot(pruned, label=f"GRPO + entropy pruning (prompt + {args.budget_extra} tokens/group)")
     ax.set_xlabel("step")
     ax.set_ylabel("mean reward")
     ax.set_ylim(0, 1.05)

@@ -7,6 +7,9 @@ import os
 
 import pytest
 
+# Test models are tiny: one thread each is faster than two threads contending.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"

@@ -64,7 +64,8 @@ def select_resolved(trajectories: list[Trajectory], *, require_submitted: bool =
 
 
 def build_rft_dataset(trajectories: list[Trajectory], tokenizer: Any, max_length: int):
-    """Pre-tokenised rows (`input_ids`, `assistant_masks`), truncated to `max_length`."""
+    """Pre-tokenised rows (`input_ids`, `assistant_masks`), truncated to `max_length`;
+    rows left without any assistant token (the prompt alone fills `max_length`) are dropped."""
     from swerve.agents.trajectory import to_sft_dataset
 
     dataset = to_sft_dataset(trajectories, tokenizer=tokenizer)
@@ -72,7 +73,7 @@ def build_rft_dataset(trajectories: list[Trajectory], tokenizer: Any, max_length
     def truncate(row):
         return {"input_ids": row["input_ids"][:max_length], "assistant_masks": row["assistant_masks"][:max_length]}
 
-    dataset = dataset.map(truncate)
+    dataset = dataset.map(truncate).filter(lambda row: 1 in row["assistant_masks"])
     return dataset.select_columns(["input_ids", "assistant_masks"])
 
 
@@ -102,6 +103,11 @@ def train_rft(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = build_rft_dataset(kept, tokenizer, config.max_length)
+    if len(dataset) == 0:
+        raise ValueError(
+            f"cut to max_length={config.max_length} tokens, none of the {len(kept)} resolved trajectories keeps an "
+            "assistant token (the prompt alone is longer); raise max_length (--max-length)"
+        )
     model = AutoModelForCausalLM.from_pretrained(str(model_path))
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     lora = LoraConfig(

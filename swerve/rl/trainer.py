@@ -207,7 +207,7 @@ class GRPOTrainer:
                     group_loss = group_loss + (per_token * mask).sum() / count
                 if torch.is_tensor(group_loss):
                     (group_loss / total_sequences).backward()
-                    batch_loss += float(group_loss) / total_sequences
+                    batch_loss += float(group_loss.detach()) / total_sequences
             torch.nn.utils.clip_grad_norm_(
                 [p for p in self.model.parameters() if p.requires_grad], self.config.max_grad_norm
             )
@@ -287,7 +287,7 @@ class GRPOTrainer:
 
 def sample_completions(
     model: Any,
-    prompt_ids: list[int],
+    prompt_ids: list[int] | list[list[int]],
     n: int,
     *,
     max_new_tokens: int,
@@ -296,15 +296,19 @@ def sample_completions(
     eos_token_id: int | None = None,
     seed: int | None = None,
 ) -> list[list[int]]:
-    """Sample `n` completions of `prompt_ids` (token ids in, token ids out). With
-    `allowed_token_ids`, decoding is constrained to those tokens (structured
-    decoding of a tool call's name/argument slots)."""
+    """Sample `n` completions of `prompt_ids` (token ids in, token ids out); or one
+    completion for each of `n` equal-length prompts when `prompt_ids` is a list of
+    lists. With `allowed_token_ids`, decoding is constrained to those tokens
+    (structured decoding of a tool call's name/argument slots)."""
     import torch
 
     if seed is not None:
         torch.manual_seed(seed)
     device = next(model.parameters()).device
-    ids = torch.tensor([prompt_ids] * n, dtype=torch.long, device=device)
+    rows = prompt_ids if prompt_ids and isinstance(prompt_ids[0], list) else [prompt_ids] * n
+    if len(rows) != n or len({len(row) for row in rows}) != 1:
+        raise ValueError(f"sample_completions: give one prompt, or {n} prompts of equal length")
+    ids = torch.tensor(rows, dtype=torch.long, device=device)
     allowed = None
     if allowed_token_ids is not None:
         allowed = torch.full((model.config.vocab_size,), float("-inf"), device=device)
@@ -314,11 +318,11 @@ def sample_completions(
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        past = None
+        cache = None
         step_input = ids
         for _ in range(max_new_tokens):
-            output = model(input_ids=step_input, past_key_values=past, use_cache=True)
-            past = output.past_key_values
+            output = model(input_ids=step_input, cache=cache, use_cache=True)
+            cache = output.cache
             logits = output.logits[:, -1, :].float() / max(temperature, 1e-5)
             if allowed is not None:
                 logits = logits + allowed

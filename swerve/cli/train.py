@@ -1,0 +1,340 @@
+"""`swerve train rft` (fine-tune on resolved teacher trajectories) and `swerve train rl`
+(GRPO on live rollouts from the rollout manager). Both write their settings beside
+their outputs: `run_config.json` (the command's arguments) and the trainer's own
+config (`rft_config.json` / `config.json`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from swerve.cli import app
+
+console = Console(stderr=True)
+
+train_app = typer.Typer(
+    help="Train a model on swerve data: RFT on teacher trajectories, GRPO on live rollouts.",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+TINY_MODEL = "tiny"
+_MODEL_HELP = ("base model: a local folder (config.json + weights + tokenizer), a name already in the Hugging Face "
+               "cache, or `tiny` (swerve's tiny random Qwen3 test model, built on first use)")
+_LORA_RANK = typer.Option(16, "--lora-rank", min=1,
+                          help="LoRA rank on the attention and MLP projections (16-64 typical)")
+_LORA_ALPHA = typer.Option(None, "--lora-alpha", min=1, help="LoRA alpha (default: twice the rank)")
+_SEED = typer.Option(0, "--seed", help="random seed of the trainer (and of the sampling policy for rl)")
+
+
+def resolve_model(model: str) -> str:
+    """`tiny` (when no such folder exists) is swerve's tiny test model; anything else is passed on."""
+    if model == TINY_MODEL and not Path(model).exists():
+        from swerve.agents.policies.tiny_model import make_tiny_qwen3
+
+        return str(make_tiny_qwen3())
+    return model
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _invocation(ctx: typer.Context) -> dict[str, Any]:
+    """The subcommand and every option's value (defaults included), to rerun it exactly."""
+    return {"command": f"swerve train {ctx.info_name}", "arguments": dict(ctx.params)}
+
+
+# -- swerve train rft -----------------------------------------------------------------
+
+
+@train_app.command("rft")
+def rft_command(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", help=_MODEL_HELP),
+    teacher: Path = typer.Option(
+        ..., "--teacher",
+        help="teacher trajectories: a `swerve teach --out` directory (its teacher/trajectories.jsonl), "
+             "a run directory, or a trajectories .jsonl file; only resolved ones are trained on",
+    ),
+    out: Path = typer.Option(..., "--out", help="output folder: adapter/, rft_config.json, run_config.json"),
+    lora_rank: int = _LORA_RANK,
+    lora_alpha: int | None = _LORA_ALPHA,
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout", min=0.0, max=1.0, help="dropout on the LoRA input"),
+    lr: float = typer.Option(2e-4, "--lr", min=0.0, help="learning rate"),
+    epochs: float = typer.Option(1.0, "--epochs", min=0.0, help="passes over the kept trajectories"),
+    max_length: int = typer.Option(8192, "--max-length", min=16,
+                                   help="tokens per trajectory; longer ones are cut at the end"),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="trajectories per device batch"),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help="gradient accumulation steps"),
+    allow_unsubmitted: bool = typer.Option(
+        False, "--allow-unsubmitted",
+        help="also keep resolved trajectories that ended without `submit` (hit a limit with a correct diff)",
+    ),
+    seed: int = _SEED,
+) -> None:
+    """Fine-tune a LoRA adapter on resolved teacher trajectories (RFT).
+
+    Rejection sampling keeps the trajectories graded resolved; the loss covers the
+    assistant tokens only (TRL SFTTrainer); the adapter goes to OUT/adapter.
+
+    Example: swerve train rft --model tiny --teacher runs/teach --out runs/rft --lora-rank 16
+    """
+    from swerve.rl.rft import RFTConfig, load_teacher_trajectories, train_rft
+    from swerve.rl.trainer import save_run_config
+
+    if not teacher.exists():
+        _fail(f"--teacher {teacher}: no such file or directory; pass the folder `swerve teach --out` wrote "
+              "or a trajectories .jsonl file")
+    config = RFTConfig(
+        lora_rank=lora_rank, lora_alpha=lora_alpha or 2 * lora_rank, lora_dropout=lora_dropout, learning_rate=lr,
+        epochs=epochs, batch_size=batch_size, gradient_accumulation_steps=grad_accum, max_length=max_length,
+        seed=seed, require_submitted=not allow_unsubmitted,
+    )
+    try:
+        trajectories = load_teacher_trajectories(teacher)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(f"--teacher {teacher}: {exc}")
+    model_path = resolve_model(model)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = asdict(config)
+    settings["lora_targets"] = list(config.lora_targets)
+    save_run_config(out, **_invocation(ctx), model=model_path, teacher=str(teacher), rft=settings)
+    console.print(f"RFT on {len(trajectories)} teacher trajectories from {teacher} -> {out}")
+    try:
+        adapter = train_rft(model_path, trajectories, out, config)
+    except OSError as exc:
+        _fail(f"--model {model}: cannot load it ({exc}); pass a local folder with config.json, weights and "
+              "tokenizer, or a model name already in the Hugging Face cache")
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"[green]adapter saved[/] {adapter} (load with peft.PeftModel.from_pretrained(base, '{adapter}'))")
+
+
+# -- swerve train rl ------------------------------------------------------------------
+
+
+def run_grpo(
+    model_path: str,
+    tasks: list[Any],
+    out: Path,
+    config: Any,
+    *,
+    steps: int,
+    group_size: int,
+    groups_per_step: int = 1,
+    workers: int = 2,
+    backend: str = "auto",
+    episode_limits: Any = None,
+    policy_options: dict[str, Any] | None = None,
+    reward: Any = None,
+    max_staleness: int = 1,
+    grade: bool = True,
+    grade_timeout_s: float = 600.0,
+    save_every: int = 0,
+    max_failed_samples: int | None = 16,
+    opener: Any = None,
+    on_step: Any = None,
+) -> list[dict[str, Any]]:
+    """GRPO on live rollouts: the model acts in the rollout manager's environments
+    through `ExactTokenPolicy` (in-process transformers, token-exact turns), and the
+    trainer updates a LoRA adapter on that very model (the workers wait at a turn
+    boundary during each update). `policy_options`: device, dtype, temperature,
+    top_p, max_new_tokens, chat_template_kwargs.
+
+    Writes OUT/rollouts.jsonl (every graded trajectory, in batch order),
+    OUT/history.jsonl (one metrics line per step), and OUT/adapter + OUT/config.json
+    + OUT/history.json (every `save_every` steps and at the end, also when
+    interrupted after at least one step). Stops with an error once the manager has
+    given up on `max_failed_samples` episodes (each crashed on every retry).
+    """
+    import threading
+
+    from swerve.agents.trajectory import append_trajectory
+    from swerve.fileio import append_jsonl
+    from swerve.rl.bridge import ConversionStats, ExactTokenPolicy, batches_from_manager
+    from swerve.rl.rollouts import RolloutManager
+    from swerve.rl.trainer import GRPOTrainer
+
+    options = dict(policy_options or {})
+    model, tokenizer = load_policy_model(model_path, options.pop("device", "auto"), options.pop("dtype", "auto"))
+    trainer = GRPOTrainer(model, config)
+    lock = threading.Lock()
+
+    def policy_for(task) -> ExactTokenPolicy:
+        return ExactTokenPolicy(model, tokenizer, lock=lock, model_name=model_path, **options)
+
+    out.mkdir(parents=True, exist_ok=True)
+    stats = ConversionStats()
+    manager_options: dict[str, Any] = {}
+    if opener is not None:
+        manager_options["opener"] = opener
+
+    def record_batch(rollouts, samples) -> None:
+        for rollout in rollouts:
+            append_trajectory(out / "rollouts.jsonl", rollout.trajectory)
+
+    def after_step(metrics: dict[str, Any]) -> None:
+        model.eval()
+        metrics["conversion"] = stats.to_dict()
+        append_jsonl(out / "history.jsonl", metrics)
+        if save_every and metrics["step"] % save_every == 0:
+            trainer.save(out)
+        if on_step is not None:
+            on_step(metrics)
+
+    manager = RolloutManager(
+        tasks, policy_for, workers=workers, group_size=group_size,
+        max_groups_ahead=max(2, groups_per_step), max_staleness=max_staleness, backend=backend,
+        limits=episode_limits, reward=reward, grade=grade, grade_timeout_s=grade_timeout_s,
+        run_id=out.name or "rl", **manager_options,
+    )
+    try:
+        with manager:
+            batches = batches_from_manager(manager, groups_per_step, stats=stats, on_batch=record_batch,
+                                           max_failed_samples=max_failed_samples)
+            try:
+                trainer.train(batches, steps, on_step=after_step)
+            finally:
+                batches.close()
+    finally:
+        if trainer.history:
+            trainer.save(out)
+    return trainer.history
+
+
+def load_policy_model(model_path: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
+    """The causal LM (in eval mode, on `device`) and its tokenizer; a clear error when it cannot load."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from swerve.agents.policies.hf import resolve_device, resolve_dtype
+
+    chosen = resolve_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(dtype, chosen)).to(chosen)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot load model {model_path!r} ({exc}); pass a local folder holding config.json, weights and "
+            "tokenizer, or a model name already in the Hugging Face cache"
+        ) from exc
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"model {model_path!r} has no chat template; use an instruct/chat model")
+    model.eval()
+    return model, tokenizer
+
+
+_REWARDS = {"binary": "binary_reward", "partial": "partial_credit_reward"}
+
+
+@train_app.command("rl")
+def rl_command(
+    ctx: typer.Context,
+    model: str = typer.Option(..., "--model", help=_MODEL_HELP),
+    tasks: str = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or Hugging Face dataset name"),
+    out: Path = typer.Option(..., "--out",
+                             help="output folder: adapter/, config.json, history, rollouts, run_config.json"),
+    group_size: int = typer.Option(8, "--group-size", min=2, help="rollouts per task in one GRPO group"),
+    groups_per_step: int = typer.Option(1, "--groups-per-step", min=1, help="groups (tasks) in one update"),
+    steps: int = typer.Option(10, "--steps", min=1, help="trainer updates"),
+    lora_rank: int = _LORA_RANK,
+    lora_alpha: int | None = _LORA_ALPHA,
+    lr: float = typer.Option(1e-5, "--lr", min=0.0, help="learning rate"),
+    kl_coef: float = typer.Option(0.0, "--kl-coef", min=0.0,
+                                  help="weight of the KL penalty to the base model (0: off)"),
+    clip_epsilon: float = typer.Option(0.2, "--clip-epsilon", min=0.0, help="PPO ratio clip"),
+    updates_per_batch: int = typer.Option(1, "--updates-per-batch", min=1, help="optimizer steps on each batch"),
+    token_budget: int | None = typer.Option(
+        None, "--token-budget", min=1,
+        help="entropy-based pruning: trained tokens per group's prefix tree (tool-call turns are always kept)",
+    ),
+    prefix_tree: bool = typer.Option(True, "--prefix-tree/--no-prefix-tree",
+                                     help="share the forward pass over common prefixes of a group"),
+    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)"),
+    workers: int = typer.Option(2, "--workers", min=1, help="episodes run in parallel by the rollout manager"),
+    instance_ids: str | None = typer.Option(None, "--instance-ids", help="comma-separated instance ids (default: all)"),
+    reward: str = typer.Option("binary", "--reward", help="binary (1 when resolved) or partial (share of tests fixed)"),
+    max_staleness: int = typer.Option(1, "--max-staleness", min=0,
+                                      help="drop groups whose oldest turn is this many updates behind"),
+    max_turns: int = typer.Option(30, "--max-turns", min=1, help="model turns per episode"),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="tokens the policy may generate per turn"),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="sampling temperature of the policy"),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, or auto"),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16"),
+    command_timeout: float = typer.Option(120.0, "--command-timeout", help="seconds one shell command may run"),
+    grade_timeout: float = typer.Option(600.0, "--grade-timeout", help="seconds allowed to grade one episode"),
+    save_every: int = typer.Option(0, "--save-every", min=0, help="save the adapter every N steps (0: at the end)"),
+    max_failed_samples: int = typer.Option(
+        16, "--max-failed-samples", min=1,
+        help="stop once the rollout manager has given up on this many episodes (each crashed on every retry)",
+    ),
+    seed: int = _SEED,
+) -> None:
+    """Train a LoRA adapter with GRPO on live, graded rollouts.
+
+    The rollout manager runs the model (in-process transformers) on the tasks in warm
+    environments; each group of --group-size graded episodes becomes a prefix tree; the
+    adapter is updated on the same model the workers sample from.
+
+    Example: swerve train rl --model tiny --tasks tests/fixtures/toolz_tasks.jsonl --out runs/rl --group-size 4 --steps 2 --max-turns 5 --max-new-tokens 64
+    """
+    from swerve.agents.loop import EpisodeLimits
+    from swerve.errors import SwerveError
+    from swerve.harness.tasks import load_tasks
+    from swerve.rl import rewards
+    from swerve.rl.trainer import GRPOConfig, save_run_config
+
+    if backend not in ("docker", "local", "auto"):
+        _fail(f"--backend {backend!r}: use docker, local or auto")
+    if reward not in _REWARDS:
+        _fail(f"--reward {reward!r}: use {' or '.join(_REWARDS)}")
+    wanted = [i.strip() for i in instance_ids.split(",") if i.strip()] if instance_ids else None
+    try:
+        task_list = load_tasks(tasks, instance_ids=wanted)
+    except (SwerveError, ValueError, OSError) as exc:
+        _fail(f"--tasks {tasks}: {exc}")
+    if not task_list:
+        _fail(f"--tasks {tasks}: no tasks to train on")
+    config = GRPOConfig(
+        learning_rate=lr, clip_epsilon=clip_epsilon, kl_coef=kl_coef, updates_per_batch=updates_per_batch,
+        lora_rank=lora_rank, lora_alpha=lora_alpha or 2 * lora_rank, token_budget=token_budget,
+        use_prefix_tree=prefix_tree, seed=seed,
+    )
+    limits = EpisodeLimits(max_steps=max_turns, command_timeout_s=command_timeout)
+    policy_options = {"device": device, "dtype": dtype, "temperature": temperature, "max_new_tokens": max_new_tokens}
+    model_path = resolve_model(model)
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_config(
+        out, **_invocation(ctx), model=model_path, tasks=tasks, instance_ids=[t.instance_id for t in task_list],
+        grpo=config.to_dict(), policy={"backend": "hf-exact", **policy_options},
+        rollouts={"group_size": group_size, "groups_per_step": groups_per_step, "steps": steps, "workers": workers,
+                  "backend": backend, "reward": reward, "max_staleness": max_staleness,
+                  "episode_limits": asdict(limits),
+                  "grade_timeout_s": grade_timeout},
+    )
+
+    def show(metrics: dict[str, Any]) -> None:
+        pruned = metrics.get("pruning")
+        kept = f" kept {pruned['tokens_kept']}/{pruned['tokens_total']} tokens" if pruned else ""
+        console.print(f"step {metrics['step']}/{steps}: reward {metrics['reward_mean']:.3f} "
+                      f"loss {metrics['loss']:.4f} tokens {metrics['tokens_forwarded']}{kept}")
+
+    console.print(f"GRPO on {len(task_list)} task(s), {group_size} rollouts per group, {steps} step(s) -> {out}")
+    try:
+        run_grpo(
+            model_path, task_list, out, config, steps=steps, group_size=group_size, groups_per_step=groups_per_step,
+            workers=workers, backend=backend, episode_limits=limits, policy_options=policy_options,
+            reward=getattr(rewards, _REWARDS[reward]), max_staleness=max_staleness, grade_timeout_s=grade_timeout,
+            save_every=save_every, max_failed_samples=max_failed_samples, on_step=show,
+        )
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: finished steps are saved in {out}")
+        raise typer.Exit(130)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    console.print(f"[green]adapter saved[/] {out / 'adapter'}")
