@@ -6,7 +6,9 @@ the right tool call with the right argument (0.5 for the right tool only). The r
 is decoded in structured form: the tool-call JSON around the two slots is fixed
 text, and the model chooses the slot tokens (tool name, target) among the
 single-token candidates; only those tokens carry loss. Rewards come from the
-environment's own parser.
+environment's own parser. LoRA also adapts the output head here: a randomly
+initialised head has logits too flat (|logit| ~ 0.2) for adapters on the
+attention/MLP projections alone to make a confident choice.
 
 Runs the trainer with and without entropy pruning (token budget), saves the reward
 curves as a PNG, prints a JSON line last:
@@ -46,12 +48,12 @@ def build_prompt_ids(tokenizer, env) -> list[int]:
 
 
 def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_dir: Path, names, targets, lr: float,
-        updates: int = 1):
+        updates: int = 1, goals: int = 2):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from swerve.rl.synthetic import ToolChoiceEnv
-    from swerve.rl.trainer import GRPOConfig, GRPOTrainer, RLSample, sample_completions
+    from swerve.rl.trainer import DEFAULT_LORA_TARGETS, GRPOConfig, GRPOTrainer, RLSample, sample_completions
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -59,9 +61,9 @@ def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_
     trainer = GRPOTrainer(
         model,
         GRPOConfig(learning_rate=lr, lora_rank=16, lora_alpha=32, token_budget=token_budget, seed=seed, kl_coef=0.0,
-                   updates_per_batch=updates),
+                   updates_per_batch=updates, lora_targets=DEFAULT_LORA_TARGETS + ("lm_head",)),
     )
-    envs = [ToolChoiceEnv([n for n, _ in names], [t for t, _ in targets], task_index=i) for i in range(len(names))]
+    envs = [ToolChoiceEnv([n for n, _ in names], [t for t, _ in targets], task_index=i) for i in range(goals)]
     prefix = '<tool_call>\n{"name": "'
     middle = '", "arguments": {"target": "'
     suffix = '"}}\n</tool_call>'
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--updates", type=int, default=1, help="optimizer steps per rollout batch")
+    parser.add_argument("--goals", type=int, default=2, help="distinct tasks (tool, target) the policy must tell apart")
     parser.add_argument("--budget-extra", type=int, default=48,
                         help="pruning budget: tokens kept per group beyond the shared prompt")
     parser.add_argument("--seed", type=int, default=0)
@@ -127,11 +130,11 @@ def main() -> None:
     print(f"tools {[n for n, _ in names]} targets {[t for t, _ in targets]} (start reward by chance ~ {1/16 + 0.5*3/16:.3f})")
 
     started = time.perf_counter()
-    plain, _ = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr, args.updates)
+    plain, _ = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr, args.updates, args.goals)
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
     budget = prompt_length(tokenizer, names, targets) + args.budget_extra
-    pruned, trainer = run(args.steps, args.group_size, budget, args.seed, model_dir, names, targets, args.lr, args.updates)
+    pruned, trainer = run(args.steps, args.group_size, budget, args.seed, model_dir, names, targets, args.lr, args.updates, args.goals)
     pruned_s = time.perf_counter() - started
 
     def window(curve, first):

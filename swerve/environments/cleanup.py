@@ -11,6 +11,7 @@ import weakref
 _open: "weakref.WeakSet" = weakref.WeakSet()
 _lock = threading.Lock()
 _installed = False
+_signal_installed = False
 
 
 def register(env) -> None:
@@ -35,13 +36,15 @@ def close_all() -> None:
 
 
 def _install_handlers() -> None:
-    global _installed
-    if _installed:
+    """atexit once; the SIGTERM handler as soon as an environment is opened on the
+    main thread (signal handlers can only be installed there)."""
+    global _installed, _signal_installed
+    if not _installed:
+        _installed = True
+        atexit.register(close_all)
+    if _signal_installed or threading.current_thread() is not threading.main_thread():
         return
-    _installed = True
-    atexit.register(close_all)
-    if threading.current_thread() is not threading.main_thread():
-        return
+    _signal_installed = True
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):
@@ -52,3 +55,9 @@ def _install_handlers() -> None:
 
     if previous in (signal.SIG_DFL, None) or callable(previous):
         signal.signal(signal.SIGTERM, on_term)
+
+
+def install_signal_handlers() -> None:
+    """Call from the main thread of a program that opens environments in worker
+    threads, so SIGTERM closes them too."""
+    _install_handlers()

@@ -1,0 +1,489 @@
+"""Batch runs: one episode per task, in parallel, resumable, optionally graded.
+
+The run directory follows the agreed layout (run.json, trajectories.jsonl,
+predictions.jsonl, and the evaluator's instances/ and summary.json). A task is
+finished once its trajectory is in trajectories.jsonl; a rerun skips it.
+Infrastructure failures are retried and, when they persist, listed in
+infra_failures.jsonl — never written as a trajectory — so the next run tries
+them again. Containers carry the run id as label `swerve.run`; a rerun removes
+those a killed earlier run left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import swerve
+from swerve.agents.loop import EpisodeCancelled, EpisodeLimits, run_episode
+from swerve.agents.trajectory import append_trajectory, read_trajectories, rewrite_trajectories
+from swerve.environments.base import Limits
+from swerve.errors import InfraError, SwerveError
+from swerve.fileio import append_jsonl, atomic_write_json, iter_jsonl, write_jsonl
+from swerve.schema import Grade, Prediction, Task, Trajectory
+
+log = logging.getLogger(__name__)
+
+TRAJECTORIES = "trajectories.jsonl"
+PREDICTIONS = "predictions.jsonl"
+INFRA_FAILURES = "infra_failures.jsonl"
+MANIFEST = "run.json"
+LOCK = ".swerve-run.lock"
+
+
+@dataclass
+class BatchResult:
+    """What a batch run did this time, and where its files are."""
+
+    out_dir: Path
+    run_id: str
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    infra_failures: dict[str, str] = field(default_factory=dict)
+    resolved: list[str] | None = None
+    exit_statuses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trajectories_path(self) -> Path:
+        return self.out_dir / TRAJECTORIES
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.out_dir / PREDICTIONS
+
+
+def run_batch(
+    tasks: Iterable[Task],
+    policy_factory: Callable[[Task], Any],
+    *,
+    out_dir: str | os.PathLike,
+    workers: int = 1,
+    backend: str = "auto",
+    limits: EpisodeLimits | None = None,
+    env_limits: Limits | None = None,
+    evaluate: bool = False,
+    run_id: str | None = None,
+    model_name: str | None = None,
+    max_infra_retries: int = 2,
+    retry_delay_s: float = 2.0,
+    progress: bool = True,
+    open_env: Callable[..., Any] | None = None,
+    evaluate_options: dict[str, Any] | None = None,
+    policy_spec: str | None = None,
+) -> BatchResult:
+    """Run `policy_factory(task)` on every task not finished yet in `out_dir`.
+
+    `open_env(task, backend, limits, run_id)` defaults to swerve's open_environment
+    (tests pass a fake). With `evaluate`, the predictions are graded by the
+    evaluator into the same directory and each trajectory gets its `grade` and
+    `report_path`. `policy_spec` is recorded in run.json; resuming a directory
+    with a different spec is refused (its finished tasks belong to another policy).
+    """
+    tasks = list(tasks)
+    _check_unique(tasks)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    limits = limits or EpisodeLimits()
+    env_limits = env_limits or Limits(command_timeout_s=limits.command_timeout_s)
+    if open_env is None:
+        from swerve.environments import open_environment as open_env
+    with _RunLock(out):
+        run_id = _write_manifest(out, run_id, backend, limits, env_limits, workers, model_name, policy_spec)
+        _reap_leftover_containers(run_id, backend)
+        done = {t.instance_id: t for t in read_trajectories(out / TRAJECTORIES)}
+        result = BatchResult(out_dir=out, run_id=run_id)
+        result.skipped = [t.instance_id for t in tasks if t.instance_id in done]
+        todo = [t for t in tasks if t.instance_id not in done]
+        writer = _Writer(out, done, model_name)
+        writer.write_predictions()
+        cancel = threading.Event()
+
+        def one(task: Task) -> Trajectory | None:
+            return _run_one(
+                task, policy_factory, open_env, backend, env_limits, limits, run_id,
+                cancel, max_infra_retries, retry_delay_s,
+            )
+
+        with _TermAsInterrupt():
+            _run_all(todo, one, result, writer, cancel, workers, progress, total=len(tasks))
+            if evaluate:
+                result.resolved = _evaluate_and_link(out, tasks, run_id, backend, workers, evaluate_options or {})
+    return result
+
+
+def _run_all(
+    todo: list[Task],
+    one: Callable[[Task], Trajectory | None],
+    result: BatchResult,
+    writer: "_Writer",
+    cancel: threading.Event,
+    workers: int,
+    progress: bool,
+    total: int,
+) -> None:
+    """Run the pending episodes on a thread pool, recording each one as it finishes."""
+    with _progress_bar(progress, total=total, done=len(result.skipped)) as advance:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-episode")
+        futures: dict = {}
+        try:
+            futures = {pool.submit(one, task): task for task in todo}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = futures[future]
+                    try:
+                        trajectory = future.result()
+                    except Exception as failure:
+                        _record_failure(result, writer.out, task, failure)
+                        advance(task.instance_id, "infra failure")
+                        continue
+                    if trajectory is None:
+                        continue
+                    writer.add(trajectory)
+                    result.ran.append(task.instance_id)
+                    result.exit_statuses[task.instance_id] = trajectory.exit_status
+                    advance(task.instance_id, trajectory.exit_status)
+        except BaseException:
+            cancel.set()
+            for future in futures:
+                future.cancel()
+            _close_open_environments()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _record_failure(result: BatchResult, out: Path, task: Task, failure: Exception) -> None:
+    """List a task that did not finish (infra, or a swerve bug); it is retried next run."""
+    kind = "infra" if isinstance(failure, _InfraFailure) else "internal"
+    if kind == "internal":
+        log.error("episode on %s crashed (a swerve bug, not the model's result)", task.instance_id, exc_info=failure)
+    message = str(failure) if kind == "infra" else f"{type(failure).__name__}: {failure}"
+    result.infra_failures[task.instance_id] = message
+    append_jsonl(out / INFRA_FAILURES, {
+        "instance_id": task.instance_id,
+        "kind": kind,
+        "error": message,
+        "at": datetime.now(timezone.utc).isoformat(),
+    })
+
+
+class _TermAsInterrupt:
+    """SIGTERM acts like Ctrl-C in the main thread while a batch runs, so episodes are
+    cancelled and their containers closed instead of the process dying with containers
+    still running (the evaluator handles KeyboardInterrupt the same way)."""
+
+    def __enter__(self) -> "_TermAsInterrupt":
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._exit)
+        return self
+
+    @staticmethod
+    def _exit(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _close_open_environments() -> None:
+    """Close every environment still open, so workers stuck in a long command return now."""
+    try:
+        from swerve.environments import cleanup
+    except ImportError:
+        return
+    cleanup.close_all()
+
+
+class _InfraFailure(SwerveError):
+    """An episode that hit infrastructure errors on every try."""
+
+
+def _run_one(
+    task: Task,
+    policy_factory: Callable[[Task], Any],
+    open_env: Callable[..., Any],
+    backend: str,
+    env_limits: Limits,
+    limits: EpisodeLimits,
+    run_id: str,
+    cancel: threading.Event,
+    max_infra_retries: int,
+    retry_delay_s: float,
+) -> Trajectory | None:
+    last_error: Exception | None = None
+    for attempt in range(max_infra_retries + 1):
+        if cancel.is_set():
+            return None
+        try:
+            policy = policy_factory(task)
+            with open_env(task, backend, env_limits, run_id) as env:
+                trajectory = run_episode(task, env, policy, limits, cancel=cancel)
+            trajectory.manifest["run_id"] = run_id
+            trajectory.manifest["attempt"] = attempt + 1
+            return trajectory
+        except EpisodeCancelled:
+            return None
+        except InfraError as exc:
+            if cancel.is_set():
+                return None
+            last_error = exc
+            log.warning("infra failure on %s (try %d of %d): %s", task.instance_id, attempt + 1, max_infra_retries + 1, exc)
+            if attempt < max_infra_retries:
+                time.sleep(retry_delay_s * (attempt + 1))
+    raise _InfraFailure(f"{type(last_error).__name__}: {last_error}")
+
+
+class _Writer:
+    """Appends finished trajectories and keeps predictions.jsonl in step with them."""
+
+    def __init__(self, out: Path, done: dict[str, Trajectory], model_name: str | None) -> None:
+        self.out = out
+        self.model_name = model_name
+        self.predictions = {iid: self._prediction(t) for iid, t in done.items()}
+        self.lock = threading.Lock()
+
+    def _prediction(self, trajectory: Trajectory) -> dict[str, Any]:
+        return Prediction(
+            instance_id=trajectory.instance_id,
+            model_name_or_path=self.model_name or model_name_of(trajectory),
+            model_patch=trajectory.final_patch,
+        ).model_dump()
+
+    def add(self, trajectory: Trajectory) -> None:
+        with self.lock:
+            append_trajectory(self.out / TRAJECTORIES, trajectory)
+            self.predictions[trajectory.instance_id] = self._prediction(trajectory)
+            self.write_predictions()
+
+    def write_predictions(self) -> None:
+        write_jsonl(self.out / PREDICTIONS, self.predictions.values())
+
+
+def model_name_of(trajectory: Trajectory) -> str:
+    """The name predictions carry: the policy's model when it has one, else the policy's name."""
+    described = trajectory.manifest.get("policy") or {}
+    return str(described.get("model") or described.get("model_name_or_path") or trajectory.manifest.get("policy_name") or "unknown")
+
+
+def _check_unique(tasks: list[Task]) -> None:
+    seen: set[str] = set()
+    for task in tasks:
+        if task.instance_id in seen:
+            raise ValueError(f"task {task.instance_id} appears twice in the task list; remove the duplicate")
+        seen.add(task.instance_id)
+
+
+def _write_manifest(
+    out: Path, run_id: str | None, backend: str, limits: EpisodeLimits, env_limits: Limits, workers: int,
+    model_name: str | None, policy_spec: str | None = None,
+) -> str:
+    """Create run.json, or keep the existing one's run id (a resumed run is the same run)."""
+    path = out / MANIFEST
+    existing: dict[str, Any] = {}
+    if path.exists():
+        import json
+
+        try:
+            existing = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path} is not valid JSON; fix or delete it to start the run afresh") from exc
+    chosen = run_id or existing.get("run_id") or _default_run_id(out)
+    if existing.get("run_id") and run_id and run_id != existing["run_id"]:
+        raise ValueError(f"{out} holds run {existing['run_id']!r}, not {run_id!r}; use another --out or drop --run-id")
+    previous_spec = (existing.get("settings") or {}).get("policy")
+    if policy_spec and previous_spec and policy_spec != previous_spec:
+        raise ValueError(
+            f"{out} holds a run of policy {previous_spec!r}, not {policy_spec!r}; "
+            "use another --out (or delete the directory to start over)"
+        )
+    manifest = {
+        "run_id": chosen,
+        "kind": "agent",
+        "swerve_version": swerve.__version__,
+        "created_at": existing.get("created_at") or datetime.now(timezone.utc).isoformat(),
+        "resumed_at": datetime.now(timezone.utc).isoformat() if existing else None,
+        "settings": {
+            **(existing.get("settings") or {}),
+            "backend": backend,
+            "workers": workers,
+            "limits": asdict(limits),
+            "env_limits": asdict(env_limits),
+            "model_name": model_name,
+            "policy": policy_spec or previous_spec,
+        },
+    }
+    for key, value in existing.items():
+        manifest.setdefault(key, value)
+    atomic_write_json(path, manifest)
+    return chosen
+
+
+def _default_run_id(out: Path) -> str:
+    """The directory's name, as in the layout RUN_DIR = DIR/RUN_ID."""
+    return out.resolve().name
+
+
+class _RunLock:
+    """One batch process per run directory: a second one would write the same files."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / LOCK
+
+    def __enter__(self) -> "_RunLock":
+        if self.path.exists():
+            try:
+                pid = int(self.path.read_text().strip() or 0)
+            except ValueError:
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise SwerveError(
+                    f"{self.path.parent} is in use by another swerve process (pid {pid}); wait for it or stop it"
+                )
+        self.path.write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_leftover_containers(run_id: str, backend: str) -> list[str]:
+    """Remove containers of this run whose owning process is gone (a killed earlier run)."""
+    if backend == "local":
+        return []
+    try:
+        from swerve.environments.docker import LABEL_OWNER, LABEL_RUN, docker_available, docker_client
+
+        if not docker_available():
+            return []
+        client = docker_client()
+        containers = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    except Exception as exc:
+        log.debug("could not list leftover containers: %s", exc)
+        return []
+    removed = []
+    for container in containers:
+        owner = container.labels.get(LABEL_OWNER, "")
+        if owner.isdigit() and int(owner) != os.getpid() and _alive(int(owner)):
+            continue
+        try:
+            container.remove(force=True)
+            removed.append(container.name)
+        except Exception as exc:
+            log.warning("could not remove leftover container %s: %s", container.name, exc)
+    if removed:
+        log.info("removed %d container(s) left by an earlier run of %s", len(removed), run_id)
+    return removed
+
+
+def _evaluate_and_link(
+    out: Path, tasks: list[Task], run_id: str, backend: str, workers: int, options: dict[str, Any]
+) -> list[str]:
+    """Grade predictions.jsonl with the evaluator into `out` and attach grades to trajectories.
+
+    The evaluator writes RUN_DIR = output_dir/run_id, so it is given out's parent and name.
+    """
+    from swerve.harness.evaluate import evaluate
+
+    predictions = {
+        record["instance_id"]: Prediction.model_validate(record) for _, record in iter_jsonl(out / PREDICTIONS)
+    }
+    report = evaluate(
+        tasks, predictions, run_id=out.name, output_dir=out.parent, backend=backend, workers=workers, **options
+    )
+    resolved = link_grades(out)
+    for instance_id, error in sorted(getattr(report, "errors", {}).items()):
+        log.warning("could not grade %s (infrastructure): %s", instance_id, error)
+    return resolved
+
+
+def link_grades(out: str | os.PathLike) -> list[str]:
+    """Set `grade` and `report_path` on each trajectory from instances/<id>/report.json.
+
+    Returns the resolved instance ids. Rewrites trajectories.jsonl atomically.
+    """
+    import json
+
+    out = Path(out)
+    trajectories = read_trajectories(out / TRAJECTORIES)
+    resolved = []
+    for trajectory in trajectories:
+        report = out / "instances" / trajectory.instance_id / "report.json"
+        if not report.exists():
+            continue
+        data = json.loads(report.read_text())
+        grade = Grade.model_validate(data.get(trajectory.instance_id, data))
+        trajectory.grade = grade
+        trajectory.report_path = str(report.relative_to(out))
+        if grade.resolved:
+            resolved.append(trajectory.instance_id)
+    rewrite_trajectories(out / TRAJECTORIES, trajectories)
+    return resolved
+
+
+def infra_failures(out: str | os.PathLike) -> dict[str, str]:
+    """The latest infrastructure error per instance still without a trajectory."""
+    out = Path(out)
+    path = out / INFRA_FAILURES
+    if not path.exists():
+        return {}
+    finished = {t.instance_id for t in read_trajectories(out / TRAJECTORIES)}
+    failures = {record["instance_id"]: record.get("error", "") for _, record in iter_jsonl(path)}
+    return {iid: error for iid, error in failures.items() if iid not in finished}
+
+
+class _progress_bar:
+    """A rich progress bar (or nothing), advanced once per finished task."""
+
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.done = done
+        self.progress = None
+
+    def __enter__(self) -> Callable[[str, str], None]:
+        if not self.enabled:
+            return lambda instance_id, status: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]swerve run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), transient=False,
+        )
+        self.progress.start()
+        bar = self.progress.add_task("", total=self.total, completed=self.done)
+
+        def advance(instance_id: str, status: str) -> None:
+            self.progress.update(bar, advance=1, description=f"{instance_id}: {status}")
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,206 @@
+"""`swerve run` (an agent on many tasks) and `swerve teach` (resolved runs as SFT data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from swerve.cli import app
+
+console = Console(stderr=True)
+
+POLICY_HELP = (
+    "which policy acts: oracle, oracle-detours, noop, replay:TRAJECTORIES.jsonl, "
+    "or a model backend spec (see docs/agents.md)"
+)
+
+
+SCRIPTED_KINDS = ("oracle", "oracle-detours", "noop", "replay")
+
+
+def policy_factory(spec: str, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    """A function task -> policy for `spec`, checked before any task runs.
+
+    Scripted policies (oracle, noop, replay) are built per task. A model-backed
+    policy is built once, here, and shared by every episode: loading a model per
+    task would be wasteful, and a bad spec fails before any environment starts.
+    """
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if seed is not None:
+        options["seed"] = seed
+    kind, _, argument = spec.partition(":")
+    if kind == "replay" and argument and not Path(argument).exists():
+        raise ValueError(f"--policy {spec}: {argument} does not exist; give a trajectories.jsonl file")
+    try:
+        from swerve.agents.policies import make_policy
+    except ImportError:
+        make_policy = None
+    if kind not in SCRIPTED_KINDS:
+        if make_policy is None:
+            raise ValueError(f"unknown policy {spec!r}; use {POLICY_HELP}")
+        shared = make_policy(spec, **options)
+        return lambda task: shared
+
+    def build(task):
+        if make_policy is not None:
+            return make_policy(spec, task=task, **options)
+        from swerve.agents.policies.scripted import scripted_policy
+
+        return scripted_policy(spec, task, seed=options.get("seed", 0))
+
+    return build
+
+
+def _guarded(action):
+    """Run `action`; bad input becomes one error line (exit 2), Ctrl-C a resume hint (exit 130)."""
+    from swerve.errors import SwerveError
+
+    try:
+        return action()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished trajectories are saved; re-run the same command to resume")
+        raise typer.Exit(130)
+    except (SwerveError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2)
+
+
+def _limits(max_steps: int, max_tokens: int | None, time_limit: float | None, command_timeout: float,
+            max_format_errors: int, max_repeats: int, observation_bytes: int, keep_malformed: bool):
+    from swerve.agents.loop import EpisodeLimits
+
+    return EpisodeLimits(
+        max_steps=max_steps,
+        max_total_tokens=max_tokens,
+        wall_clock_s=time_limit,
+        command_timeout_s=command_timeout,
+        max_format_errors=max_format_errors,
+        max_repeated_actions=max_repeats,
+        observation_limit_bytes=observation_bytes,
+        keep_malformed_turns=keep_malformed,
+    )
+
+
+def _load(tasks: str, instance_ids: str | None):
+    from swerve.harness.tasks import load_tasks
+
+    wanted = [i.strip() for i in instance_ids.split(",") if i.strip()] if instance_ids else None
+    return load_tasks(tasks, instance_ids=wanted)
+
+
+_TASKS = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or Hugging Face dataset name")
+_POLICY = typer.Option(..., "--policy", help=POLICY_HELP)
+_WORKERS = typer.Option(1, "--workers", min=1, help="episodes run in parallel")
+_BACKEND = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)")
+_IDS = typer.Option(None, "--instance-ids", help="comma-separated instance ids to run (default: all)")
+_SEED = typer.Option(None, "--seed", help="seed passed to the policy (sampling, oracle detours); default: the policy's own")
+_MAX_STEPS = typer.Option(50, "--max-steps", min=1, help="model turns per episode before it is stopped")
+_MAX_TOKENS = typer.Option(None, "--max-tokens", help="prompt+completion tokens per episode (default: no limit)")
+_TIME_LIMIT = typer.Option(1800.0, "--time-limit", help="wall-clock seconds per episode")
+_CMD_TIMEOUT = typer.Option(120.0, "--command-timeout", help="seconds one shell command may run")
+_FORMAT_ERRORS = typer.Option(3, "--max-format-errors", min=1, help="consecutive unparseable turns that end an episode")
+_REPEATS = typer.Option(4, "--max-repeats", min=0, help="identical actions in a row that end an episode (0: off)")
+_OBS_BYTES = typer.Option(16000, "--observation-bytes", help="observations are cut (head+tail) to this many bytes")
+_KEEP_MALFORMED = typer.Option(
+    True, "--keep-malformed/--drop-malformed",
+    help="keep unparseable turns in the model's history (they are always in the trajectory)",
+)
+_MODEL_NAME = typer.Option(None, "--model-name", help="model_name_or_path written into predictions.jsonl")
+_PROGRESS = typer.Option(True, "--progress/--no-progress", help="show a progress bar")
+
+
+@app.command("run")
+def run(
+    tasks: str = _TASKS,
+    policy: str = _POLICY,
+    out: Path = typer.Option(Path("runs/agent"), "--out", help="run directory (RUN_DIR); an existing one is resumed"),
+    workers: int = _WORKERS,
+    evaluate: bool = typer.Option(False, "--evaluate", help="grade the patches and link each trajectory to its report"),
+    backend: str = _BACKEND,
+    instance_ids: str | None = _IDS,
+    seed: int | None = _SEED,
+    max_steps: int = _MAX_STEPS,
+    max_tokens: int | None = _MAX_TOKENS,
+    time_limit: float = _TIME_LIMIT,
+    command_timeout: float = _CMD_TIMEOUT,
+    max_format_errors: int = _FORMAT_ERRORS,
+    max_repeats: int = _REPEATS,
+    observation_bytes: int = _OBS_BYTES,
+    keep_malformed: bool = _KEEP_MALFORMED,
+    model_name: str | None = _MODEL_NAME,
+    progress: bool = _PROGRESS,
+) -> None:
+    """Run POLICY on every task; writes trajectories.jsonl and predictions.jsonl into --out.
+
+    Rerunning with the same --out resumes: finished tasks are skipped, infra failures retried.
+    Example: swerve run --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle --out runs/oracle --evaluate
+    """
+    from swerve.agents.batch import run_batch
+
+    task_list = _guarded(lambda: _load(tasks, instance_ids))
+    limits = _limits(max_steps, max_tokens, time_limit, command_timeout, max_format_errors, max_repeats,
+                     observation_bytes, keep_malformed)
+    factory = _guarded(lambda: policy_factory(policy, seed=seed))
+    result = _guarded(lambda: run_batch(
+        task_list, factory, out_dir=out, workers=workers, backend=backend,
+        limits=limits, evaluate=evaluate, model_name=model_name, progress=progress, policy_spec=policy,
+    ))
+    _report(result, len(task_list))
+
+
+@app.command("teach")
+def teach(
+    tasks: str = _TASKS,
+    policy: str = _POLICY,
+    out: Path = typer.Option(Path("runs/teach"), "--out", help="run directory; the dataset goes to OUT/teacher/"),
+    workers: int = _WORKERS,
+    backend: str = _BACKEND,
+    instance_ids: str | None = _IDS,
+    seed: int | None = _SEED,
+    max_steps: int = _MAX_STEPS,
+    time_limit: float = _TIME_LIMIT,
+    command_timeout: float = _CMD_TIMEOUT,
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer",
+        help="a Hugging Face tokenizer (name or path) to pre-tokenise rows with input_ids + assistant_masks",
+    ),
+    model_name: str | None = _MODEL_NAME,
+    progress: bool = _PROGRESS,
+) -> None:
+    """Run POLICY, keep the resolved trajectories, export them as parquet chat rows for SFT.
+
+    Example: swerve teach --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle-detours --out runs/teach
+    """
+    from swerve.agents.teach import teach as run_teach
+
+    task_list = _guarded(lambda: _load(tasks, instance_ids))
+    limits = _limits(max_steps, None, time_limit, command_timeout, 3, 4, 16000, True)
+    loaded_tokenizer = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        loaded_tokenizer = _guarded(lambda: AutoTokenizer.from_pretrained(tokenizer))
+    factory = _guarded(lambda: policy_factory(policy, seed=seed))
+    result = _guarded(lambda: run_teach(
+        task_list, factory, out_dir=out, tokenizer=loaded_tokenizer,
+        workers=workers, backend=backend, limits=limits, model_name=model_name, progress=progress,
+        policy_spec=policy,
+    ))
+    _report(result.batch, len(task_list))
+    console.print(f"kept {len(result.kept)} resolved trajectories -> {result.dataset_path} ({result.rows} rows)")
+
+
+def _report(result, total: int) -> None:
+    console.print(
+        f"{result.out_dir}: ran {len(result.ran)}, skipped {len(result.skipped)} already finished, "
+        f"{len(result.infra_failures)} infra failure(s) of {total} tasks"
+    )
+    for instance_id, error in sorted(result.infra_failures.items()):
+        console.print(f"  [yellow]{instance_id}[/]: {error} (rerun the same command to retry)")
+    if result.resolved is not None:
+        console.print(f"resolved {len(result.resolved)} of {total}")
+    if result.infra_failures:
+        raise typer.Exit(code=3)
