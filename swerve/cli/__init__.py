@@ -13,6 +13,14 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _main() -> None:
+    """Every command: environments opened in worker threads are still closed on SIGTERM."""
+    from swerve.environments.cleanup import install_signal_handlers
+
+    install_signal_handlers()
+
+
 def _register() -> None:
     from importlib import import_module
 

@@ -1,0 +1,109 @@
+"""`swerve eval`: grade predictions against hidden tests, SWE-bench style."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from swerve.cli import app
+
+
+def _split_ids(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    ids = [part.strip() for value in values for part in value.replace(",", " ").split()]
+    return [i for i in ids if i] or None
+
+
+@app.command("eval")
+def eval_command(
+    tasks: str = typer.Option(..., "--tasks", help="task file (.json/.jsonl/.parquet) or Hugging Face dataset name[:split]"),
+    predictions: str = typer.Option(..., "--predictions", help="predictions file (.jsonl, .json list or dict), or 'gold' / 'empty'"),
+    run_id: str = typer.Option(..., "--run-id", help="name of the run; results go to OUTPUT/RUN_ID and a re-run resumes it"),
+    workers: int = typer.Option(1, "--workers", min=1, help="instances evaluated in parallel"),
+    timeout: float = typer.Option(1800, "--timeout", min=1, help="seconds allowed for one instance's test run"),
+    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)"),
+    instance_ids: list[str] = typer.Option(None, "--instance-ids", help="only these instances (repeat or comma-separate)"),
+    reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
+    output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),
+) -> None:
+    """Grade PREDICTIONS against TASKS in fresh environments and write reports.
+
+    Example: swerve eval --tasks tests/fixtures/toolz_tasks.jsonl --predictions gold --run-id gold-check
+    """
+    from rich.console import Console
+
+    from swerve.errors import SwerveError
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions, load_tasks
+
+    console = Console(stderr=True)
+    if backend not in ("docker", "local", "auto"):
+        console.print(f"[red]error:[/] --backend {backend!r}: use docker, local or auto")
+        raise typer.Exit(2)
+    ids = _split_ids(instance_ids)
+    try:
+        task_list = load_tasks(tasks, instance_ids=ids)
+        preds = load_predictions(predictions, tasks=task_list)
+    except (SwerveError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2)
+    unknown = sorted(set(preds) - {t.instance_id for t in task_list})
+    if unknown and not ids:
+        console.print(f"[yellow]warning:[/] {len(unknown)} prediction(s) name no task in {tasks} (e.g. {unknown[0]}); ignored")
+    submitted = sum(1 for t in task_list if t.instance_id in preds)
+    if backend == "auto":
+        from swerve.environments import pick_backend
+
+        backend = pick_backend("auto")
+        console.print(f"backend: {backend}")
+
+    counts = {"resolved": 0, "unresolved": 0, "error": 0}
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[resolved]} resolved[/] [yellow]{task.fields[unresolved]} unresolved[/] "
+                       "[red]{task.fields[error]} error[/]"),
+            TimeElapsedColumn(), console=console,
+        )
+        job = bar.add_task("eval", total=submitted, **counts)
+
+    def on_done(instance_id, grade, error) -> None:
+        if error is not None:
+            counts["error"] += 1
+        elif grade.resolved:
+            counts["resolved"] += 1
+        else:
+            counts["unresolved"] += 1
+        if bar is not None:
+            bar.update(job, advance=1, **counts)
+        else:
+            verdict = "error" if error else ("resolved" if grade.resolved else grade.failure_class.value)
+            console.print(f"{instance_id}: {verdict}")
+
+    try:
+        if bar is not None:
+            bar.start()
+        report = evaluate(task_list, preds, run_id=run_id, output_dir=output, workers=workers, timeout=timeout,
+                          backend=backend, reruns=reruns, progress=on_done)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.stop()
+        console.print(f"[yellow]interrupted[/]: finished instances are saved; re-run the same command to resume ({output / run_id})")
+        raise typer.Exit(130)
+    finally:
+        if bar is not None:
+            bar.stop()
+    summary = report.summary
+    console.print(
+        f"resolved {summary['resolved_instances']}/{summary['total_instances']} "
+        f"(unresolved {summary['unresolved_instances']}, empty {summary['empty_patch_instances']}, "
+        f"errors {summary['error_instances']}, reused {len(report.skipped)}) -> {report.run_dir / 'summary.json'}"
+    )
+    for instance_id, message in sorted(report.errors.items()):
+        console.print(f"[red]error[/] {instance_id}: {message}")

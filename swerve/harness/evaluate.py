@@ -1,0 +1,545 @@
+"""`evaluate(tasks, predictions, ...)`: grade predictions in fresh environments, in
+parallel, resumably, writing each instance's result atomically as it finishes.
+
+Infra failures (an image that will not build, a daemon error) are retried a few
+times and then reported as errors, never as the model's result; everything the
+patch did (fail to apply, time out, break tests) is the model's and is labelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import swerve
+from swerve.errors import InfraError
+from swerve.fileio import atomic_write_json, atomic_write_text
+from swerve.harness import tests as hidden
+from swerve.harness.grading import grade_statuses
+from swerve.harness.patches import check_patch, is_empty_patch, symlink_escapes_in_env
+from swerve.schema import FailureClass, Grade, Prediction, Task, TestStatus
+
+HARNESS_VERSION = "swerve-eval-1"
+INFRA_ATTEMPTS = 3
+_SUSPICIOUS_CODE = {
+    "os._exit": "os._exit(",
+    "pytest internals": "_pytest",
+    "junit": "junitxml",
+    "report hooks": "pytest_runtest_makereport",
+    "report objects": "TestReport",
+    "exit hooks": "atexit",
+    "command line": "sys.argv",
+    "harness paths": "swerve-results",
+}
+
+
+@dataclass
+class RunReport:
+    """What a run produced: per-instance grades, infra errors, and the summary dict
+    that is also written to RUN_DIR/summary.json."""
+
+    run_id: str
+    run_dir: Path
+    grades: dict[str, Grade] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def resolved_ids(self) -> list[str]:
+        return sorted(i for i, g in self.grades.items() if g.resolved)
+
+
+def patch_key(task: Task, patch: str | None) -> str:
+    """What decides a grade: the patch, the task's tests and environment, the harness."""
+    fields = ("instance_id", "repo", "repo_source", "base_commit", "base_patch", "test_patch",
+              "FAIL_TO_PASS", "PASS_TO_PASS", "test_cmd", "install_cmd", "eval_script", "log_parser", "image")
+    payload = json.dumps(
+        {"patch": patch, "task": {name: getattr(task, name) for name in fields}, "harness": HARNESS_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _suspicious(patch: str) -> list[str]:
+    """Flags (not verdicts) for added code that reaches into the test machinery."""
+    added = "\n".join(line[1:] for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    flags = [f"suspicious_code:{name}" for name, needle in _SUSPICIOUS_CODE.items() if needle in added]
+    if "<testsuite" in added or "<testcase" in added:
+        flags.append("junit_lookalike_in_patch")
+    return flags
+
+
+def _fake_results_in_output(output: str, statuses: Mapping[str, TestStatus]) -> bool:
+    """stdout claims PASSED for a test the JUnit file does not show passing."""
+    for line in output.splitlines():
+        if line.startswith("PASSED "):
+            name = line.split()[1] if len(line.split()) > 1 else ""
+            status = statuses.get(name)
+            if name and (status is None or not status.counts_as_pass):
+                return True
+    return False
+
+
+def _read_base_files(env, paths: list[str]) -> dict[str, str | None]:
+    files: dict[str, str | None] = {}
+    for path in paths:
+        try:
+            files[path] = env.read_file(path)
+        except (FileNotFoundError, OSError):
+            files[path] = None
+    return files
+
+
+def _record_base_files_only(task, paths, backend, limits, run_id, opener, instance_dir: Path) -> None:
+    """base_files.json for a prediction that needs no test run (reports use it for
+    edit distance); best effort, since the verdict does not depend on it."""
+    try:
+        env = opener(task, backend, limits, run_id)
+    except Exception:
+        return
+    try:
+        atomic_write_json(instance_dir / "base_files.json", _read_base_files(env, paths))
+    except Exception:
+        pass
+    finally:
+        _close_quietly(env)
+
+
+def _close_quietly(env) -> None:
+    try:
+        env.close()
+    except Exception:
+        pass
+
+
+class _Stopped(Exception):
+    """The run was interrupted; the instance is left for a resumed run."""
+
+
+def default_opener(task: Task, backend: str, limits, run_id: str):
+    """swerve's environments; a row carrying a published `image` and `eval_script`
+    runs in that image when it exists in the local Docker daemon."""
+    from swerve.environments import open_environment, pick_backend
+
+    if task.image and task.eval_script and backend in ("auto", "docker") and pick_backend(backend) == "docker":
+        from swerve.environments.docker import DockerEnvironment, docker_client
+
+        client = docker_client()
+        try:
+            client.images.get(task.image)
+        except Exception:
+            pass
+        else:
+            return DockerEnvironment(task.image, instance_id=task.instance_id, base_commit=task.base_commit,
+                                     workdir=task.workdir, limits=limits, run_id=run_id, client=client)
+    return open_environment(task, backend, limits, run_id)
+
+
+def evaluate_instance(
+    task: Task,
+    prediction: Prediction,
+    *,
+    run_id: str,
+    timeout: float,
+    backend: str = "auto",
+    reruns: int = 0,
+    limits=None,
+    opener: Callable = default_opener,
+    instance_dir: Path | None = None,
+    stop: threading.Event | None = None,
+    closer: Callable | None = None,
+) -> Grade:
+    """Grade one prediction in a fresh environment. Raises InfraError when the
+    infrastructure failed (the caller retries); returns the model's Grade otherwise."""
+    patch = prediction.model_patch
+    grade = Grade(
+        instance_id=task.instance_id,
+        patch_is_None=patch is None,
+        patch_exists=not is_empty_patch(patch),
+        patch_hash=patch_key(task, patch),
+        model_name_or_path=prediction.model_name_or_path,
+        test_source="",
+        test_exit_code=None,
+        environment={},
+    )
+    started = time.monotonic()
+    if instance_dir is not None:
+        atomic_write_text(instance_dir / "patch.diff", patch or "")
+    gold_paths = check_patch(task.patch).paths if task.patch.strip() else []
+    if is_empty_patch(patch):
+        grade.failure_class = FailureClass.EMPTY_PATCH
+        grade.failure_reason = "the prediction has no patch"
+        grade.tests_status = grade_statuses(task, {})[0]
+        if instance_dir is not None and gold_paths:
+            _record_base_files_only(task, gold_paths, backend, limits, run_id, opener, instance_dir)
+        return grade
+    check = check_patch(patch)
+    if not check.ok:
+        grade.failure_class = FailureClass.PATCH_REFUSED
+        grade.failure_reason = "patch refused: " + "; ".join(check.problems)
+        grade.tamper_flags.append("unsafe_patch" if "malformed" not in grade.failure_reason and "not a diff" not in grade.failure_reason else "malformed_patch")
+        grade.tests_status = grade_statuses(task, {})[0]
+        if instance_dir is not None and (gold_paths or check.paths):
+            _record_base_files_only(task, list(dict.fromkeys([*check.paths, *gold_paths])), backend, limits, run_id,
+                                    opener, instance_dir)
+        return grade
+    grade.tamper_flags.extend(_suspicious(patch))
+
+    env = opener(task, backend, limits, run_id)
+    try:
+        grade.durations["env_start_s"] = round(time.monotonic() - started, 3)
+        info = getattr(env, "info", None)
+        if info is not None:
+            grade.environment = {"backend": info.backend, "image": info.image, "image_digest": info.image_digest}
+        if stop is not None and stop.is_set():
+            raise _Stopped()
+        base_files = _read_base_files(env, list(dict.fromkeys([*check.paths, *gold_paths])))
+        if instance_dir is not None:
+            atomic_write_json(instance_dir / "base_files.json", base_files)
+
+        escapes = symlink_escapes_in_env(env, check.paths, workdir=hidden._workdir(env))
+        if escapes:
+            grade.failure_class = FailureClass.PATCH_REFUSED
+            grade.failure_reason = f"patch refused: {', '.join(escapes)} resolve(s) outside the repository through a symlink"
+            grade.tamper_flags.append("symlink_escape")
+            grade.tests_status = grade_statuses(task, {})[0]
+            return grade
+
+        t0 = time.monotonic()
+        applied = hidden.apply_model_patch(env, patch)
+        grade.durations["apply_s"] = round(time.monotonic() - t0, 3)
+        if not applied.applied:
+            grade.failure_class = FailureClass.PATCH_REFUSED if applied.malformed else FailureClass.APPLY_FAILED
+            grade.failure_reason = ("malformed diff: " if applied.malformed else "patch did not apply: ") + applied.output.strip().splitlines()[-1][:300] if applied.output.strip() else "patch did not apply"
+            if applied.malformed:
+                grade.tamper_flags.append("malformed_patch")
+            grade.tests_status = grade_statuses(task, {})[0]
+            if instance_dir is not None:
+                atomic_write_text(instance_dir / "test_output.txt", applied.output)
+            return grade
+        grade.patch_successfully_applied = True
+        grade.apply_method = applied.method
+
+        escapes = symlink_escapes_in_env(env, check.paths, workdir=hidden._workdir(env))
+        if escapes:
+            grade.failure_class = FailureClass.PATCH_REFUSED
+            grade.failure_reason = f"patch refused: {', '.join(escapes)} resolve(s) outside the repository"
+            grade.tamper_flags.append("symlink_escape")
+            grade.tests_status = grade_statuses(task, {})[0]
+            return grade
+
+        eval_script_mode = bool(task.eval_script and task.log_parser)
+        if eval_script_mode:
+            touched = hidden.tampered_test_files(env, check.paths)
+            hidden.restore_from_base(env, touched)
+            prep_error = ""
+        else:
+            touched, prep_error = hidden.prepare_hidden_tests(env, task, check.paths)
+        grade.tests_touched = touched
+        if touched:
+            grade.tamper_flags.append("tests_touched")
+        if prep_error:
+            grade.failure_class = FailureClass.TEST_ERROR
+            grade.failure_reason = prep_error
+            grade.tests_status = grade_statuses(task, {})[0]
+            return grade
+
+        if stop is not None and stop.is_set():
+            raise _Stopped()
+        t0 = time.monotonic()
+        run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns)
+        grade.durations["tests_s"] = round(time.monotonic() - t0, 3)
+        if stop is not None and stop.is_set():
+            raise _Stopped()
+        if instance_dir is not None:
+            atomic_write_text(instance_dir / "test_output.txt", run.output)
+            atomic_write_text(instance_dir / "eval.sh", "#!/bin/bash\n" + run.command + "\n")
+        for flag in run.tamper_flags:
+            if flag not in grade.tamper_flags:
+                grade.tamper_flags.append(flag)
+        if run.source == "junit" and _fake_results_in_output(run.output, run.statuses):
+            grade.tamper_flags.append("fake_results_in_output")
+        grade.flaky_tests = run.flaky_tests
+        grade.test_statuses = run.statuses
+        grade.tests_status, grade.resolved = grade_statuses(task, run.statuses)
+        grade.test_source = run.source
+        grade.test_exit_code = run.exit_code
+        if grade.resolved:
+            grade.failure_class = FailureClass.NONE
+        elif run.timed_out:
+            grade.failure_class = FailureClass.TIMEOUT
+            grade.failure_reason = run.error
+        elif run.error:
+            grade.failure_class = FailureClass.TEST_ERROR
+            grade.failure_reason = run.error
+        else:
+            grade.failure_class = FailureClass.TESTS_FAILED
+            f2p = grade.tests_status["FAIL_TO_PASS"]["failure"]
+            p2p = grade.tests_status["PASS_TO_PASS"]["failure"]
+            parts = []
+            if f2p:
+                parts.append(f"{len(f2p)} FAIL_TO_PASS test(s) not passing (e.g. {f2p[0]})")
+            if p2p:
+                parts.append(f"{len(p2p)} PASS_TO_PASS test(s) broken (e.g. {p2p[0]})")
+            grade.failure_reason = "; ".join(parts)
+        if touched and not grade.failure_reason:
+            grade.failure_reason = f"test files touched by the patch were restored from base: {', '.join(touched)}"
+        return grade
+    finally:
+        grade.durations["total_s"] = round(time.monotonic() - started, 3)
+        (closer or _close_quietly)(env)
+
+
+def _summary(run_id: str, tasks: list[Task], predictions: Mapping[str, Prediction], grades: Mapping[str, Grade],
+             errors: Mapping[str, str], wall_s: float) -> dict:
+    submitted = sorted(i for i in predictions if i in {t.instance_id for t in tasks})
+    empty = sorted(i for i, g in grades.items() if g.failure_class is FailureClass.EMPTY_PATCH)
+    completed = sorted(i for i in grades if i not in empty)
+    resolved = sorted(i for i in completed if grades[i].resolved)
+    unresolved = sorted(i for i in completed if not grades[i].resolved)
+    error_ids = sorted(errors)
+    incomplete = sorted(set(submitted) - set(grades) - set(errors))
+    classes: dict[str, int] = {}
+    for grade in grades.values():
+        classes[grade.failure_class.value] = classes.get(grade.failure_class.value, 0) + 1
+    return {
+        "total_instances": len(tasks),
+        "submitted_instances": len(submitted),
+        "completed_instances": len(completed),
+        "resolved_instances": len(resolved),
+        "unresolved_instances": len(unresolved),
+        "empty_patch_instances": len(empty),
+        "error_instances": len(error_ids),
+        "completed_ids": completed,
+        "incomplete_ids": incomplete,
+        "empty_patch_ids": empty,
+        "submitted_ids": submitted,
+        "resolved_ids": resolved,
+        "unresolved_ids": unresolved,
+        "error_ids": error_ids,
+        "schema_version": 2,
+        "run_id": run_id,
+        "pass_rate": len(resolved) / len(tasks) if tasks else 0.0,
+        "failure_classes": classes,
+        "error_reasons": dict(sorted(errors.items())),
+        "tamper_flagged_ids": sorted(i for i, g in grades.items() if g.tamper_flags),
+        "tests_touched_ids": sorted(i for i, g in grades.items() if g.tests_touched),
+        "flaky_ids": sorted(i for i, g in grades.items() if g.flaky_tests),
+        "wall_time_s": round(wall_s, 3),
+        "harness_version": HARNESS_VERSION,
+    }
+
+
+def _load_previous(instance_dir: Path, instance_id: str) -> Grade | None:
+    report = instance_dir / "report.json"
+    if not report.exists():
+        return None
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        return Grade.model_validate(data[instance_id])
+    except Exception:
+        return None
+
+
+def _write_manifest(run_dir: Path, run_id: str, settings: dict) -> None:
+    manifest_path = run_dir / "run.json"
+    created = datetime.now(timezone.utc).isoformat()
+    previous: dict = {}
+    if manifest_path.exists():
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            previous = {}
+    manifest = {**previous, "run_id": run_id, "kind": previous.get("kind", "eval"),
+                "swerve_version": swerve.__version__, "created_at": previous.get("created_at", created)}
+    manifest["settings"] = {**previous.get("settings", {}), "eval": settings}
+    atomic_write_json(manifest_path, manifest)
+
+
+def evaluate(
+    tasks: Iterable[Task],
+    predictions: Mapping[str, Prediction],
+    *,
+    run_id: str,
+    output_dir: str | Path,
+    workers: int = 1,
+    timeout: float = 1800,
+    backend: str = "auto",
+    reruns: int = 0,
+    instance_ids: Iterable[str] | None = None,
+    progress: Callable[[str, Grade | None, str | None], None] | None = None,
+    limits=None,
+    opener: Callable = default_opener,
+    infra_attempts: int = INFRA_ATTEMPTS,
+) -> RunReport:
+    """Grade `predictions` against `tasks`; results land in OUTPUT_DIR/RUN_ID.
+
+    Re-running with the same run id skips instances already graded for the same
+    patch content and task (see `patch_key`) and re-grades changed ones.
+    `progress(instance_id, grade, error)` is called as each instance finishes.
+    KeyboardInterrupt stops scheduling, closes what is open, writes the summary of
+    what finished, and re-raises: the run resumes where it stopped.
+    """
+    tasks = list(tasks)
+    if instance_ids:
+        wanted = set(instance_ids)
+        unknown = wanted - {t.instance_id for t in tasks}
+        if unknown:
+            raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
+        tasks = [t for t in tasks if t.instance_id in wanted]
+    run_dir = Path(output_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"workers": workers, "timeout": timeout, "backend": backend, "reruns": reruns,
+                "harness_version": HARNESS_VERSION, "instances": len(tasks)}
+    _write_manifest(run_dir, run_id, settings)
+    report = RunReport(run_id=run_id, run_dir=run_dir)
+    started = time.monotonic()
+
+    todo: list[tuple[Task, Prediction]] = []
+    for task in tasks:
+        prediction = predictions.get(task.instance_id)
+        if prediction is None:
+            continue
+        instance_dir = run_dir / "instances" / task.instance_id
+        previous = _load_previous(instance_dir, task.instance_id)
+        if previous is not None and previous.patch_hash == patch_key(task, prediction.model_patch):
+            report.grades[task.instance_id] = previous
+            report.skipped.append(task.instance_id)
+            if progress:
+                progress(task.instance_id, previous, None)
+            continue
+        todo.append((task, prediction))
+
+    stop = threading.Event()
+    lock = threading.Lock()
+    active: list = []
+    prefetch_pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-prefetch")
+    close_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swerve-close")
+    prefetched: dict[str, Future] = {}
+    claimed: set[str] = set()
+    upcoming = [task for task, prediction in todo
+                if is_empty_patch(prediction.model_patch) or check_patch(prediction.model_patch).ok]
+
+    def prefetch_next() -> None:
+        """Start the next instance's environment while this one runs its tests, so
+        container start-up overlaps test time instead of adding to it."""
+        with lock:
+            if stop.is_set():
+                return
+            for task in upcoming:
+                if task.instance_id not in claimed and task.instance_id not in prefetched:
+                    prefetched[task.instance_id] = prefetch_pool.submit(opener, task, backend, limits, run_id)
+                    return
+
+    def tracked_opener(task: Task, backend_name: str, env_limits, env_run_id: str):
+        with lock:
+            claimed.add(task.instance_id)
+            future = prefetched.pop(task.instance_id, None)
+        prefetch_next()
+        env = future.result() if future is not None else opener(task, backend_name, env_limits, env_run_id)
+        with lock:
+            active.append(env)
+        if stop.is_set():
+            env.close()
+            raise _Stopped()
+        return env
+
+    def close_later(env) -> None:
+        close_pool.submit(_close_quietly, env)
+
+    def drain_prefetched() -> None:
+        with lock:
+            leftovers = list(prefetched.values())
+            prefetched.clear()
+        prefetch_pool.shutdown(wait=True, cancel_futures=True)
+        for future in leftovers:
+            if not future.cancelled() and future.exception() is None:
+                _close_quietly(future.result())
+
+    def work(task: Task, prediction: Prediction) -> None:
+        instance_dir = run_dir / "instances" / task.instance_id
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        last_error = ""
+        for attempt in range(1, max(1, infra_attempts) + 1):
+            if stop.is_set():
+                return
+            try:
+                grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout, backend=backend,
+                                          reruns=reruns, limits=limits, opener=tracked_opener,
+                                          instance_dir=instance_dir, stop=stop, closer=close_later)
+            except _Stopped:
+                return
+            except InfraError as exc:
+                last_error = f"infra: {exc}"
+                if stop.is_set():
+                    return
+                time.sleep(min(2.0 * attempt, 10.0))
+                continue
+            except Exception as exc:  # a harness bug is never the model's result either
+                last_error = f"harness error: {type(exc).__name__}: {exc}"
+                break
+            if stop.is_set():
+                return
+            grade.model_name_or_path = prediction.model_name_or_path
+            atomic_write_json(instance_dir / "report.json", {task.instance_id: grade.model_dump(mode="json")})
+            error_file = instance_dir / "error.json"
+            if error_file.exists():
+                error_file.unlink()
+            with lock:
+                report.grades[task.instance_id] = grade
+                report.errors.pop(task.instance_id, None)
+            if progress:
+                progress(task.instance_id, grade, None)
+            return
+        if stop.is_set():
+            return
+        atomic_write_json(instance_dir / "error.json", {"instance_id": task.instance_id, "error": last_error,
+                                                        "attempts": infra_attempts})
+        stale = instance_dir / "report.json"
+        if stale.exists():
+            stale.unlink()
+        with lock:
+            report.errors[task.instance_id] = last_error
+        if progress:
+            progress(task.instance_id, None, last_error)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-eval")
+    pending: set = set()
+    try:
+        pending = {pool.submit(work, task, prediction) for task, prediction in todo}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+    except KeyboardInterrupt:
+        stop.set()
+        report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
+        report.summary["interrupted"] = True
+        atomic_write_json(run_dir / "summary.json", report.summary)
+        try:
+            with lock:
+                opened = list(active)
+            for env in opened:
+                threading.Thread(target=_close_quietly, args=(env,), daemon=True).start()
+            pool.shutdown(wait=False, cancel_futures=True)
+            wait([f for f in pending if not f.cancelled()], timeout=60)
+            drain_prefetched()
+            close_pool.shutdown(wait=True)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting; exit handlers close what is left
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        drain_prefetched()
+        close_pool.shutdown(wait=True)
+    report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
+    atomic_write_json(run_dir / "summary.json", report.summary)
+    return report

@@ -1,0 +1,343 @@
+"""The hidden-test run inside an Environment, built so a hostile patch cannot forge it.
+
+Order of operations (the model patch is already applied):
+1. every test-related file the model patch touched is restored from the base
+   commit (or removed if it did not exist there); a touched config file whose
+   pytest/coverage/tox sections changed is restored too; the instance is flagged;
+2. files the test patch touches are restored/removed, then the test patch applied;
+3. the tests run with results written as JUnit XML into a fresh directory outside
+   the repository whose name carries a random nonce; third-party plugin autoloading
+   is off; stdout is parsed only for runners without JUnit, and only between
+   markers that carry the nonce;
+4. the runner's exit code is checked against what the results claim.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from dataclasses import dataclass, field
+
+from swerve.harness import logparsers
+from swerve.harness.patches import (
+    apply_patch,
+    check_patch,
+    is_test_config,
+    is_test_path,
+    test_config_sections,
+)
+from swerve.schema import TestStatus
+
+SWEBENCH_START = ">>>>> Start Test Output"
+SWEBENCH_END = ">>>>> End Test Output"
+
+
+@dataclass
+class TestRun:
+    """What the hidden-test run produced, before grading."""
+
+    statuses: dict[str, TestStatus] = field(default_factory=dict)
+    output: str = ""
+    exit_code: int | None = None
+    timed_out: bool = False
+    source: str = ""
+    tamper_flags: list[str] = field(default_factory=list)
+    tests_touched: list[str] = field(default_factory=list)
+    error: str = ""
+    flaky_tests: list[str] = field(default_factory=list)
+    command: str = ""
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(12)
+
+
+def _base_ref(env) -> str:
+    return getattr(env, "base_commit", "") or getattr(env.info, "base_commit", "") or "HEAD"
+
+
+def _workdir(env) -> str:
+    return getattr(env, "workdir", "") or env.info.workdir
+
+
+def _base_text(env, path: str) -> str | None:
+    """`path` as it is at the base commit, or None when it did not exist there."""
+    ref = _base_ref(env)
+    quoted = shlex.quote(f"{ref}:{path}")
+    probe = env.exec(f"cd {shlex.quote(_workdir(env))} && git cat-file -e {quoted} 2>/dev/null && echo present || echo absent", timeout=60)
+    if "present" not in probe.output:
+        return None
+    tmp = f"/tmp/swerve-show-{new_nonce()}"
+    env.exec(f"cd {shlex.quote(_workdir(env))} && git show {quoted} > {tmp} 2>/dev/null", timeout=60)
+    try:
+        return env.read_file(tmp)
+    finally:
+        env.exec(f"rm -f {tmp}", timeout=60)
+
+
+def _current_text(env, path: str) -> str | None:
+    try:
+        return env.read_file(path)
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def restore_from_base(env, paths: list[str]) -> None:
+    """Put each path back as it is at the base commit; delete it if it was not there."""
+    if not paths:
+        return
+    ref = shlex.quote(_base_ref(env))
+    lines = [f"cd {shlex.quote(_workdir(env))} || exit 1"]
+    for path in paths:
+        q = shlex.quote(path)
+        spec = shlex.quote(f"{_base_ref(env)}:{path}")
+        lines.append(
+            f"if git cat-file -e {spec} 2>/dev/null; then rm -rf -- {q}; git checkout -q {ref} -- {q}; "
+            f"else rm -rf -- {q}; fi"
+        )
+    env.exec("\n".join(lines), timeout=300)
+
+
+def tampered_test_files(env, model_paths: list[str]) -> list[str]:
+    """Test-related files the model patch touched that must go back to base."""
+    touched = []
+    for path in model_paths:
+        if is_test_path(path):
+            touched.append(path)
+        elif is_test_config(path):
+            if test_config_sections(path, _base_text(env, path)) != test_config_sections(path, _current_text(env, path)):
+                touched.append(path)
+    return touched
+
+
+def _files_of(test_ids: list[str]) -> list[str]:
+    files = []
+    for test in test_ids:
+        head = test.split("::", 1)[0]
+        if "::" in test and head.endswith(".py"):
+            files.append(head)
+    return list(dict.fromkeys(files))
+
+
+def uses_pytest(task) -> bool:
+    cmd = (task.test_cmd or "").strip()
+    return not cmd or "pytest" in cmd.split()[0:3] or "py.test" in cmd or " -m pytest" in f" {cmd}"
+
+
+def pytest_command(task, *, junit_path: str, targets: list[str]) -> str:
+    """The pytest invocation: JUnit outside the repo, no cache, no plugin autoload."""
+    base = (task.test_cmd or "").strip() or "python -m pytest"
+    plugins = " ".join(f"-p {shlex.quote(p)}" for p in task.pytest_plugins)
+    flags = (
+        f"-rA -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
+        f"--junitxml={shlex.quote(junit_path)} {plugins}"
+    ).strip()
+    args = " ".join(shlex.quote(t) for t in targets)
+    return f"{base} {flags} {args}".strip()
+
+
+def run_env_prefix(task) -> str:
+    autoload = "" if task.pytest_plugins else "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 "
+    return f"env -u PYTEST_ADDOPTS -u PYTEST_PLUGINS {autoload}PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 "
+
+
+def _pytest_consistent(statuses: dict[str, TestStatus], exit_code: int) -> tuple[bool, str]:
+    """pytest exits 0 only when nothing failed, 1 when something did, 5 when nothing ran."""
+    bad = any(s in (TestStatus.FAILED, TestStatus.ERROR) for s in statuses.values())
+    if exit_code == 0 and bad:
+        return False, "pytest exited 0 although JUnit reports failures"
+    if exit_code == 1 and not bad:
+        return False, "pytest exited 1 (tests failed) but JUnit reports no failure"
+    if exit_code == 5 and statuses:
+        return False, "pytest exited 5 (no tests collected) but JUnit lists tests"
+    if exit_code not in (0, 1, 5):
+        return False, f"pytest exited {exit_code} (interrupted, internal or usage error)"
+    return True, ""
+
+
+def _between_markers(text: str, start: str, end: str) -> str | None:
+    if start not in text:
+        return None
+    body = text.split(start, 1)[1]
+    if end in body:
+        body = body.rsplit(end, 1)[0]
+    return body
+
+
+def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str) -> TestRun:
+    results_dir = f"/tmp/swerve-results-{nonce}"
+    junit = f"{results_dir}/{label}.xml"
+    output_file = f"{results_dir}/{label}.out"
+    start, end = f"SWERVE-START-{nonce}", f"SWERVE-END-{nonce}"
+    command = pytest_command(task, junit_path=junit, targets=targets)
+    script = (
+        f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} && "
+        f"cd {shlex.quote(_workdir(env))} && echo {start} > {output_file} && "
+        f"{{ {run_env_prefix(task)}{command} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
+        f"echo {end} >> {output_file}; echo \"SWERVE-EXIT-{nonce}=$__rc\""
+    )
+    result = env.exec(script, timeout=timeout)
+    run = TestRun(command=run_env_prefix(task) + command, timed_out=result.timed_out, source="junit")
+    try:
+        run.output = env.read_file(output_file)
+    except (FileNotFoundError, OSError):
+        run.output = result.output
+    for line in result.output.splitlines():
+        if line.startswith(f"SWERVE-EXIT-{nonce}="):
+            try:
+                run.exit_code = int(line.split("=", 1)[1])
+            except ValueError:
+                pass
+    if result.timed_out:
+        run.error = f"tests timed out after {timeout:.0f}s"
+        return run
+    try:
+        xml = env.read_file(junit)
+    except (FileNotFoundError, OSError):
+        run.error = "the test run wrote no JUnit results (it exited before reporting, or crashed)"
+        run.tamper_flags.append("no_junit_results")
+        return run
+    try:
+        statuses = logparsers.parse_junit_xml(xml)
+    except logparsers.JUnitFormatError as exc:
+        run.error = f"JUnit results unreadable: {exc}"
+        run.tamper_flags.append("bad_junit_results")
+        return run
+    if run.exit_code is not None:
+        consistent, why = _pytest_consistent(statuses, run.exit_code)
+        if not consistent:
+            favourable = not any(s in (TestStatus.FAILED, TestStatus.ERROR) for s in statuses.values())
+            run.error = why
+            run.tamper_flags.append("exit_code_mismatch")
+            if favourable or run.exit_code not in (0, 1, 5):
+                statuses = {t: (s if s in (TestStatus.FAILED, TestStatus.ERROR) else TestStatus.ERROR) for t, s in statuses.items()}
+    run.statuses = statuses
+    env.exec(f"rm -rf {results_dir}", timeout=60)
+    return run
+
+
+def _run_stdout(env, task, script_body: str, nonce: str, timeout: float, parser: str, *, markers: tuple[str, str] | None = None) -> TestRun:
+    """A runner without JUnit: parse its stdout between nonce-carrying markers."""
+    results_dir = f"/tmp/swerve-results-{nonce}"
+    output_file = f"{results_dir}/stdout.out"
+    start, end = markers or (f"SWERVE-START-{nonce}", f"SWERVE-END-{nonce}")
+    script_file = f"{results_dir}/run.sh"
+    env.exec(f"mkdir -p {results_dir} && chmod 700 {results_dir}", timeout=60)
+    env.write_file(script_file, script_body)
+    wrapped = (
+        f"cd {shlex.quote(_workdir(env))} && "
+        + (f"echo {start} > {output_file} && " if markers is None else f": > {output_file} && ")
+        + f"{{ {run_env_prefix(task)}bash {script_file} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
+        + (f"echo {end} >> {output_file}; " if markers is None else "")
+        + f"echo \"SWERVE-EXIT-{nonce}=$__rc\""
+    )
+    result = env.exec(wrapped, timeout=timeout)
+    run = TestRun(command=script_body, timed_out=result.timed_out, source=f"stdout:{parser}")
+    try:
+        run.output = env.read_file(output_file)
+    except (FileNotFoundError, OSError):
+        run.output = result.output
+    for line in result.output.splitlines():
+        if line.startswith(f"SWERVE-EXIT-{nonce}="):
+            run.exit_code = int(line.split("=", 1)[1])
+    if result.timed_out:
+        run.error = f"tests timed out after {timeout:.0f}s"
+        return run
+    body = _between_markers(run.output, start, end)
+    if body is None:
+        run.error = "the test output has no start marker (the run did not start)"
+        return run
+    statuses = logparsers.parser_for(parser)(body)
+    if logparsers.parser_for(parser) is logparsers.parse_pytest_summary and logparsers.pytest_conflicts(body):
+        run.tamper_flags.append("conflicting_results_in_output")
+    if markers is None and run.exit_code not in (None, 0) and statuses and not any(
+        s in (TestStatus.FAILED, TestStatus.ERROR) for s in statuses.values()
+    ):
+        run.tamper_flags.append("exit_code_mismatch")
+        run.error = f"the test command exited {run.exit_code} but its output reports no failure"
+        statuses = {t: TestStatus.ERROR for t in statuses}
+    run.statuses = statuses
+    if not run.statuses and not run.error:
+        run.error = "no test results found in the output"
+    env.exec(f"rm -rf {results_dir}", timeout=60)
+    return run
+
+
+def prepare_hidden_tests(env, task, model_paths: list[str]) -> tuple[list[str], str]:
+    """Restore tampered test files, then apply the test patch.
+
+    Returns (tests_touched, error); error is empty when the test patch applied.
+    """
+    touched = tampered_test_files(env, model_paths)
+    test_patch_paths = check_patch(task.test_patch).paths if task.test_patch.strip() else []
+    restore_from_base(env, list(dict.fromkeys([*touched, *test_patch_paths])))
+    if not task.test_patch.strip():
+        return touched, ""
+    nonce = new_nonce()
+    applied = _apply_test_patch(env, task.test_patch, nonce)
+    return touched, "" if applied else "the test patch did not apply"
+
+
+def _apply_test_patch(env, patch: str, nonce: str) -> bool:
+    patch_file = f"/tmp/swerve-patch-{nonce}/test.diff"
+    env.write_file(patch_file, patch if patch.endswith("\n") else patch + "\n")
+    q = shlex.quote(patch_file)
+    wd = shlex.quote(_workdir(env))
+    for cmd in (f"git apply --whitespace=nowarn {q}", f"patch --batch --forward -p1 --no-backup-if-mismatch --reject-file=- -i {q}"):
+        if env.exec(f"cd {wd} && {cmd} 2>&1", timeout=300).exit_code == 0:
+            return True
+    return False
+
+
+def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str | None = None) -> TestRun:
+    """Run the task's tests (test patch already applied) and collect per-test statuses."""
+    nonce = nonce or new_nonce()
+    if task.eval_script and task.log_parser:
+        return run_eval_script(env, task, timeout=timeout, nonce=nonce)
+    if not uses_pytest(task):
+        parser = task.log_parser or logparsers.parser_for_repo(task.repo, default="unittest")
+        body = f"cd {shlex.quote(_workdir(env))}\n{task.test_cmd}\n"
+        return _run_stdout(env, task, body, nonce, timeout, parser)
+    targets = _files_of([*task.FAIL_TO_PASS, *task.PASS_TO_PASS])
+    if not targets:
+        targets = [p for p in check_patch(task.test_patch).paths if p.endswith(".py")] if task.test_patch.strip() else []
+    run = _run_pytest(env, task, targets, nonce, timeout, "junit")
+    if reruns and run.statuses and not run.error:
+        _rerun_failures(env, task, run, reruns, nonce, timeout)
+    return run
+
+
+def _rerun_failures(env, task, run: TestRun, reruns: int, nonce: str, timeout: float) -> None:
+    """Re-run failing graded tests; a test that passes on a re-run is marked flaky
+    (and counted as passed) so a flip is never silent."""
+    graded = set(task.FAIL_TO_PASS) | set(task.PASS_TO_PASS)
+    for attempt in range(1, reruns + 1):
+        failing = [t for t, s in run.statuses.items() if t in graded and s in (TestStatus.FAILED, TestStatus.ERROR)]
+        if not failing:
+            return
+        again = _run_pytest(env, task, failing, nonce, timeout, f"rerun{attempt}")
+        if again.error:
+            return
+        for test in failing:
+            if again.statuses.get(test) is TestStatus.PASSED:
+                run.statuses[test] = TestStatus.PASSED
+                run.flaky_tests.append(test)
+        run.output += f"\n\n===== swerve re-run {attempt} of {len(failing)} failing test(s) =====\n{again.output}"
+
+
+def nonced_eval_script(script: str, nonce: str) -> tuple[str, str, str]:
+    """SWE-bench's eval script with its fixed output markers replaced by nonce-carrying
+    ones, so the code under test cannot print a fake end marker and fake results."""
+    start, end = f">>>>> Start Test Output {nonce}", f">>>>> End Test Output {nonce}"
+    return script.replace(SWEBENCH_START, start).replace(SWEBENCH_END, end), start, end
+
+
+def run_eval_script(env, task, *, timeout: float, nonce: str) -> TestRun:
+    """SWE-bench 5.x rows: their own eval script, parsed with their own log parser."""
+    script, start, end = nonced_eval_script(task.eval_script, nonce)
+    return _run_stdout(env, task, script, nonce, timeout, task.log_parser, markers=(start, end))
+
+
+def apply_model_patch(env, patch: str, *, timeout: float = 300):
+    """Apply the model patch with fallbacks; the staging file lives outside the repo."""
+    return apply_patch(env, patch, workdir=_workdir(env), patch_file=f"/tmp/swerve-patch-{new_nonce()}/model.diff", timeout=timeout)

@@ -1,0 +1,68 @@
+"""Patch safety checks and test-file detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from swerve.harness.patches import check_patch, is_empty_patch, is_test_config, is_test_path, test_config_sections as config_sections
+
+GOOD = """diff --git a/pkg/mod.py b/pkg/mod.py
+--- a/pkg/mod.py
++++ b/pkg/mod.py
+@@ -1,2 +1,2 @@
+--- a removed line that looks like a header
++new
+ context
+"""
+
+
+def test_a_good_patch_lists_its_paths():
+    check = check_patch(GOOD)
+    assert check.ok and check.paths == ["pkg/mod.py"]
+
+
+@pytest.mark.parametrize("patch,words", [
+    (GOOD.replace("a/pkg/mod.py", "a/../mod.py").replace("b/pkg/mod.py", "b/../mod.py"), "climbs out"),
+    ("--- /dev/null\n+++ /etc/cron.d/x\n@@ -0,0 +1 @@\n+x\n", "absolute path"),
+    ("--- /dev/null\n+++ b/.git/hooks/post-checkout\n@@ -0,0 +1 @@\n+x\n", "writes into .git"),
+    ("diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+../../etc\n\\ No newline at end of file\n", "symlink"),
+    ("hello, I fixed it\n", "not a diff"),
+    ("diff --git a/x b/x\n--- a/x\n+++ b/x\n", "without any hunk"),
+    ("--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\nnonsense\n", "unexpected line"),
+])
+def test_unsafe_or_malformed_patches_are_refused(patch, words):
+    check = check_patch(patch)
+    assert not check.ok
+    assert any(words in problem for problem in check.problems), check.problems
+
+
+def test_symlink_inside_repo_is_fine():
+    patch = "diff --git a/pkg/l b/pkg/l\nnew file mode 120000\n--- /dev/null\n+++ b/pkg/l\n@@ -0,0 +1 @@\n+../README\n\\ No newline at end of file\n"
+    assert check_patch(patch).ok
+
+
+def test_empty_patches():
+    assert is_empty_patch(None) and is_empty_patch("") and is_empty_patch("  \n") and not is_empty_patch(GOOD)
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("tests/test_x.py", True), ("pkg/tests/helpers.py", True), ("test/data.json", True), ("conftest.py", True),
+    ("pkg/sub/conftest.py", True), ("test_top.py", True), ("pkg/x_test.py", True), ("pytest.ini", True),
+    ("sitecustomize.py", True), ("pkg/evil.pth", True), ("pkg/mod.py", False), ("pkg/testing/utils.py", False),
+    ("docs/conf.py", False), ("setup.cfg", False),
+])
+def test_test_path_detection(path, expected):
+    assert is_test_path(path) is expected
+
+
+def test_config_files_compare_only_their_test_sections():
+    base = "[metadata]\nname = x\n\n[tool:pytest]\naddopts = -q\n"
+    metadata_only = "[metadata]\nname = y\n\n[tool:pytest]\naddopts = -q\n"
+    pytest_changed = "[metadata]\nname = x\n\n[tool:pytest]\naddopts = -p evil\n"
+    assert is_test_config("setup.cfg") and is_test_config("sub/tox.ini") and is_test_config("pyproject.toml")
+    assert config_sections("setup.cfg", base) == config_sections("setup.cfg", metadata_only)
+    assert config_sections("setup.cfg", base) != config_sections("setup.cfg", pytest_changed)
+    toml = '[project]\nname = "x"\n[tool.pytest.ini_options]\naddopts = "-q"\n'
+    assert config_sections("pyproject.toml", toml) == config_sections("pyproject.toml", toml.replace('"x"', '"y"'))
+    assert config_sections("pyproject.toml", toml) != config_sections("pyproject.toml", toml.replace('"-q"', '"-p evil"'))
+    assert config_sections("setup.cfg", None) == "" != config_sections("setup.cfg", pytest_changed)
