@@ -203,6 +203,10 @@ class Grade(BaseModel):
     flaky_tests: list[str] = Field(default_factory=list)
     durations: dict[str, float] = Field(default_factory=dict)
     patch_hash: str = ""
+    test_source: str = Field(default="", description="where statuses came from: junit, stdout parser, eval script")
+    test_exit_code: int | None = None
+    environment: dict[str, Any] = Field(default_factory=dict, description="backend, image, digest")
+    model_name_or_path: str = ""
 
     @property
     def fail_to_pass_fraction(self) -> float:
@@ -254,6 +258,10 @@ class Step(BaseModel):
     prompt_token_ids: list[int] | None = None
     completion_token_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    native_tool_calls: list[dict[str, Any]] | None = None
+    parse_source: str | None = Field(default=None, description="how the action was found: native, text (a <tool_call> block) or bash_block")
+    finish_reason: str | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
 
 
 class Trajectory(BaseModel):
@@ -272,3 +280,4 @@ class Trajectory(BaseModel):
     )
     grade: Grade | None = None
     report_path: str | None = None
+    stats: dict[str, Any] = Field(default_factory=dict, description="steps, tokens, timings, format errors")

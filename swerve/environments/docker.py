@@ -157,6 +157,7 @@ class DockerEnvironment(RepoOps):
         self.limits = limits or Limits()
         self.client = client or docker_client()
         self._lock = threading.RLock()
+        self._state_lock = threading.Lock()
         self._closed = False
         self.container = None
         name = f"swerve-{_slug(run_id)}-{_slug(instance_id)}-{uuid.uuid4().hex[:8]}"
@@ -265,7 +266,8 @@ class DockerEnvironment(RepoOps):
             raise InfraError(f"environment for {self.info.instance_id} is closed")
 
     def close(self) -> None:
-        with self._lock:
+        """Idempotent; does not wait for a running command (removing the container ends it)."""
+        with self._state_lock:
             if self._closed:
                 return
             self._closed = True

@@ -256,9 +256,7 @@ def failure_class_of(grade: Grade) -> str:
 
 
 def _usage(step: Step) -> dict[str, Any]:
-    extra = step.model_extra or {}
-    usage = extra.get("usage")
-    return usage if isinstance(usage, dict) else {}
+    return step.usage if isinstance(step.usage, dict) else {}
 
 
 def token_counts(steps: Sequence[Step]) -> tuple[int | None, int | None]:

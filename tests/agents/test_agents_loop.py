@@ -83,7 +83,7 @@ def test_hermes_text_calls_become_structured_history(env):
     assert assistant["content"] == "" and assistant["tool_calls"][0]["function"]["name"] == "bash"
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"command": "echo hi"}
     assert trajectory.messages[3] == {"role": "tool", "tool_call_id": "call_0_0", "name": "bash", "content": "hi"}
-    assert trajectory.steps[0].model_extra["parse_source"] == "text"
+    assert trajectory.steps[0].parse_source == "text"
 
 
 def test_bash_block_fallback_uses_plain_messages(env):

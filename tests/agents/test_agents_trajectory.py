@@ -32,7 +32,7 @@ def test_append_and_read_round_trip(tmp_path, oracle_trajectory):
     append_trajectory(path, oracle_trajectory)
     [back] = read_trajectories(path)
     assert back.model_dump(mode="json") == oracle_trajectory.model_dump(mode="json")
-    assert back.steps[0].model_extra["parse_source"] == "native"
+    assert back.steps[0].parse_source == "native"
 
 
 def test_torn_last_line_is_skipped_and_cut_before_the_next_append(tmp_path):

@@ -45,16 +45,15 @@ class ReplayPolicy:
 
 def completion_from_step(step: Step) -> Completion:
     """The completion that produced `step`, as far as the trajectory recorded it."""
-    extra = step.model_extra or {}
-    native = [ToolCall.model_validate(call) for call in extra.get("native_tool_calls") or []]
+    native = [ToolCall.model_validate(call) for call in step.native_tool_calls or []]
     return Completion(
         text=step.assistant,
         tool_calls=native,
         prompt_token_ids=step.prompt_token_ids,
         completion_token_ids=step.completion_token_ids,
         logprobs=step.logprobs,
-        finish_reason=extra.get("finish_reason"),
-        usage=extra.get("usage") or {},
+        finish_reason=step.finish_reason,
+        usage=step.usage,
     )
 
 
