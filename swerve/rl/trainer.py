@@ -72,6 +72,21 @@ class GRPOConfig:
         return data
 
 
+@dataclass
+class _GroupInputs:
+    """One group prepared for the update (see `GRPOTrainer._group_inputs`)."""
+
+    indices: list[int]
+    sequences: list[list[int]]
+    tree: Any
+    serials: list[Any] | None
+    masks: list[Any]
+    old: list[Any]
+    reference: list[Any] | None
+    pruning: dict[str, Any] | None
+    tokens: int
+
+
 def group_advantages(rewards: Sequence[float], groups: Sequence[str], *, scale: bool = True) -> list[float]:
     """Reward minus its group's mean, divided by the group's std when `scale` (GRPO);
     a group whose rewards are all equal gives zero advantage (no signal)."""
@@ -123,24 +138,74 @@ class GRPOTrainer:
 
     # -- log-probs ---------------------------------------------------------------
 
-    def _sequence_logprobs(self, sequences: list[list[int]], tree: Any | None):
-        """(per-sequence log-probs aligned with tokens[1:], tree log-probs or None)."""
-        from swerve.rl.prefix_tree import sequence_logprobs, tree_logprobs
-
-        if tree is not None:
-            result = tree_logprobs(self.model, tree)
-            return result.logprobs, result
-        logprobs, _ = sequence_logprobs(self.model, sequences)
-        return logprobs, None
-
-    def _reference_logprobs(self, sequences: list[list[int]], tree: Any | None):
+    def _group_inputs(self, samples: Sequence[RLSample], indices: list[int]) -> "_GroupInputs":
+        """Old (and reference) log-probs for one group, and what the update forwards:
+        the group's prefix tree, or after pruning the smaller kept tree, with each
+        sequence's trained tokens located in it; or the sequences one by one."""
         import torch
 
-        if self.config.kl_coef <= 0:
-            return None
-        with torch.no_grad(), self.model.disable_adapter():
-            logprobs, _ = self._sequence_logprobs(sequences, tree)
-        return [lp.detach() for lp in logprobs]
+        from swerve.rl.prefix_tree import PrefixTree, sequence_logprobs, tree_logprobs
+
+        sequences = [samples[i].token_ids for i in indices]
+        masks = [torch.tensor(samples[i].loss_mask[1:], dtype=torch.float32) for i in indices]
+        if not self.config.use_prefix_tree:
+            with torch.no_grad():
+                old = [lp.detach() for lp in sequence_logprobs(self.model, sequences)[0]]
+                reference = None
+                if self.config.kl_coef > 0:
+                    with self.model.disable_adapter():
+                        reference = [lp.detach() for lp in sequence_logprobs(self.model, sequences)[0]]
+            return _GroupInputs(indices, sequences, None, None, masks, old, reference, None,
+                                sum(len(s) for s in sequences))
+        tree = PrefixTree.build(sequences)
+        with torch.no_grad():
+            full = tree_logprobs(self.model, tree)
+            reference_tokens = None
+            if self.config.kl_coef > 0:
+                with self.model.disable_adapter():
+                    reference_tokens = tree_logprobs(self.model, tree).token_logprobs.detach()
+        serials = [torch.tensor(path[1:], dtype=torch.long) for path in tree.sequence_paths]
+        forward_tree, report, full_index = tree, None, serials
+        if self.config.token_budget is not None:
+            forward_tree, serials, masks, full_index, report = self._prune(tree, full, samples, indices, serials, masks)
+        old_tokens = full.token_logprobs.detach()
+        old = [old_tokens[index] for index in full_index]
+        reference = [reference_tokens[index] for index in full_index] if reference_tokens is not None else None
+        return _GroupInputs(indices, sequences, forward_tree, serials, masks, old, reference, report,
+                            forward_tree.num_tokens)
+
+    def _prune(self, tree, full, samples, indices, serials, masks):
+        """Keep the most valuable part of the tree under the token budget: the update
+        forwards only the kept tree, and each sequence trains on its kept tokens."""
+        import torch
+
+        from swerve.rl.pruning import prune_tree
+
+        spans = [samples[i].tool_call_spans for i in indices]
+        result = prune_tree(
+            tree,
+            full.token_entropies.tolist(),
+            self.config.token_budget,
+            token_logprobs=full.token_logprobs.tolist(),
+            tool_call_spans=spans if any(spans) else None,
+        )
+        kept_tree, original = result.subtree(tree)
+        position = {old: new for new, old in enumerate(original)}
+        new_serials, new_masks, old_serials = [], [], []
+        for serial, mask in zip(serials, masks):
+            keep = [k for k, token in enumerate(serial.tolist()) if token in position]
+            new_serials.append(torch.tensor([position[serial[k].item()] for k in keep], dtype=torch.long))
+            new_masks.append(mask[keep] if keep else mask[:0])
+            old_serials.append(torch.tensor([serial[k].item() for k in keep], dtype=torch.long))
+        return kept_tree, new_serials, new_masks, old_serials, result.summary()
+
+    def _new_logprobs(self, group: "_GroupInputs"):
+        from swerve.rl.prefix_tree import sequence_logprobs, tree_logprobs
+
+        if group.tree is None:
+            return sequence_logprobs(self.model, group.sequences)[0]
+        tokens = tree_logprobs(self.model, group.tree).token_logprobs
+        return [tokens[index.to(tokens.device)] for index in group.serials]
 
     # -- one update ---------------------------------------------------------------
 
@@ -148,66 +213,46 @@ class GRPOTrainer:
         """One GRPO update on a batch of rollouts; returns the step's metrics."""
         import torch
 
-        from swerve.rl.prefix_tree import PrefixTree
-
         if not samples:
             raise ValueError("GRPOTrainer.step got no rollouts")
         started = time.perf_counter()
         advantages = group_advantages(
             [s.reward for s in samples], [s.group_id for s in samples], scale=self.config.scale_advantages
         )
-        groups: dict[str, list[int]] = defaultdict(list)
+        members: dict[str, list[int]] = defaultdict(list)
         for index, sample in enumerate(samples):
-            groups[sample.group_id].append(index)
-
-        prepared = []
-        tokens_forwarded = 0
-        pruning_reports = []
+            members[sample.group_id].append(index)
         self.model.eval()
-        for indices in groups.values():
-            sequences = [samples[i].token_ids for i in indices]
-            masks = [list(samples[i].loss_mask) for i in indices]
-            tree = PrefixTree.build(sequences) if self.config.use_prefix_tree else None
-            with torch.no_grad():
-                old, old_tree = self._sequence_logprobs(sequences, tree)
-            old = [lp.detach() for lp in old]
-            reference = self._reference_logprobs(sequences, tree)
-            if self.config.token_budget is not None and tree is not None:
-                masks, report = self._prune(tree, old_tree, samples, indices, masks)
-                pruning_reports.append(report)
-            tokens_forwarded += tree.num_tokens if tree is not None else sum(len(s) for s in sequences)
-            prepared.append((indices, sequences, masks, tree, old, reference))
+        groups = [self._group_inputs(samples, indices) for indices in members.values()]
 
         self.model.train()
-        total_sequences = len(samples)
         losses, clipped, kls = [], [], []
         for _ in range(self.config.updates_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
             batch_loss = 0.0
-            for indices, sequences, masks, tree, old, reference in prepared:
-                new, _ = self._sequence_logprobs(sequences, tree)
+            for group in groups:
+                new = self._new_logprobs(group)
                 group_loss = 0.0
-                for slot, index in enumerate(indices):
-                    mask = torch.tensor(masks[slot][1:], dtype=torch.float32, device=new[slot].device)
+                for slot, index in enumerate(group.indices):
+                    mask = group.masks[slot].to(new[slot].device)
                     count = mask.sum()
                     if count <= 0:
                         continue
-                    ratio = torch.exp(new[slot] - old[slot])
+                    ratio = torch.exp(new[slot] - group.old[slot])
                     advantage = advantages[index]
-                    unclipped = ratio * advantage
-                    bounded = torch.clamp(ratio, 1 - self.config.clip_epsilon, 1 + self.config.clip_epsilon) * advantage
-                    objective = torch.minimum(unclipped, bounded)
-                    per_token = -objective
-                    if reference is not None:
-                        delta = reference[slot] - new[slot]
+                    bounded = torch.clamp(ratio, 1 - self.config.clip_epsilon, 1 + self.config.clip_epsilon)
+                    per_token = -torch.minimum(ratio * advantage, bounded * advantage)
+                    if group.reference is not None:
+                        delta = group.reference[slot] - new[slot]
                         kl = torch.exp(delta) - delta - 1
                         per_token = per_token + self.config.kl_coef * kl
                         kls.append(float((kl.detach() * mask).sum() / count))
-                    clipped.append(float((((ratio.detach() - 1).abs() > self.config.clip_epsilon).float() * mask).sum() / count))
+                    outside = ((ratio.detach() - 1).abs() > self.config.clip_epsilon).float()
+                    clipped.append(float((outside * mask).sum() / count))
                     group_loss = group_loss + (per_token * mask).sum() / count
                 if torch.is_tensor(group_loss):
-                    (group_loss / total_sequences).backward()
-                    batch_loss += float(group_loss.detach()) / total_sequences
+                    (group_loss / len(samples)).backward()
+                    batch_loss += float(group_loss.detach()) / len(samples)
             torch.nn.utils.clip_grad_norm_(
                 [p for p in self.model.parameters() if p.requires_grad], self.config.max_grad_norm
             )
@@ -222,37 +267,20 @@ class GRPOTrainer:
             "reward_max": max(rewards),
             "groups": len(groups),
             "rollouts": len(samples),
-            "tokens_forwarded": tokens_forwarded,
+            "tokens_forwarded": sum(g.tokens for g in groups),
             "clip_fraction": sum(clipped) / len(clipped) if clipped else 0.0,
             "kl": sum(kls) / len(kls) if kls else 0.0,
             "seconds": time.perf_counter() - started,
         }
-        if pruning_reports:
+        reports = [g.pruning for g in groups if g.pruning is not None]
+        if reports:
             metrics["pruning"] = {
-                "tokens_kept": sum(r["tokens_kept"] for r in pruning_reports),
-                "tokens_total": sum(r["tokens_total"] for r in pruning_reports),
-                "value_fraction": sum(r["value_fraction"] for r in pruning_reports) / len(pruning_reports),
+                "tokens_kept": sum(r["tokens_kept"] for r in reports),
+                "tokens_total": sum(r["tokens_total"] for r in reports),
+                "value_fraction": sum(r["value_fraction"] for r in reports) / len(reports),
             }
         self.history.append(metrics)
         return metrics
-
-    def _prune(self, tree, old_tree, samples, indices, masks):
-        """Zero the loss mask outside the kept part of the tree."""
-        from swerve.rl.pruning import prune_tree
-
-        spans = [samples[i].tool_call_spans for i in indices]
-        result = prune_tree(
-            tree,
-            old_tree.token_entropies.tolist(),
-            self.config.token_budget,
-            token_logprobs=old_tree.token_logprobs.tolist(),
-            tool_call_spans=spans if any(spans) else None,
-        )
-        kept = result.token_mask(tree)
-        pruned = []
-        for slot, path in enumerate(tree.sequence_paths):
-            pruned.append([m if kept[serial] else 0 for m, serial in zip(masks[slot], path)])
-        return pruned, result.summary()
 
     # -- loops and saving -----------------------------------------------------------
 

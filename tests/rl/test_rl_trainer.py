@@ -77,12 +77,22 @@ def test_positive_advantage_raises_the_logprob_of_its_tokens():
     assert after[1][6] < before[1][6]
 
 
-def test_pruning_budget_is_reported_and_mask_length_checked(tmp_path):
-    trainer = GRPOTrainer(_tiny_model(), GRPOConfig(lora_rank=4, token_budget=8))
-    metrics = trainer.step(_samples())
-    assert metrics["pruning"]["tokens_total"] > metrics["pruning"]["tokens_kept"]
+def test_pruning_forwards_only_the_kept_tree(tmp_path):
+    base = _tiny_model()
+    full = GRPOTrainer(copy.deepcopy(base), GRPOConfig(lora_rank=4))
+    pruned = GRPOTrainer(copy.deepcopy(base), GRPOConfig(lora_rank=4, token_budget=12))
+    roomy = GRPOTrainer(copy.deepcopy(base), GRPOConfig(lora_rank=4, token_budget=10_000))
+    pruned.model.load_state_dict(full.model.state_dict())
+    roomy.model.load_state_dict(full.model.state_dict())
+    full_metrics, pruned_metrics, roomy_metrics = full.step(_samples()), pruned.step(_samples()), roomy.step(_samples())
+    assert pruned_metrics["pruning"]["tokens_total"] > pruned_metrics["pruning"]["tokens_kept"]
+    assert pruned_metrics["tokens_forwarded"] < full_metrics["tokens_forwarded"]
+    # a budget that keeps everything changes nothing
+    assert roomy_metrics["tokens_forwarded"] == full_metrics["tokens_forwarded"]
+    assert roomy_metrics["loss"] == pytest.approx(full_metrics["loss"], abs=1e-6)
     with pytest.raises(ValueError, match="loss-mask"):
         RLSample([1, 2, 3], [0, 1], 1.0, "g")
+    trainer = pruned
     trainer.save(tmp_path / "out")
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
     assert (tmp_path / "out" / "config.json").exists()
