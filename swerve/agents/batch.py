@@ -29,6 +29,7 @@ from swerve.agents.trajectory import append_trajectory, read_trajectories, rewri
 from swerve.environments.base import Limits
 from swerve.errors import InfraError, SwerveError
 from swerve.fileio import append_jsonl, atomic_write_json, iter_jsonl, write_jsonl
+from swerve.processes import process_alive
 from swerve.schema import Grade, Prediction, Task, Trajectory
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,7 @@ class _RunLock:
                 pid = int(self.path.read_text().strip() or 0)
             except ValueError:
                 pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
+            if pid and pid != os.getpid() and process_alive(pid):
                 raise SwerveError(
                     f"{self.path.parent} is in use by another swerve process (pid {pid}); wait for it or stop it"
                 )
@@ -363,40 +364,19 @@ class _RunLock:
             pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reap_leftover_containers(run_id: str, backend: str) -> list[str]:
     """Remove containers of this run whose owning process is gone (a killed earlier run)."""
     if backend == "local":
         return []
     try:
-        from swerve.environments.docker import LABEL_OWNER, LABEL_RUN, docker_available, docker_client
+        from swerve.environments.docker import docker_available, prune_containers
 
         if not docker_available():
             return []
-        client = docker_client()
-        containers = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+        removed = prune_containers(run_id=run_id, orphans_only=True)
     except Exception as exc:
-        log.debug("could not list leftover containers: %s", exc)
+        log.warning("could not remove leftover containers of %s: %s", run_id, exc)
         return []
-    removed = []
-    for container in containers:
-        owner = container.labels.get(LABEL_OWNER, "")
-        if owner.isdigit() and int(owner) != os.getpid() and _alive(int(owner)):
-            continue
-        try:
-            container.remove(force=True)
-            removed.append(container.name)
-        except Exception as exc:
-            log.warning("could not remove leftover container %s: %s", container.name, exc)
     if removed:
         log.info("removed %d container(s) left by an earlier run of %s", len(removed), run_id)
     return removed

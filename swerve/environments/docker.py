@@ -21,6 +21,7 @@ from swerve.environments.base import EnvironmentInfo, Limits
 from swerve.environments.repo_ops import RepoOps
 from swerve.environments.shell import ShellSession
 from swerve.errors import DockerUnavailable, InfraError
+from swerve.processes import process_alive
 from swerve.schema import ExecResult
 
 USER = "swerve"
@@ -296,18 +297,10 @@ def prune_containers(client=None, *, run_id: str | None = None, orphans_only: bo
     removed = []
     for container in client.containers.list(all=True, filters={"label": label}):
         owner = container.labels.get(LABEL_OWNER, "")
-        if orphans_only and owner.isdigit() and _process_alive(int(owner)):
+        if orphans_only and owner.isdigit() and process_alive(int(owner)):
             continue
         container.remove(force=True, v=True)
         removed.append(container.name)
     return removed
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

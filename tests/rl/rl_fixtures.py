@@ -1,0 +1,112 @@
+"""Helpers shared by the RL tests: the real toolz tasks and a partial fix for one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swerve.fileio import iter_jsonl
+from swerve.schema import Task
+
+TASKS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "toolz_tasks.jsonl"
+
+DISSOC_PARTIAL_FIX = """diff --git a/toolz/dicttoolz.py b/toolz/dicttoolz.py
+--- a/toolz/dicttoolz.py
++++ b/toolz/dicttoolz.py
+@@ -217,7 +217,8 @@ def dissoc(d, *keys, **kwargs):
+     if len(keys) < len(d) * .6:
+         d2.update(d)
+         for key in keys:
+-            del d2[key]
++            if key in d2 or len(keys) == 1:
++                del d2[key]
+     else:
+         remaining = set(d)
+         remaining.difference_update(keys)
+"""
+
+TEST_TAMPER = """diff --git a/toolz/tests/test_dicttoolz.py b/toolz/tests/test_dicttoolz.py
+--- a/toolz/tests/test_dicttoolz.py
++++ b/toolz/tests/test_dicttoolz.py
+@@ -1,3 +1,4 @@
++import pytest; pytestmark = pytest.mark.skip
+ from collections import defaultdict as _defaultdict
+ from collections.abc import Mapping
+ import os
+"""
+
+
+def toolz_tasks() -> dict[str, Task]:
+    return {row["instance_id"]: Task.model_validate(row) for _, row in iter_jsonl(TASKS_FILE)}
+
+
+class ScratchEnvironment:
+    """An in-memory Environment for mechanics tests: `bash` echoes, files live in a dict,
+    the diff lists the files written. Counts resets and closes."""
+
+    def __init__(self, task=None, *args, delay_s: float = 0.0) -> None:
+        from swerve.environments.base import EnvironmentInfo
+
+        self.info = EnvironmentInfo(backend="scratch", instance_id=getattr(task, "instance_id", "scratch"),
+                                    workdir="/repo")
+        self.files: dict[str, str] = {}
+        self.delay_s = delay_s
+        self.resets = 0
+        self.closed = False
+
+    def exec(self, cmd: str, timeout: float | None = None):
+        import time
+
+        from swerve.schema import ExecResult
+
+        if self.closed:
+            raise RuntimeError("environment closed")
+        time.sleep(self.delay_s)
+        if self.closed:
+            raise RuntimeError("environment closed")
+        return ExecResult(output=f"ran: {cmd}\n", exit_code=0)
+
+    def read_file(self, path: str) -> str:
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        return self.files[path]
+
+    def write_file(self, path: str, content: str) -> None:
+        self.files[path] = content
+
+    def diff(self) -> str:
+        return "".join(f"+++ b/{name}\n" for name in sorted(self.files))
+
+    def reset(self) -> None:
+        self.files.clear()
+        self.resets += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ScriptedPolicy:
+    """Runs `commands` bash commands, then submits."""
+
+    name = "scripted"
+
+    def __init__(self, commands: int = 2) -> None:
+        self.commands = commands
+
+    def describe(self) -> dict:
+        return {"policy": "scripted", "commands": self.commands}
+
+    def act(self, messages, tools):
+        from swerve.schema import Completion, ToolCall
+
+        done = sum(1 for m in messages if m.get("role") == "assistant")
+        if done < self.commands:
+            call = ToolCall(name="bash", arguments={"command": f"echo step {done}"}, id=f"c{done}")
+        else:
+            call = ToolCall(name="submit", arguments={}, id=f"c{done}")
+        return Completion(text="", tool_calls=[call])
