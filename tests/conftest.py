@@ -47,3 +47,14 @@ def pytest_sessionfinish(session, exitstatus):
             f"ERROR: containers outlived the test run (removed now): {names}", red=True
         )
         session.exitstatus = 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skip means something the suite needs was not installed or started:
+    it fails the run instead of hiding the gap."""
+    outcome = yield
+    report = outcome.get_result()
+    if _ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where skips are failures (install or start what it needs): {report.longrepr}"
