@@ -11,7 +11,8 @@ initialised head has logits too flat (|logit| ~ 0.2) for adapters on the
 attention/MLP projections alone to make a confident choice.
 
 Runs the trainer with and without entropy pruning (token budget), saves the reward
-curves as a PNG, prints a JSON line last:
+curves as a PNG, and reports the policy's exact expected reward before and after
+training (`reward_start`, `reward_end`); prints a JSON line last:
 
     python bench/learn.py [--steps 60] [--out bench/out/learn]
 """
@@ -47,6 +48,30 @@ def build_prompt_ids(tokenizer, env) -> list[int]:
     return tokenizer.encode(text, add_special_tokens=False)
 
 
+def expected_reward(model, tokenizer, envs, prefix, prefix_ids, middle_ids, suffix_ids, name_ids, target_ids) -> float:
+    """The policy's exact expected reward (no sampling noise): the sum over every
+    (tool, target) choice of its probability under the constrained decoding times
+    the reward the environment gives it, averaged over the tasks."""
+    import torch
+
+    values = []
+    with torch.no_grad():
+        for env in envs:
+            prompt = build_prompt_ids(tokenizer, env) + prefix_ids
+            logits = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+            p_name = torch.softmax(logits[name_ids].float(), -1)
+            heads = torch.tensor([prompt + [n] + middle_ids for n in name_ids])
+            p_target = torch.softmax(model(input_ids=heads).logits[:, -1][:, target_ids].float(), -1)
+            total = 0.0
+            for i, name in enumerate(name_ids):
+                for j, target in enumerate(target_ids):
+                    text = prefix + tokenizer.decode([name] + middle_ids + [target] + suffix_ids)
+                    reward = env.step(text)[1]
+                    total += float(p_name[i] * p_target[i, j]) * reward
+            values.append(total)
+    return statistics.mean(values)
+
+
 def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_dir: Path, names, targets, lr: float,
         updates: int = 1, goals: int = 2):
     import torch
@@ -72,6 +97,10 @@ def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_
     suffix_ids = tokenizer.encode(suffix, add_special_tokens=False)
     name_ids = [i for _, i in names]
     target_ids = [i for _, i in targets]
+    def evaluate() -> float:
+        return expected_reward(trainer.model, tokenizer, envs, prefix, prefix_ids, middle_ids, suffix_ids, name_ids, target_ids)
+
+    start_value = evaluate()
     curve = []
     for step in range(steps):
         samples = []
@@ -94,8 +123,8 @@ def run(steps: int, group_size: int, token_budget: int | None, seed: int, model_
         curve.append(statistics.mean(rewards))
         trainer.step(samples)
         if step % 10 == 0 or step == steps - 1:
-            print(f"  step {step:3d}  mean reward {curve[-1]:.3f}", flush=True)
-    return curve, trainer
+            print(f"  step {step:3d}  mean sampled reward {curve[-1]:.3f}", flush=True)
+    return curve, trainer, (start_value, evaluate())
 
 
 def main() -> None:
@@ -105,7 +134,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--updates", type=int, default=1, help="optimizer steps per rollout batch")
     parser.add_argument("--goals", type=int, default=2, help="distinct tasks (tool, target) the policy must tell apart")
-    parser.add_argument("--budget-extra", type=int, default=96,
+    parser.add_argument("--budget-extra", type=int, default=32,
                         help="pruning budget: tokens kept per group beyond the shared prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/out/learn")
@@ -130,16 +159,13 @@ def main() -> None:
     print(f"tools {[n for n, _ in names]} targets {[t for t, _ in targets]} (start reward by chance ~ {1/16 + 0.5*3/16:.3f})")
 
     started = time.perf_counter()
-    plain, _ = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr, args.updates, args.goals)
+    plain, _, plain_expected = run(args.steps, args.group_size, None, args.seed, model_dir, names, targets, args.lr, args.updates, args.goals)
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
     budget = prompt_length(tokenizer, names, targets) + args.budget_extra
-    pruned, trainer = run(args.steps, args.group_size, budget, args.seed, model_dir, names, targets, args.lr, args.updates, args.goals)
+    pruned, trainer, pruned_expected = run(args.steps, args.group_size, budget, args.seed, model_dir, names, targets, args.lr, args.updates, args.goals)
     pruned_s = time.perf_counter() - started
 
-    def window(curve, first):
-        part = curve[:5] if first else curve[-5:]
-        return round(statistics.mean(part), 3)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +178,7 @@ def main() -> None:
     ax.plot(plain, label="GRPO")
     ax.plot(pruned, label=f"GRPO + entropy pruning (prompt + {args.budget_extra} tokens/group)")
     ax.set_xlabel("step")
-    ax.set_ylabel("mean reward")
+    ax.set_ylabel("mean sampled reward")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower right")
     ax.set_title("tiny Qwen3 (random init) on ToolChoiceEnv")
@@ -161,10 +187,12 @@ def main() -> None:
     (out / "curves.json").write_text(json.dumps({"plain": plain, "pruned": pruned}))
     kept = [h["pruning"]["tokens_kept"] / h["pruning"]["tokens_total"] for h in trainer.history if "pruning" in h]
     result = {
-        "reward_start": window(plain, True),
-        "reward_end": window(plain, False),
-        "reward_start_pruned": window(pruned, True),
-        "reward_end_pruned": window(pruned, False),
+        "reward_start": round(plain_expected[0], 3),
+        "reward_end": round(plain_expected[1], 3),
+        "reward_start_pruned": round(pruned_expected[0], 3),
+        "reward_end_pruned": round(pruned_expected[1], 3),
+        "sampled_reward_last5": round(statistics.mean(plain[-5:]), 3),
+        "sampled_reward_last5_pruned": round(statistics.mean(pruned[-5:]), 3),
         "steps": args.steps,
         "group_size": args.group_size,
         "seconds_plain": round(plain_s, 1),
@@ -173,7 +201,7 @@ def main() -> None:
         "pruned_tokens_kept_fraction_min": round(min(kept), 3) if kept else None,
         "plot": str(out / "learn.png"),
     }
-    print(f"reward (mean of first/last 5 steps): {result['reward_start']} -> {result['reward_end']}; "
+    print(f"expected reward of the policy, before -> after training: {result['reward_start']} -> {result['reward_end']}; "
           f"with pruning {result['reward_start_pruned']} -> {result['reward_end_pruned']}")
     print(json.dumps(result))
 

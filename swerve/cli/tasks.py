@@ -1,0 +1,122 @@
+"""`swerve tasks ...`: mint tasks from a repository, list a task file, validate one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swerve.cli import app
+
+tasks_app = typer.Typer(help="Task files: mint new tasks from a repository, list them, validate them.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@tasks_app.command("mint")
+def mint(
+    source: str = typer.Option(None, "--source", help="pypi:NAME==VERSION, a git URL, or a local path (required)"),
+    out: Path = typer.Option(None, "--out", help="JSONL file the tasks are appended to; re-running resumes (required)"),
+    max_tasks: int = typer.Option(10, "--max", help="tasks wanted from this source in OUT (rows already there count)"),
+    seed: int = typer.Option(0, "--seed", help="orders the candidate bugs; same seed, same candidates"),
+    workers: int = typer.Option(1, "--workers", help="warm environments testing candidates in parallel"),
+    kinds: str = typer.Option("", "--kinds", help="comma-separated mutation kinds (default: all; see --list-kinds)"),
+    include: list[str] = typer.Option([], "--include", help="only mutate files matching this glob (repeatable)"),
+    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)"),
+    timeout: float = typer.Option(300, "--timeout", help="seconds for one run of the test suite"),
+    max_candidates: int = typer.Option(None, "--max-candidates", help="candidates to test at most (default 40 per wanted task)"),
+    no_validate: bool = typer.Option(False, "--no-validate", help="skip the evaluator check (gold resolves, no-op does not)"),
+    test_requirements: list[str] = typer.Option(
+        [], "--test-requirement", help="pip requirement for running the tests, replacing 'pytest' (repeatable)"
+    ),
+    list_kinds: bool = typer.Option(False, "--list-kinds", help="print the mutation kinds and exit"),
+) -> None:
+    """Mint validated SWE-bench-style tasks from SOURCE's test suite and append them to OUT."""
+    from swerve.errors import SwerveError
+    from swerve.harness.mint import mint_tasks
+    from swerve.harness.mutations import KINDS
+
+    if list_kinds:
+        print("\n".join(KINDS))
+        return
+    if not source or out is None:
+        _fail("--source and --out are required, e.g. --source pypi:toolz==0.12.1 --out tasks.jsonl")
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()] or None
+    try:
+        report = mint_tasks(
+            source, out, max_tasks=max_tasks, seed=seed, workers=workers, kinds=chosen, backend=backend,
+            timeout=timeout, include=include or None, max_candidates=max_candidates, validate=not no_validate,
+            test_requirements=test_requirements or None,
+            log=lambda message: console.print(message, highlight=False),
+        )
+    except SwerveError as exc:
+        _fail(str(exc))
+    console.print(report.summary(), highlight=False)
+
+
+@tasks_app.command("list")
+def list_tasks(
+    file: str = typer.Argument(..., help="task file (JSON/JSONL/parquet) or dataset name"),
+) -> None:
+    """List the tasks in FILE: id, repo, mutation kind, lines changed, FAIL_TO_PASS count."""
+    from swerve.errors import SwerveError
+    from swerve.harness.tasks import load_tasks
+
+    try:
+        tasks = load_tasks(file)
+    except SwerveError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{len(tasks)} task(s) in {file}")
+    table.add_column("instance_id", no_wrap=True)
+    for column in ("repo", "version", "kind", "lines", "F2P", "P2P"):
+        table.add_column(column)
+    for task in tasks:
+        difficulty = task.difficulty or {}
+        table.add_row(
+            task.instance_id, task.repo, task.version, str(difficulty.get("mutation_kind", "")),
+            str(difficulty.get("lines_changed", "")), str(len(task.FAIL_TO_PASS)), str(len(task.PASS_TO_PASS)),
+        )
+    Console().print(table)
+
+
+@tasks_app.command("validate")
+def validate(
+    file: str = typer.Argument(..., help="task file (JSON/JSONL/parquet)"),
+    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto"),
+    timeout: float = typer.Option(600, "--timeout", help="seconds for one hidden-test run"),
+    instance_ids: list[str] = typer.Option([], "--instance-id", help="validate only this task (repeatable)"),
+) -> None:
+    """Check each task through the evaluator: the gold patch resolves it, a no-op patch does not,
+    and its FAIL_TO_PASS test files are hidden from the base commit. Exits 1 if any task fails."""
+    from swerve.errors import SwerveError
+    from swerve.harness.mint import hidden_from_base, validate_task
+    from swerve.harness.tasks import load_tasks
+    from swerve.paths import cache_dir
+
+    try:
+        tasks = load_tasks(file, instance_ids=instance_ids or None)
+    except SwerveError as exc:
+        _fail(str(exc))
+    bad = 0
+    output_dir = cache_dir("mint") / "validate-cli"
+    for task in tasks:
+        problem = validate_task(task, backend=backend, timeout=timeout, output_dir=output_dir)
+        if not problem and task.test_patch.strip():
+            present = hidden_from_base(task)
+            if present:
+                problem = f"FAIL_TO_PASS test file(s) present at the base commit: {', '.join(present)}"
+        if problem:
+            bad += 1
+            console.print(f"[red]FAIL[/] {task.instance_id}: {problem}", highlight=False)
+        else:
+            console.print(f"[green]ok[/]   {task.instance_id}", highlight=False)
+    console.print(f"{len(tasks) - bad} of {len(tasks)} task(s) valid", highlight=False)
+    if bad:
+        raise typer.Exit(code=1)
