@@ -271,9 +271,10 @@ def _add_everything(repo: Path) -> None:
         cwd=repo,
     )
     git(["add", "-A"], cwd=repo)
-    if listing:
+    present = [path for path in listing.split("\0") if path and os.path.lexists(repo / path)]
+    if present:
         with tempfile.NamedTemporaryFile("w", delete=False) as handle:
-            handle.write(listing)
+            handle.write("\0".join(present))
         try:
             git(["add", "-f", "--pathspec-from-file", handle.name, "--pathspec-file-nul"], cwd=repo)
         finally:

@@ -186,3 +186,18 @@ def test_two_processes_preparing_the_same_source_agree(home, folder):
         results = pool.map(_prepare_in_child, [task, task])
     assert results[0] == results[1]
     assert not [p for p in (home / "home-a" / "repos").iterdir() if p.name.startswith(".")]
+
+
+def test_base_patch_that_deletes_a_file_commits(tmp_path):
+    from swerve.environments.sources import prepare_repo
+    from swerve.schema import Task
+
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "keep.py").write_text("x = 1\n")
+    (folder / "gone.py").write_text("y = 2\n")
+    deletion = "diff --git a/gone.py b/gone.py\ndeleted file mode 100644\n--- a/gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-y = 2\n"
+    task = Task(instance_id="delete-file", repo="local/proj", repo_source=str(folder), base_patch=deletion)
+    repo = prepare_repo(task)
+    assert repo.base_commit != repo.source_commit
+    assert not (repo.path / "gone.py").exists() and (repo.path / "keep.py").exists()
