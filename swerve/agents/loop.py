@@ -7,6 +7,10 @@ environment, and appends the observation. Every way an episode can end is
 recorded in `Trajectory.exit_status`, and every ending submits the repository's
 current diff. Infrastructure failures (`InfraError`) propagate: they are never
 recorded as the model's result.
+
+`Episode` is that loop one turn at a time (`start`, `turn`, `limit_reached`,
+`finish`); `run_episode` drives it with a Policy and swerve.rl.env.SweEnv with the
+turns a trainer generates.
 """
 
 from __future__ import annotations
@@ -122,22 +126,52 @@ def run_episode(
     EpisodeCancelled. `messages` overrides the opening system/user messages.
     """
     limits = limits or EpisodeLimits()
-    episode = _Episode(task, env, policy, limits, cancel)
-    return episode.run(messages)
+    episode = Episode(task, env, limits, policy=policy)
+    episode.start(messages)
+    status = None
+    for _ in range(limits.max_steps):
+        if cancel is not None and cancel.is_set():
+            raise EpisodeCancelled(f"episode on {task.instance_id} was cancelled")
+        status = episode.limit_reached()
+        if status:
+            break
+        began = time.monotonic()
+        completion = policy.act(list(episode.messages), episode.tools)
+        status = episode.turn(completion, model_time_s=time.monotonic() - began)
+        if status:
+            break
+    return episode.finish(status or "step_limit")
 
 
-class _Episode:
-    """The state of one running episode (history, counters, editor undo stack)."""
+class Episode:
+    """One episode driven a turn at a time: the history, counters and editor undo stack.
 
-    def __init__(self, task: Task, env: Any, policy: Any, limits: EpisodeLimits, cancel: Any) -> None:
+    `run_episode` drives it with a Policy; swerve.rl.env.SweEnv drives it with turns a
+    trainer generated, so both share every rule of the loop. Call `start()` once, then
+    per assistant completion `turn()` until it or `limit_reached()` returns an exit
+    status, then `finish(status)` for the Trajectory.
+    `policy` is only described in the manifest (its `name` and `describe()`); when the
+    turns come from elsewhere, leave it out and pass `policy_info` to describe them.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        env: Any,
+        limits: EpisodeLimits | None = None,
+        *,
+        policy: Any = None,
+        policy_info: dict[str, Any] | None = None,
+    ) -> None:
         self.task = task
         self.env = env
+        self.limits = limits or EpisodeLimits()
         self.policy = policy
-        self.limits = limits
-        self.cancel = cancel
+        self.policy_info = dict(policy_info or {"policy": "external"})
         self.workdir = getattr(getattr(env, "info", None), "workdir", "") or task.workdir
         self.editor = StrReplaceEditor(env, root=self.workdir)
         self.tools = tool_schemas()
+        self.messages: list[dict[str, Any]] = []
         self.steps: list[Step] = []
         self.total_tokens = 0
         self.model_time = 0.0
@@ -147,59 +181,47 @@ class _Episode:
         self.last_action = ""
         self.repeats = 0
         self.last_diff = ""
+        self.started = time.monotonic()
+        self.created_at = ""
         self.deadline: float | None = None
 
-    def run(self, messages: list[dict[str, Any]] | None) -> Trajectory:
-        started = time.monotonic()
-        if self.limits.wall_clock_s is not None:
-            self.deadline = started + self.limits.wall_clock_s
-        created_at = datetime.now(timezone.utc).isoformat()
-        self.messages = list(messages) if messages else build_messages(self.task, self.workdir, self.limits)
-        status = "step_limit"
-        for index in range(self.limits.max_steps):
-            if self.cancel is not None and self.cancel.is_set():
-                raise EpisodeCancelled(f"episode on {self.task.instance_id} was cancelled")
-            if self.limits.wall_clock_s is not None and time.monotonic() - started >= self.limits.wall_clock_s:
-                status = "time_limit"
-                break
-            if self.limits.max_total_tokens is not None and self.total_tokens >= self.limits.max_total_tokens:
-                status = "token_limit"
-                break
-            ended = self._turn(index)
-            if ended:
-                status = ended
-                break
-        final_patch = self.env.diff()
-        return Trajectory(
-            instance_id=self.task.instance_id,
-            manifest=self._manifest(created_at),
-            messages=self.messages,
-            tools=self.tools,
-            steps=self.steps,
-            final_patch=final_patch,
-            exit_status=status,
-            stats={
-                "steps": len(self.steps),
-                "total_tokens": self.total_tokens,
-                "format_errors": self.format_errors,
-                "model_time_s": round(self.model_time, 3),
-                "env_time_s": round(self.env_time, 3),
-                "wall_time_s": round(time.monotonic() - started, 3),
-            },
-        )
+    def start(self, messages: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Open the episode (clock, history); returns the initial messages.
 
-    def _turn(self, index: int) -> str | None:
-        """One model call and its action; returns an exit status when the episode ends."""
-        began = time.monotonic()
-        completion = self.policy.act(list(self.messages), self.tools)
-        model_time = time.monotonic() - began
-        self.model_time += model_time
+        `messages` replaces the default system/user opening built from the task.
+        """
+        self.started = time.monotonic()
+        if self.limits.wall_clock_s is not None:
+            self.deadline = self.started + self.limits.wall_clock_s
+        self.created_at = datetime.now(timezone.utc).isoformat()
+        self.messages = list(messages) if messages else build_messages(self.task, self.workdir, self.limits)
+        return list(self.messages)
+
+    def limit_reached(self) -> str | None:
+        """The exit status of the first limit the episode has hit (steps, wall clock, tokens), or None."""
+        if len(self.steps) >= self.limits.max_steps:
+            return "step_limit"
+        if self.limits.wall_clock_s is not None and time.monotonic() - self.started >= self.limits.wall_clock_s:
+            return "time_limit"
+        if self.limits.max_total_tokens is not None and self.total_tokens >= self.limits.max_total_tokens:
+            return "token_limit"
+        return None
+
+    def turn(self, completion: Completion, *, model_time_s: float = 0.0) -> str | None:
+        """Apply one assistant turn: parse it, run its tool, append the observation.
+
+        Returns the exit status when this turn ends the episode (submitted, too many
+        format errors or repeats), else None. `model_time_s` is how long the model took
+        to produce the turn (recorded in the step and the stats).
+        """
+        index = len(self.steps)
+        self.model_time += model_time_s
         self.total_tokens += _tokens_used(completion)
         parsed = parse_turn(completion)
         step = Step(
             index=index,
             assistant=completion.text,
-            model_time_s=round(model_time, 4),
+            model_time_s=round(model_time_s, 4),
             prompt_token_ids=completion.prompt_token_ids,
             completion_token_ids=completion.completion_token_ids,
             logprobs=completion.logprobs,
@@ -239,6 +261,30 @@ class _Episode:
         if self.limits.max_repeated_actions and self.repeats >= self.limits.max_repeated_actions:
             return "repeated_action"
         return None
+
+    def finish(self, status: str) -> Trajectory:
+        """Submit the repository's current diff and build the episode's Trajectory.
+
+        After a `submit` turn nothing has run since its diff was taken, so that diff is reused.
+        """
+        final_patch = self.last_diff if status == "submitted" else self.env.diff()
+        return Trajectory(
+            instance_id=self.task.instance_id,
+            manifest=self._manifest(),
+            messages=self.messages,
+            tools=self.tools,
+            steps=self.steps,
+            final_patch=final_patch,
+            exit_status=status,
+            stats={
+                "steps": len(self.steps),
+                "total_tokens": self.total_tokens,
+                "format_errors": self.format_errors,
+                "model_time_s": round(self.model_time, 3),
+                "env_time_s": round(self.env_time, 3),
+                "wall_time_s": round(time.monotonic() - self.started, 3),
+            },
+        )
 
     def _execute(self, action: ToolCall) -> tuple[str, int]:
         if action.name == "bash":
@@ -295,8 +341,12 @@ class _Episode:
                 {"role": "tool", "tool_call_id": entry["id"], "name": entry["function"]["name"], "content": reply}
             )
 
-    def _manifest(self, created_at: str) -> dict[str, Any]:
-        described = dict(self.policy.describe() or {})
+    def _manifest(self) -> dict[str, Any]:
+        if self.policy is not None:
+            policy_name = getattr(self.policy, "name", type(self.policy).__name__)
+            described = dict(self.policy.describe() or {})
+        else:
+            policy_name, described = "external", dict(self.policy_info)
         info = getattr(self.env, "info", None)
         environment = {}
         if info is not None:
@@ -306,9 +356,9 @@ class _Episode:
             }
         return {
             "swerve_version": swerve.__version__,
-            "created_at": created_at,
+            "created_at": self.created_at,
             "instance_id": self.task.instance_id,
-            "policy_name": getattr(self.policy, "name", type(self.policy).__name__),
+            "policy_name": policy_name,
             "policy": described,
             "seed": described.get("seed"),
             "environment": environment,

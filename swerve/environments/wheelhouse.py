@@ -82,10 +82,21 @@ def build_wheelhouse(task: Task, repo: PreparedRepo) -> tuple[Path, list[str]]:
     return final, read_manifest(final)["requirements"]
 
 
+PACKAGING_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
+
+
 def _key(task: Task, repo: PreparedRepo) -> str:
+    """Keyed by the unmodified source and the packaging files as the base commit has
+    them, so every task minted from one release shares one wheelhouse."""
+    packaging = [
+        f"{name}:{hashlib.sha256((repo.path / name).read_bytes()).hexdigest()}"
+        for name in PACKAGING_FILES
+        if (repo.path / name).is_file()
+    ]
     parts = [
         WHEELHOUSE_FORMAT,
-        repo.base_commit,
+        repo.source_commit,
+        *packaging,
         repo.version,
         json.dumps(sorted(task.test_requirements)),
         host_python(),

@@ -1,9 +1,9 @@
 """A Gym-style environment over one task, driven one assistant turn at a time.
 
 `reset() -> (messages, tools, info)`, `step(turn) -> (observation_messages, reward,
-done, truncated, info)`, `close()`. Each step runs the agent loop's own turn logic
-(swerve.agents.loop: parsing, tools, observation truncation, repeat and
-format-error limits), so an RL rollout and a benchmark episode behave the same.
+done, truncated, info)`, `close()`. Each step is one `Episode.turn` of the agent loop
+(swerve.agents.loop: parsing, tools, observation truncation, repeat, format-error and
+step/token/time limits), so an RL rollout and a benchmark episode behave the same.
 
 The container is started once and `reset()` puts the repository back to its base
 commit (about 10 ms with Docker), so one SweEnv serves many episodes. When an
@@ -14,35 +14,14 @@ the final diff (swerve.rl.rewards); nothing the agent's container says is truste
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
-from swerve.agents.loop import EpisodeLimits, _Episode, build_messages
+from swerve.agents.loop import Episode, EpisodeLimits
 from swerve.environments.base import Limits
 from swerve.schema import Completion, Task, Trajectory
 
 TRUNCATING_STATUSES = ("step_limit", "token_limit", "time_limit")
-
-
-class _GivenTurn:
-    """A policy that returns the turn the caller handed to `step`."""
-
-    name = "external"
-
-    def __init__(self, describe: dict[str, Any] | None = None) -> None:
-        self.turn: Completion | None = None
-        self._describe = dict(describe or {"policy": "external"})
-
-    def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
-        turn, self.turn = self.turn, None
-        if turn is None:
-            raise RuntimeError("step() called without a turn")
-        return turn
-
-    def describe(self) -> dict[str, Any]:
-        return self._describe
 
 
 class SweEnv:
@@ -85,10 +64,10 @@ class SweEnv:
         self.tokenizer = tokenizer
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.run_id = run_id
-        self.policy = _GivenTurn(policy_info)
+        self.policy_info = policy_info
         self._env = environment
         self._owns_env = environment is None
-        self._episode: _Episode | None = None
+        self._episode: Episode | None = None
         self._recorder = None
         self._finished: Trajectory | None = None
         self.rollout_id = ""
@@ -109,20 +88,18 @@ class SweEnv:
 
         env = self.environment
         env.reset()
-        episode = _Episode(self.task, env, self.policy, self.limits, None)
-        episode.messages = list(messages) if messages else build_messages(self.task, episode.workdir, self.limits)
+        episode = Episode(self.task, env, self.limits, policy_info=self.policy_info)
+        opening = episode.start(messages)
         self._episode = episode
-        self._started = time.monotonic()
-        self._created_at = datetime.now(timezone.utc).isoformat()
         self._finished = None
         self.rollout_id = rollout_id or uuid.uuid4().hex[:12]
         self.policy_version = policy_version
         self._recorder = TokenRecorder(self.rollout_id, self.tokenizer, chat_template_kwargs=self.chat_template_kwargs)
-        prompt_ids = self._recorder.start(episode.messages, episode.tools)
+        prompt_ids = self._recorder.start(opening, episode.tools)
         info = {"instance_id": self.task.instance_id, "rollout_id": self.rollout_id, "step": 0}
         if prompt_ids is not None:
             info["prompt_token_ids"] = prompt_ids
-        return list(episode.messages), list(episode.tools), info
+        return opening, list(episode.tools), info
 
     def step(self, turn: str | Completion, *, policy_version: int | None = None,
              model_time_s: float | None = None) -> tuple[list[dict[str, Any]], float, bool, bool, dict[str, Any]]:
@@ -144,16 +121,12 @@ class SweEnv:
                                 completion.logprobs, version)
         index = len(episode.steps)
         before = len(episode.messages)
-        self.policy.turn = completion
-        ended = episode._turn(index)
+        ended = episode.turn(completion, model_time_s=model_time_s or 0.0)
         step = episode.steps[-1]
         step.policy_version = version
-        if model_time_s is not None:
-            step.model_time_s = round(model_time_s, 4)
-            episode.model_time += model_time_s
         added = episode.messages[before:]
         observation = [m for m in added if m.get("role") != "assistant"]
-        status = ended or self._limit_reached(episode)
+        status = ended or episode.limit_reached()
         info: dict[str, Any] = {"instance_id": self.task.instance_id, "rollout_id": self.rollout_id,
                                 "step": index + 1, "format_error": step.format_error,
                                 "action": step.action.model_dump() if step.action else None,
@@ -169,35 +142,9 @@ class SweEnv:
         return observation, float(trajectory.model_extra.get("reward", 0.0)), status not in TRUNCATING_STATUSES, \
             status in TRUNCATING_STATUSES, info
 
-    def _limit_reached(self, episode: _Episode) -> str | None:
-        limits = self.limits
-        if len(episode.steps) >= limits.max_steps:
-            return "step_limit"
-        if limits.max_total_tokens is not None and episode.total_tokens >= limits.max_total_tokens:
-            return "token_limit"
-        if limits.wall_clock_s is not None and time.monotonic() - self._started >= limits.wall_clock_s:
-            return "time_limit"
-        return None
-
     def _finish(self, status: str) -> Trajectory:
-        episode = self._episode
-        trajectory = Trajectory(
-            instance_id=self.task.instance_id,
-            manifest={**episode._manifest(self._created_at), "rollout_id": self.rollout_id, "run_id": self.run_id},
-            messages=episode.messages,
-            tools=episode.tools,
-            steps=episode.steps,
-            final_patch=episode.last_diff if status == "submitted" else episode.env.diff(),
-            exit_status=status,
-            stats={
-                "steps": len(episode.steps),
-                "total_tokens": episode.total_tokens,
-                "format_errors": episode.format_errors,
-                "model_time_s": round(episode.model_time, 3),
-                "env_time_s": round(episode.env_time, 3),
-                "wall_time_s": round(time.monotonic() - self._started, 3),
-            },
-        )
+        trajectory = self._episode.finish(status)
+        trajectory.manifest.update(rollout_id=self.rollout_id, run_id=self.run_id)
         tokens = self._recorder.result()
         if tokens is not None:
             trajectory.tokens = tokens.to_dict()
