@@ -71,6 +71,10 @@ class Task(BaseModel):
         default="",
         description="applied to the source's commit to produce base_commit (minted tasks)",
     )
+    source_commit: str = Field(
+        default="",
+        description="for git sources with a base_patch: the commit the patch applies to (pins the source)",
+    )
     install_cmd: str = Field(
         default="",
         description="shell command that installs the repository in its environment; empty: editable pip install",

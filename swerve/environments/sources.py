@@ -134,11 +134,11 @@ def _cache_key(task: Task, source: str) -> str:
     parts = [CACHE_FORMAT, source, task.base_patch]
     kind = task.source_kind
     if kind == "git":
-        parts.append(task.base_commit)
+        parts += [task.base_commit, task.source_commit]
     elif kind == "path":
         path = Path(source).expanduser()
         if (path / ".git").exists():
-            parts += [str(path.resolve()), task.base_commit or _head(path)]
+            parts += [str(path.resolve()), task.source_commit or task.base_commit or _head(path)]
         elif path.is_dir():
             parts += [str(path.resolve()), _tree_fingerprint(path)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
@@ -300,7 +300,7 @@ def _mirror(task: Task, url: str) -> str:
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
             else:
-                wanted = task.base_commit if task.base_commit and not task.base_patch else ""
+                wanted = _wanted_source_commit(task)
                 if not _has_commit(mirror, wanted):
                     try:
                         git(["remote", "update", "--prune"], cwd=mirror)
@@ -318,13 +318,21 @@ def _has_commit(repo: Path, commit: str) -> bool:
     return proc.returncode == 0
 
 
+def _wanted_source_commit(task: Task) -> str:
+    """The commit to clone: the task's source_commit; else its base_commit when no
+    base_patch builds on top; else empty (the default branch's head)."""
+    if task.source_commit:
+        return task.source_commit
+    return task.base_commit if task.base_commit and not task.base_patch else ""
+
+
 def _clone_at(task: Task, origin: str, clone: Path, repo: Path) -> tuple[str, str]:
     """Clone, then copy only the wanted commit's ancestry into a fresh repository."""
     try:
         git(["clone", "-q", "--no-checkout", origin, str(clone)])
     except SourceError as exc:
         raise SourceError(f"{task.instance_id}: cannot clone {origin!r}: {exc}; check the URL or path") from exc
-    wanted = task.base_commit if task.base_commit and not task.base_patch else "HEAD"
+    wanted = _wanted_source_commit(task) or "HEAD"
     try:
         commit = git(["rev-parse", "--verify", f"{wanted}^{{commit}}"], cwd=clone).strip()
     except SourceError as exc:

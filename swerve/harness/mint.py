@@ -364,7 +364,10 @@ def build_task(
         },
         mint={"candidate": candidate.key, "file": candidate.file, "function": candidate.qualname, "seed": seed},
     )
-    row.base_commit = prepare_repo(row).base_commit
+    prepared = prepare_repo(row)
+    row.base_commit = prepared.base_commit
+    if row.source_kind == "git":
+        row.source_commit = prepared.source_commit
     return row
 
 

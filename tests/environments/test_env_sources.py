@@ -201,3 +201,30 @@ def test_base_patch_that_deletes_a_file_commits(tmp_path):
     repo = prepare_repo(task)
     assert repo.base_commit != repo.source_commit
     assert not (repo.path / "gone.py").exists() and (repo.path / "keep.py").exists()
+
+
+def test_git_source_with_base_patch_is_pinned_by_source_commit(tmp_path):
+    import subprocess
+
+    from swerve.environments.sources import prepare_repo
+    from swerve.schema import Task
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+
+    def commit(text: str) -> str:
+        (origin / "mod.py").write_text(text)
+        subprocess.run(["git", "-C", str(origin), "add", "-A"], check=True)
+        subprocess.run(["git", "-C", str(origin), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", text],
+                       check=True)
+        return subprocess.run(["git", "-C", str(origin), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(origin)], check=True)
+    first = commit("x = 1\n")
+    bug = "--- a/mod.py\n+++ b/mod.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+    task = Task(instance_id="pinned", repo="o/r", repo_source=f"file://{origin}", base_patch=bug, source_commit=first)
+    before = prepare_repo(task)
+    commit("x = 1\ny = 3\n")  # the origin moves on
+    again = prepare_repo(task.model_copy(update={"instance_id": "pinned-again"}))
+    assert before.source_commit == again.source_commit == first
+    assert (again.path / "mod.py").read_text() == "x = 2\n"
