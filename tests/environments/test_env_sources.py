@@ -203,7 +203,7 @@ def test_base_patch_that_deletes_a_file_commits(tmp_path):
     assert not (repo.path / "gone.py").exists() and (repo.path / "keep.py").exists()
 
 
-def test_git_source_with_base_patch_is_pinned_by_source_commit(tmp_path):
+def test_git_source_with_base_patch_is_pinned_by_source_commit(tmp_path, monkeypatch):
     import subprocess
 
     from swerve.environments.sources import prepare_repo
@@ -225,6 +225,7 @@ def test_git_source_with_base_patch_is_pinned_by_source_commit(tmp_path):
     task = Task(instance_id="pinned", repo="o/r", repo_source=f"file://{origin}", base_patch=bug, source_commit=first)
     before = prepare_repo(task)
     commit("x = 1\ny = 3\n")  # the origin moves on
+    monkeypatch.setenv("SWERVE_HOME", str(tmp_path / "fresh-cache"))  # prepared anew, on another machine
     again = prepare_repo(task.model_copy(update={"instance_id": "pinned-again"}))
     assert before.source_commit == again.source_commit == first
     assert (again.path / "mod.py").read_text() == "x = 2\n"
