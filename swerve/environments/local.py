@@ -145,6 +145,7 @@ class LocalEnvironment(RepoOps):
         self._lock = threading.RLock()
         self._closed = False
         self.root = Path(tempfile.mkdtemp(prefix=f"swerve-local-{instance_id[:40]}-"))
+        self._shared_paths = [str(Path(p).resolve()) for p in deps_site_packages or []]
         cleanup.register(self)
         try:
             workdir = self._clone(Path(repo_path), base_commit)
@@ -236,6 +237,7 @@ class LocalEnvironment(RepoOps):
             return [
                 "bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/",
                 "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                *[arg for path in self._shared_paths for arg in ("--ro-bind", path, path)],
                 "--bind", str(self.root), str(self.root), "--chdir", self.info.workdir, *shell,
             ]
         if self.isolation == "unshare":
