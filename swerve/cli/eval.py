@@ -28,10 +28,19 @@ def eval_command(
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
     output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),
+    ray: str = typer.Option(
+        None, "--ray", metavar="ADDRESS|auto|local",
+        help="grade instances as tasks on a Ray cluster, each node with its own Docker daemon: 'auto' (the cluster "
+             "this machine belongs to, or RAY_ADDRESS), HOST:6379 or ray://HOST:10001, or 'local' (a private "
+             "instance on this machine); --workers then bounds instances in flight cluster-wide; results, resume "
+             "and summary stay on this machine; needs pip install 'swerve\\[ray]' and swerve on every node",
+    ),
 ) -> None:
     """Grade PREDICTIONS against TASKS in fresh environments and write reports.
 
     Example: swerve eval --tasks tests/fixtures/toolz_tasks.jsonl --predictions gold --run-id gold-check
+
+    On a Ray cluster: swerve eval ... --ray auto --workers 32
     """
     from rich.console import Console
 
@@ -54,7 +63,9 @@ def eval_command(
     if unknown and not ids:
         console.print(f"[yellow]warning:[/] {len(unknown)} prediction(s) name no task in {tasks} (e.g. {unknown[0]}); ignored")
     submitted = sum(1 for t in task_list if t.instance_id in preds)
-    if backend == "auto":
+    if backend == "auto" and ray:
+        console.print("backend: auto (picked on each Ray node)")
+    elif backend == "auto":
         from swerve.environments import pick_backend
 
         backend = pick_backend("auto")
@@ -90,7 +101,14 @@ def eval_command(
         if bar is not None:
             bar.start()
         report = evaluate(task_list, preds, run_id=run_id, output_dir=output, workers=workers, timeout=timeout,
-                          backend=backend, reruns=reruns, progress=on_done)
+                          backend=backend, reruns=reruns, progress=on_done, ray=ray)
+    except SwerveError as exc:
+        from rich.markup import escape
+
+        if bar is not None:
+            bar.stop()
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
     except KeyboardInterrupt:
         if bar is not None:
             bar.stop()

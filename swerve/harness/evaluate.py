@@ -120,7 +120,7 @@ def _close_quietly(env) -> None:
         pass
 
 
-class _Stopped(Exception):
+class EvaluationStopped(Exception):
     """The run was interrupted; the instance is left for a resumed run."""
 
 
@@ -200,7 +200,7 @@ def evaluate_instance(
         if info is not None:
             grade.environment = {"backend": info.backend, "image": info.image, "image_digest": info.image_digest}
         if stop is not None and stop.is_set():
-            raise _Stopped()
+            raise EvaluationStopped()
         base_files = _read_base_files(env, list(dict.fromkeys([*check.paths, *gold_paths])))
         if instance_dir is not None:
             atomic_write_json(instance_dir / "base_files.json", base_files)
@@ -253,12 +253,12 @@ def evaluate_instance(
             return grade
 
         if stop is not None and stop.is_set():
-            raise _Stopped()
+            raise EvaluationStopped()
         t0 = time.monotonic()
         run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns)
         grade.durations["tests_s"] = round(time.monotonic() - t0, 3)
         if stop is not None and stop.is_set():
-            raise _Stopped()
+            raise EvaluationStopped()
         if instance_dir is not None:
             atomic_write_text(instance_dir / "test_output.txt", run.output)
             atomic_write_text(instance_dir / "eval.sh", "#!/bin/bash\n" + run.command + "\n")
@@ -379,6 +379,7 @@ def evaluate(
     limits=None,
     opener: Callable = default_opener,
     infra_attempts: int = INFRA_ATTEMPTS,
+    ray: str | None = None,
 ) -> RunReport:
     """Grade `predictions` against `tasks`; results land in OUTPUT_DIR/RUN_ID.
 
@@ -387,6 +388,9 @@ def evaluate(
     `progress(instance_id, grade, error)` is called as each instance finishes.
     KeyboardInterrupt stops scheduling, closes what is open, writes the summary of
     what finished, and re-raises: the run resumes where it stopped.
+    `ray` ('auto', HOST:PORT, ray://HOST:PORT or 'local') grades each instance as a
+    Ray task on a cluster node, with that node's Docker daemon (see `ray_eval`); all
+    the rest (files, resume, retries, summary) stays here, on the driver.
     """
     tasks = list(tasks)
     if instance_ids:
@@ -395,10 +399,16 @@ def evaluate(
         if unknown:
             raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
         tasks = [t for t in tasks if t.instance_id in wanted]
+    remote = None
+    if ray:
+        from swerve.harness.ray_eval import RayGrader
+
+        remote = RayGrader(ray, run_id=run_id, timeout=timeout, backend=backend, reruns=reruns, limits=limits,
+                           opener=opener)
     run_dir = Path(output_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = {"workers": workers, "timeout": timeout, "backend": backend, "reruns": reruns,
-                "harness_version": HARNESS_VERSION, "instances": len(tasks)}
+                "harness_version": HARNESS_VERSION, "instances": len(tasks), "ray": ray}
     _write_manifest(run_dir, run_id, settings)
     report = RunReport(run_id=run_id, run_dir=run_dir)
     started = time.monotonic()
@@ -449,7 +459,7 @@ def evaluate(
             active.append(env)
         if stop.is_set():
             env.close()
-            raise _Stopped()
+            raise EvaluationStopped()
         return env
 
     def close_later(env) -> None:
@@ -472,10 +482,13 @@ def evaluate(
             if stop.is_set():
                 return
             try:
-                grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout, backend=backend,
-                                          reruns=reruns, limits=limits, opener=tracked_opener,
-                                          instance_dir=instance_dir, stop=stop, closer=close_later)
-            except _Stopped:
+                if remote is not None:
+                    grade = remote.grade(task, prediction, instance_dir, stop)
+                else:
+                    grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout, backend=backend,
+                                              reruns=reruns, limits=limits, opener=tracked_opener,
+                                              instance_dir=instance_dir, stop=stop, closer=close_later)
+            except EvaluationStopped:
                 return
             except InfraError as exc:
                 last_error = f"infra: {exc}"
@@ -540,6 +553,8 @@ def evaluate(
         pool.shutdown(wait=False, cancel_futures=True)
         drain_prefetched()
         close_pool.shutdown(wait=True)
+        if remote is not None:
+            remote.close()
     report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
     atomic_write_json(run_dir / "summary.json", report.summary)
     return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from swerve.harness.ray_eval import ray_node_id
 from swerve.schema import Task
 
 
@@ -33,16 +34,10 @@ class _ManagerActor:
         return self.manager.update_policy(swap)
 
     def stats(self) -> dict[str, Any]:
-        return dict(self.manager.stats, policy_version=self.manager.policy_version, node=_node_id())
+        return dict(self.manager.stats, policy_version=self.manager.policy_version, node=ray_node_id())
 
     def close(self) -> None:
         self.manager.close()
-
-
-def _node_id() -> str:
-    import ray
-
-    return ray.get_runtime_context().get_node_id()
 
 
 class RayRollouts:
