@@ -143,6 +143,19 @@ def default_opener(task: Task, backend: str, limits, run_id: str):
     return open_environment(task, backend, limits, run_id)
 
 
+def _refused_for_symlinks(env, task: Task, grade: Grade, paths: list[str], how: str) -> bool:
+    """Refuse the patch (and say so in `grade`) when a path it touches resolves
+    outside the repository; checked before applying it and again after."""
+    escapes = symlink_escapes_in_env(env, paths, workdir=hidden._workdir(env))
+    if not escapes:
+        return False
+    grade.failure_class = FailureClass.PATCH_REFUSED
+    grade.failure_reason = f"patch refused: {', '.join(escapes)} resolve(s) outside the repository {how}"
+    grade.tamper_flags.append("symlink_escape")
+    grade.tests_status = grade_statuses(task, {})[0]
+    return True
+
+
 def evaluate_instance(
     task: Task,
     prediction: Prediction,
@@ -205,12 +218,7 @@ def evaluate_instance(
         if instance_dir is not None:
             atomic_write_json(instance_dir / "base_files.json", base_files)
 
-        escapes = symlink_escapes_in_env(env, check.paths, workdir=hidden._workdir(env))
-        if escapes:
-            grade.failure_class = FailureClass.PATCH_REFUSED
-            grade.failure_reason = f"patch refused: {', '.join(escapes)} resolve(s) outside the repository through a symlink"
-            grade.tamper_flags.append("symlink_escape")
-            grade.tests_status = grade_statuses(task, {})[0]
+        if _refused_for_symlinks(env, task, grade, check.paths, "through a symlink already in the repository"):
             return grade
 
         t0 = time.monotonic()
@@ -228,12 +236,7 @@ def evaluate_instance(
         grade.patch_successfully_applied = True
         grade.apply_method = applied.method
 
-        escapes = symlink_escapes_in_env(env, check.paths, workdir=hidden._workdir(env))
-        if escapes:
-            grade.failure_class = FailureClass.PATCH_REFUSED
-            grade.failure_reason = f"patch refused: {', '.join(escapes)} resolve(s) outside the repository"
-            grade.tamper_flags.append("symlink_escape")
-            grade.tests_status = grade_statuses(task, {})[0]
+        if _refused_for_symlinks(env, task, grade, check.paths, "through a symlink the patch created"):
             return grade
 
         eval_script_mode = bool(task.eval_script and task.log_parser)
