@@ -30,7 +30,8 @@ class TaskInfo:
 
 def difficulty_label(value: Any) -> str:
     """One label for grouping: a string as is; from a dict its label/level/difficulty/
-    bucket/name entry, or its only entry as `key=value`; otherwise "unknown"."""
+    bucket/name entry, the size of the gold fix for minted tasks (`lines_changed`),
+    or its only entry as `key=value`; otherwise "unknown"."""
     if value is None or value == "" or value == {}:
         return "unknown"
     if isinstance(value, (str, int, float)):
@@ -39,6 +40,9 @@ def difficulty_label(value: Any) -> str:
         for key in _DIFFICULTY_KEYS:
             if key in value and value[key] not in (None, ""):
                 return str(value[key])
+        lines = value.get("lines_changed")
+        if isinstance(lines, int) and lines > 0:
+            return "1 line" if lines == 1 else "2-3 lines" if lines <= 3 else "4+ lines"
         if len(value) == 1:
             key, item = next(iter(value.items()))
             return f"{key}={item}"

@@ -67,3 +67,12 @@ def test_tables_over_two_runs(two_runs):
 def test_one_run_has_no_comparison(two_runs):
     _, baseline, _ = two_runs
     assert compare_table([scan_run(baseline)]).empty
+
+
+def test_minted_tasks_are_grouped_by_the_size_of_their_fix():
+    from swerve.reports.taskinfo import difficulty_label
+
+    assert difficulty_label({"lines_changed": 1, "n_fail_to_pass": 3, "mutation_kind": "off_by_one"}) == "1 line"
+    assert difficulty_label({"lines_changed": 3, "mutation_kind": "swap_branches"}) == "2-3 lines"
+    assert difficulty_label({"lines_changed": 7}) == "4+ lines"
+    assert difficulty_label({"label": "hard", "lines_changed": 1}) == "hard"
