@@ -22,14 +22,11 @@ def _main() -> None:
 
 
 def _register() -> None:
+    """Each command group lives in its own module and registers itself on `app`."""
     from importlib import import_module
 
-    for name in ("images", "env", "eval", "tasks", "run", "teach", "report", "train", "policy"):
-        try:
-            import_module(f"swerve.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"swerve.cli.{name}":
-                raise
+    for name in ("eval", "run", "report", "images", "env", "tasks", "train", "policy"):
+        import_module(f"swerve.cli.{name}")
 
 
 _register()
