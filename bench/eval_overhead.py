@@ -1,7 +1,7 @@
 """Evaluator overhead: wall time of `evaluate(gold)` against the physical floor, the
 sum of the bare test-command times in the same kind of container, for 1 and 2 workers.
 
-    python bench/eval_overhead.py [--tasks FILE] [--repeat N] [--backend docker]
+    python bench/eval_overhead.py [--tasks FILE|examples] [--repeat N] [--backend docker]
 
 Images are warmed first (built or reused) and not timed. Prints a breakdown of
 where the per-instance time goes, and as the last line one JSON object with
@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TASKS = ROOT / "examples" / "tasks.jsonl"
-FALLBACK_TASKS = ROOT / "tests" / "fixtures" / "toolz_tasks.jsonl"
+EXAMPLE_SETS = ("toolz.jsonl", "more_itertools.jsonl", "click.jsonl")
+
+
+def _load(spec: str):
+    """Tasks from a file, or "examples": every bundled example set (smoke excluded)."""
+    from swerve.harness.tasks import load_tasks
+
+    if spec != "examples":
+        return load_tasks(spec)
+    return [task for name in EXAMPLE_SETS for task in load_tasks(ROOT / "examples" / name)]
 
 
 def _copies(tasks, repeat: int):
@@ -56,16 +64,16 @@ def _floor(tasks, originals, opener) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=str(DEFAULT_TASKS if DEFAULT_TASKS.exists() else FALLBACK_TASKS))
-    parser.add_argument("--repeat", type=int, default=2, help="evaluate each task this many times per run")
+    parser.add_argument("--tasks", default="examples", help='a task file, or "examples" (the 36 bundled example tasks)')
+    parser.add_argument("--repeat", type=int, default=1, help="evaluate each task this many times per run")
     parser.add_argument("--backend", default="docker")
     args = parser.parse_args()
 
     from swerve.environments import open_environment
     from swerve.harness.evaluate import evaluate
-    from swerve.harness.tasks import load_predictions, load_tasks
+    from swerve.harness.tasks import load_predictions
 
-    originals = {t.instance_id: t for t in load_tasks(args.tasks)}
+    originals = {t.instance_id: t for t in _load(args.tasks)}
 
     def opener(task, backend, limits, run_id):
         return open_environment(originals[task.instance_id.split("--")[0]], args.backend, limits, run_id)

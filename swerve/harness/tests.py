@@ -129,7 +129,7 @@ def pytest_command(task, *, junit_path: str, targets: list[str]) -> str:
     base = (task.test_cmd or "").strip() or "python -m pytest"
     plugins = " ".join(f"-p {shlex.quote(p)}" for p in task.pytest_plugins)
     flags = (
-        f"-rA -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
+        f"-rfEsxX -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
         f"--junitxml={shlex.quote(junit_path)} {plugins}"
     ).strip()
     args = " ".join(shlex.quote(t) for t in targets)
