@@ -22,7 +22,6 @@ from swerve.environments.repo_ops import RepoOps
 from swerve.environments.shell import ShellSession
 from swerve.errors import DockerUnavailable, InfraError
 from swerve.processes import process_alive
-from swerve.schema import ExecResult
 
 USER = "swerve"
 LABEL_RUN = "swerve.run"
@@ -256,15 +255,6 @@ class DockerEnvironment(RepoOps):
             f'for __r in 1 2 3; do for d in /proc/[0-9]*; do p=${{d#/proc/}}; case " {spare} $$ " in *" $p "*) ;; '
             '*) kill -9 $p 2>/dev/null;; esac; done; done; true'
         )
-
-    def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
-        with self._lock:
-            self._check_open()
-            return self.shell.run(cmd, timeout)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise InfraError(f"environment for {self.info.instance_id} is closed")
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (removing the container ends it)."""

@@ -26,7 +26,6 @@ from swerve.environments.base import EnvironmentInfo, Limits
 from swerve.environments.repo_ops import RepoOps
 from swerve.environments.shell import ShellSession
 from swerve.errors import InfraError
-from swerve.schema import ExecResult
 
 
 class PipeTransport:
@@ -268,12 +267,6 @@ class LocalEnvironment(RepoOps):
                 "*) kill -9 $p 2>/dev/null;; esac; done; true"
             )
         return "kill -9 $(jobs -p) 2>/dev/null; true"
-
-    def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
-        with self._lock:
-            if self._closed:
-                raise InfraError(f"environment for {self.info.instance_id} is closed")
-            return self.shell.run(cmd, timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -7,15 +7,25 @@ import posixpath
 import shlex
 
 from swerve.environments.shell import ShellSession, ansi_c_quote
+from swerve.errors import InfraError
+from swerve.schema import ExecResult
 
 PRESERVE_LIST = "/opt/swerve/preserve.txt"
 GIT = "git -c core.pager=cat -c core.quotepath=off -c color.ui=false"
 
 
 class RepoOps:
-    """Mixin for environments that have `shell: ShellSession` and `info`."""
+    """Mixin for environments that have `shell: ShellSession`, `info`, a `_lock`
+    serialising commands and a `_closed` flag."""
 
     shell: ShellSession
+
+    def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
+        """Run `cmd` in the persistent shell; one command at a time."""
+        with self._lock:
+            if self._closed:
+                raise InfraError(f"environment for {self.info.instance_id} is closed")
+            return self.shell.run(cmd, timeout)
 
     def __init__(self, *, workdir: str, base_commit: str) -> None:
         self.workdir = workdir
@@ -26,8 +36,6 @@ class RepoOps:
     def _head_commit(self) -> str:
         result = self.shell.run(f"{GIT} -C {shlex.quote(self.workdir)} rev-parse HEAD", timeout=60)
         if result.exit_code != 0:
-            from swerve.errors import InfraError
-
             raise InfraError(f"{self.workdir} is not a git repository: {result.output.strip()[:200]}")
         return result.output.strip()
 
@@ -65,8 +73,6 @@ class RepoOps:
         )
         result = self.shell.run(cmd, timeout=300, limit=0)
         if result.exit_code != 0:
-            from swerve.errors import InfraError
-
             raise InfraError(f"git diff failed in {self.workdir}: {result.output.strip()[:300]}")
         return result.output
 
@@ -84,8 +90,6 @@ class RepoOps:
             f"{GIT} -C {wd} reset --hard -q {self.base_commit} && {GIT} -C {wd} clean -fdqx {keep}"
         )
         if result.exit_code != 0:
-            from swerve.errors import InfraError
-
             raise InfraError(f"reset failed in {self.workdir}: {result.output.strip()[:300]}")
 
     def __enter__(self):

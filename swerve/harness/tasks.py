@@ -107,6 +107,18 @@ def _rows(source: str | Path) -> tuple[str, Iterable[tuple[str, Any]]]:
     return text, _read_dataset_rows(text)
 
 
+def _validated(model, row: Any, label: str, where: str, expected: str):
+    """`row` as a `model`, or TaskFormatError naming the file, the row and the field."""
+    if not isinstance(row, dict):
+        raise TaskFormatError(f"{label}: {where}: expected {expected}, got {type(row).__name__}")
+    try:
+        return model.model_validate(row)
+    except ValidationError as exc:
+        ident = row.get("instance_id")
+        who = f" (instance {ident!r})" if isinstance(ident, str) else ""
+        raise TaskFormatError(f"{label}: {where}{who}: {_describe_validation(exc)}") from None
+
+
 def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None) -> list[Task]:
     """Tasks from a file or dataset, in file order, optionally filtered to `instance_ids`.
 
@@ -117,14 +129,7 @@ def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None) ->
     tasks: list[Task] = []
     seen: dict[str, str] = {}
     for where, row in rows:
-        if not isinstance(row, dict):
-            raise TaskFormatError(f"{label}: {where}: expected a JSON object, got {type(row).__name__}")
-        try:
-            task = Task.model_validate(row)
-        except ValidationError as exc:
-            ident = row.get("instance_id")
-            who = f" (instance {ident!r})" if isinstance(ident, str) else ""
-            raise TaskFormatError(f"{label}: {where}{who}: {_describe_validation(exc)}") from None
+        task = _validated(Task, row, label, where, "a JSON object")
         if task.instance_id in seen:
             raise TaskFormatError(
                 f"{label}: {where}: duplicate instance_id {task.instance_id!r} (first at {seen[task.instance_id]}); "
@@ -165,12 +170,7 @@ def load_predictions(source: str | Path, tasks: Iterable[Task] | None = None) ->
     label, rows = _rows(path)
     predictions: dict[str, Prediction] = {}
     for where, row in rows:
-        if not isinstance(row, dict):
-            raise TaskFormatError(f"{label}: {where}: expected a JSON object with instance_id and model_patch")
-        try:
-            prediction = Prediction.model_validate(row)
-        except ValidationError as exc:
-            raise TaskFormatError(f"{label}: {where}: {_describe_validation(exc)}") from None
+        prediction = _validated(Prediction, row, label, where, "a JSON object with instance_id and model_patch")
         if prediction.instance_id in predictions:
             raise TaskFormatError(f"{label}: {where}: duplicate prediction for {prediction.instance_id!r}")
         predictions[prediction.instance_id] = prediction
