@@ -19,7 +19,7 @@ from functools import lru_cache
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
 from swerve.environments.repo_ops import RepoOps
-from swerve.environments.shell import ShellSession
+from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import DockerUnavailable, InfraError
 from swerve.processes import process_alive
 
@@ -231,8 +231,8 @@ class DockerEnvironment(RepoOps):
     def _start_shell(self) -> ExecSocketTransport:
         return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
 
-    def _root_exec(self, script: str) -> tuple[int, str]:
-        result = self.container.exec_run(["sh", "-c", script], user="root", stdout=True, stderr=True)
+    def _root_exec(self, script: str, shell: str = "sh") -> tuple[int, str]:
+        result = self.container.exec_run([shell, "-c", script], user="root", stdout=True, stderr=True)
         return result.exit_code, result.output.decode("utf-8", errors="replace")
 
     def _find_keeper(self) -> int:
@@ -242,19 +242,11 @@ class DockerEnvironment(RepoOps):
 
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper and the shell."""
-        spare = " ".join(str(p) for p in {1, self._keeper_pid, shell_pid} if p)
-        self._root_exec(
-            "for d in /proc/[0-9]*; do p=${d#/proc/}; case \" "
-            + spare
-            + " $$ \" in *\" $p \"*) ;; *) kill -9 $p 2>/dev/null;; esac; done; true"
-        )
+        spare = " ".join(str(p) for p in (self._keeper_pid, shell_pid) if p)
+        self._root_exec(kill_all_but_snippet(spare), shell="bash")
 
     def kill_others_snippet(self) -> str:
-        spare = " ".join(str(p) for p in {1, self._keeper_pid} if p)
-        return (
-            f'for __r in 1 2 3; do for d in /proc/[0-9]*; do p=${{d#/proc/}}; case " {spare} $$ " in *" $p "*) ;; '
-            '*) kill -9 $p 2>/dev/null;; esac; done; done; true'
-        )
+        return kill_all_but_snippet(str(self._keeper_pid or ""))
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (removing the container ends it)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
 from swerve.environments.repo_ops import RepoOps
-from swerve.environments.shell import ShellSession
+from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import InfraError
 
 
@@ -262,10 +262,7 @@ class LocalEnvironment(RepoOps):
 
     def kill_others_snippet(self) -> str:
         if self.isolation == "bwrap":
-            return (
-                'for d in /proc/[0-9]*; do p=${d#/proc/}; case " 1 $$ " in *" $p "*) ;; '
-                "*) kill -9 $p 2>/dev/null;; esac; done; true"
-            )
+            return kill_all_but_snippet("")
         return "kill -9 $(jobs -p) 2>/dev/null; true"
 
     def close(self) -> None:

@@ -28,6 +28,21 @@ TIMEOUT_EXIT_CODE = 124
 KILL_GRACE_S = 3.0
 
 
+def kill_all_but_snippet(spare: str) -> str:
+    """Shell code that kills every process it can see except pid 1, the pids in
+    `spare` (space separated) and the shell running it, using only builtins (it
+    must work when the pid limit is reached). A fork bomb refills a pid as soon
+    as it is killed, so processes are first frozen with SIGSTOP, pass after pass,
+    until two passes see the same set of pids; then everything is killed. The
+    whole sequence runs twice to catch a child forked during the last pass."""
+    each = 'for __d in /proc/[0-9]*; do __p=${__d#/proc/}; case "$__s" in *" $__p "*) ;; *) kill -%s $__p 2>/dev/null;; esac; done'
+    freeze = (
+        '__prev=; for __r in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do __cur=(/proc/[0-9]*); '
+        '[ "${__cur[*]}" = "$__prev" ] && break; __prev="${__cur[*]}"; ' + each % "STOP" + "; done"
+    )
+    return f'__s=" 1 {spare} $$ "; for __k in 1 2; do {freeze}; {each % "KILL"}; done; unset __s __prev __cur __r __k __d __p; true'
+
+
 class Transport(Protocol):
     """Bytes to and from a running `bash` process."""
 
