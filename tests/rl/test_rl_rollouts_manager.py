@@ -73,7 +73,8 @@ def test_policy_update_pauses_between_turns_and_episodes_survive_it():
     manager = _manager(opener, workers=2, group_size=1, max_groups_ahead=4, max_staleness=5,
                        policy_factory=lambda task: ScriptedPolicy(commands=6)).start()
     try:
-        time.sleep(0.2)
+        _wait_for(lambda: manager.busy_workers)
+        time.sleep(0.1)
         swapped = []
         version = manager.update_policy(lambda: swapped.append(manager._in_turn))
         assert version == 1 and swapped == [0], "no turn runs while the weights are swapped"
