@@ -373,7 +373,9 @@ class RolloutManager:
 
     def kill_worker(self, index: int) -> None:
         """Abort worker `index`'s episode now: its environment is closed, the episode
-        is lost and scheduled again, and a fresh worker takes the slot."""
+        is lost and scheduled again, and a fresh worker takes the slot. Returns at
+        once; `stats["killed"]` counts the kill when the worker has noticed it (at
+        its next turn, or when a command in its closed environment fails)."""
         with self._lock:
             worker = self._workers[index]
         worker.kill.set()

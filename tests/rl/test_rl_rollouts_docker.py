@@ -30,6 +30,11 @@ def test_oracle_groups_are_graded_and_a_killed_worker_leaks_nothing(docker_clien
         victim = manager.busy_workers[0]
         victim_env = manager._workers[victim].env
         manager.kill_worker(victim)
+        # The victim notices the kill at its next check (between turns, or when a command
+        # in its closed container fails); wait for that, so close() cannot pre-empt it.
+        deadline = time.monotonic() + 300
+        while manager.stats["killed"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         second = manager.next_group(timeout=600)
         if victim_env is not None:
             names = {c.name for c in _containers(docker_client, run_id)}
