@@ -24,8 +24,18 @@ demo: install system-deps
 test: install system-deps
 	bash scripts/with-docker.sh $(PY) -m pytest $(PYTEST_ARGS)
 
+# The CPU benchmarks, each with the arguments of its run in BENCHMARKS.md;
+# bench/gpu_hf_policy.py needs a GPU and is run by hand on one.
+BENCH_RUNS := "env_latency.py" \
+              "eval_overhead.py" \
+              "learn.py --steps 80" \
+              "logprobs.py" \
+              "mint.py --source pypi:toolz==0.12.1 --candidates 8" \
+              "report.py" \
+              "rollouts.py --episodes 6 --short 20"
+
 bench: install system-deps
-	bash scripts/with-docker.sh bash -c 'for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done'
+	bash scripts/with-docker.sh bash -c 'for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(PY) bench/$$run || exit 1; done'
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -3,7 +3,7 @@ parameters (Qwen3-0.6B's body: hidden 1024, 28 layers, 16 heads, 8 KV heads,
 head_dim 128, MLP 3072; the vocabulary is the tiny test tokenizer's, so every
 sampled id decodes). Checks that token ids and logprobs are recorded, that the
 ids decode to the text, and how far the recorded logprobs are from a separate
-forward pass; prints one JSON summary.
+forward pass; prints one JSON summary as its last line.
 
     python bench/gpu_hf_policy.py              # on the GPU machine
     python bench/gpu_hf_policy.py --small      # CPU dry run with the tiny model
@@ -129,7 +129,7 @@ def main() -> int:
         "max_abs_logprob_diff_vs_forward": round(max_diff, 5),
         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
     return 0 if decode_exact else 1
 
 

@@ -1,5 +1,5 @@
-"""Small, safe file helpers: atomic writes (finished work is never half-written)
-and JSONL reading that names the file and line at fault."""
+"""Small, safe file helpers: atomic writes (finished work is never half-written),
+JSONL reading that names the file and line at fault, and a lock file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,20 @@ def iter_jsonl(path: str | os.PathLike, *, skip_torn_last_line: bool = True) -> 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in records))
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing) across processes; flock also
+    holds between threads of one process. Where there is no fcntl, no lock is taken."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

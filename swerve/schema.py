@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SWEBENCH_LIST_FIELDS = ("FAIL_TO_PASS", "PASS_TO_PASS")
 DEFAULT_WORKDIR = "/testbed"
 
 
@@ -182,10 +181,6 @@ class FailureClass(str, Enum):
     TESTS_FAILED = "tests_failed"
     INFRA = "infra"
 
-    @property
-    def is_infra(self) -> bool:
-        return self is FailureClass.INFRA
-
 
 class Grade(BaseModel):
     """The verdict on one instance, with SWE-bench's report keys among swerve's own."""
@@ -217,12 +212,6 @@ class Grade(BaseModel):
         ok = self.tests_status.get("FAIL_TO_PASS", {})
         total = len(ok.get("success", [])) + len(ok.get("failure", []))
         return len(ok.get("success", [])) / total if total else 0.0
-
-    @property
-    def pass_to_pass_fraction(self) -> float:
-        ok = self.tests_status.get("PASS_TO_PASS", {})
-        total = len(ok.get("success", [])) + len(ok.get("failure", []))
-        return len(ok.get("success", [])) / total if total else 1.0
 
 
 class ToolCall(BaseModel):

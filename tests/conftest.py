@@ -1,5 +1,6 @@
 """Shared fixtures. A missing Docker daemon skips docker tests on a laptop and is
-an error in CI (CI=true), so CI can never go green without exercising Docker."""
+an error in CI (CI=true), so CI can never go green without exercising Docker; the
+same holds for every other skip, at run time or at collection time."""
 
 from __future__ import annotations
 
@@ -49,12 +50,24 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def _fail_skip_in_ci(report) -> None:
     """In CI a skip means something the suite needs was not installed or started:
     it fails the run instead of hiding the gap."""
-    outcome = yield
-    report = outcome.get_result()
     if _ci() and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where skips are failures (install or start what it needs): {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test skipped while it runs (a fixture or the test calls pytest.skip)."""
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A whole module skipped while it is collected (module-level pytest.importorskip
+    or pytest.skip(allow_module_level=True))."""
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())

@@ -25,7 +25,12 @@ from typing import Any
 
 import swerve
 from swerve.agents.loop import EpisodeCancelled, EpisodeLimits, run_episode
-from swerve.agents.trajectory import append_trajectory, read_trajectories, rewrite_trajectories
+from swerve.agents.trajectory import (
+    append_trajectory,
+    finished_instance_ids,
+    read_trajectories,
+    rewrite_trajectories,
+)
 from swerve.environments.base import Limits
 from swerve.errors import InfraError, SwerveError
 from swerve.fileio import append_jsonl, atomic_write_json, iter_jsonl, write_jsonl
@@ -105,7 +110,6 @@ def run_batch(
         result.skipped = [t.instance_id for t in tasks if t.instance_id in done]
         todo = [t for t in tasks if t.instance_id not in done]
         writer = _Writer(out, done, model_name)
-        writer.write_predictions()
         cancel = threading.Event()
 
         def one(task: Task) -> Trajectory | None:
@@ -249,13 +253,17 @@ def _run_one(
 
 
 class _Writer:
-    """Appends finished trajectories and keeps predictions.jsonl in step with them."""
+    """Appends finished trajectories and their predictions.
+
+    predictions.jsonl is rewritten once, from the finished trajectories, when the run
+    starts (one line per instance, any torn line gone); each episode then appends.
+    """
 
     def __init__(self, out: Path, done: dict[str, Trajectory], model_name: str | None) -> None:
         self.out = out
         self.model_name = model_name
-        self.predictions = {iid: self._prediction(t) for iid, t in done.items()}
         self.lock = threading.Lock()
+        write_jsonl(out / PREDICTIONS, [self._prediction(trajectory) for trajectory in done.values()])
 
     def _prediction(self, trajectory: Trajectory) -> dict[str, Any]:
         return Prediction(
@@ -267,11 +275,7 @@ class _Writer:
     def add(self, trajectory: Trajectory) -> None:
         with self.lock:
             append_trajectory(self.out / TRAJECTORIES, trajectory)
-            self.predictions[trajectory.instance_id] = self._prediction(trajectory)
-            self.write_predictions()
-
-    def write_predictions(self) -> None:
-        write_jsonl(self.out / PREDICTIONS, self.predictions.values())
+            append_jsonl(self.out / PREDICTIONS, self._prediction(trajectory))
 
 
 def model_name_of(trajectory: Trajectory) -> str:
@@ -433,7 +437,7 @@ def infra_failures(out: str | os.PathLike) -> dict[str, str]:
     path = out / INFRA_FAILURES
     if not path.exists():
         return {}
-    finished = {t.instance_id for t in read_trajectories(out / TRAJECTORIES)}
+    finished = finished_instance_ids(out / TRAJECTORIES)
     failures = {record["instance_id"]: record.get("error", "") for _, record in iter_jsonl(path)}
     return {iid: error for iid, error in failures.items() if iid not in finished}
 

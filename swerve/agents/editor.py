@@ -87,8 +87,9 @@ class StrReplaceEditor:
         words = result.output.strip().split()
         return words[-1] if words else "missing"
 
-    def _read(self, path: str) -> str:
-        kind = self._kind(path)
+    def _read(self, path: str, kind: str | None = None) -> str:
+        """The text of file `path`; `kind` is `_kind(path)` when the caller already asked."""
+        kind = kind or self._kind(path)
         if kind == "missing":
             raise EditorError(f"{path} does not exist; check the path (view a directory to list it) or use create.")
         if kind == "dir":
@@ -121,7 +122,7 @@ class StrReplaceEditor:
             if arguments.get("view_range") is not None:
                 raise EditorError(f"{path} is a directory; view_range only applies to files.")
             return self._list_dir(path)
-        text = self._read(path)
+        text = self._read(path, kind)
         lines = text.split("\n")
         if text.endswith("\n"):
             lines.pop()

@@ -34,15 +34,6 @@ from swerve.agents.tools import (
 from swerve.errors import SwerveError
 from swerve.schema import Completion, Step, Task, ToolCall, Trajectory
 
-EXIT_STATUSES = (
-    "submitted",
-    "step_limit",
-    "token_limit",
-    "time_limit",
-    "format_error",
-    "repeated_action",
-)
-
 SYSTEM_PROMPT = """You are a careful software engineer working in a real code repository.
 You solve the task by calling tools: run shell commands with `bash`, read and edit files with
 `str_replace_editor`, and call `submit` when you are done. Work in small steps: look at the

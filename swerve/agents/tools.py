@@ -149,45 +149,65 @@ def parse_turn(completion: Completion) -> ParsedTurn:
     if completion.tool_calls:
         calls = [_normalise(call) for call in completion.tool_calls]
         return _first_valid(calls, source="native")
-    text = _THINK_BLOCK.sub("", completion.text or "")
-    if _TOOL_CALL_OPEN in text:
-        calls, error = parse_tool_call_blocks(text)
-        if error:
-            return ParsedTurn(error=f"{error}\n{FORMAT_HELP}")
+    text = completion.text or ""
+    calls, _, error = _scan_tool_call_blocks(text)
+    if error:
+        return ParsedTurn(error=f"{error}\n{FORMAT_HELP}")
+    if calls:
         return _first_valid(calls, source="text")
-    blocks = [block for block in _BASH_FENCE.findall(text) if block.strip()]
+    prose = _THINK_BLOCK.sub("", text)
+    blocks = [block for block in _BASH_FENCE.findall(prose) if block.strip()]
     if blocks:
         calls = [ToolCall(name="bash", arguments={"command": block.strip("\n")}) for block in blocks]
         return _first_valid(calls, source="bash_block")
-    if not text.strip():
+    if not prose.strip():
         return ParsedTurn(error=f"Your reply was empty: no tool call found.\n{FORMAT_HELP}")
     return ParsedTurn(error=f"No tool call found in your reply.\n{FORMAT_HELP}")
 
 
 def parse_tool_call_blocks(text: str) -> tuple[list[ToolCall], str | None]:
-    """Parse every ``<tool_call>{json}</tool_call>`` block in `text`.
+    """Parse every ``<tool_call>{json}</tool_call>`` block in `text` outside ``<think>`` blocks.
 
     The JSON object is decoded with a real JSON decoder, so tags or braces inside
     string values (a command that prints "</tool_call>") cannot cut a call short.
     A missing closing tag is accepted at the very end of the text (generation often
-    stops on it).
+    stops on it). Returns the calls parsed and the first error, if any.
     """
+    calls, _, error = _scan_tool_call_blocks(text)
+    return calls, error
+
+
+def strip_tool_call_blocks(text: str) -> str:
+    """The assistant's prose without the ``<tool_call>`` blocks that parsed (the calls go to `tool_calls`).
+
+    It cuts exactly the blocks `parse_tool_call_blocks` turns into calls, so a call is
+    never kept both in the prose and in `tool_calls`.
+    """
+    _, spans, _ = _scan_tool_call_blocks(text)
+    kept, position = [], 0
+    for start, end in spans:
+        kept.append(text[position:start])
+        position = end
+    kept.append(text[position:])
+    return "".join(kept).strip()
+
+
+def _scan_tool_call_blocks(text: str) -> tuple[list[ToolCall], list[tuple[int, int]], str | None]:
+    """The calls in `text`, the (start, end) span of each call's block, and the first error."""
     decoder = json.JSONDecoder()
+    thinking = [match.span() for match in _THINK_BLOCK.finditer(text)]
     calls: list[ToolCall] = []
+    spans: list[tuple[int, int]] = []
     position = 0
-    number = 0
-    while True:
-        start = text.find(_TOOL_CALL_OPEN, position)
-        if start < 0:
-            return calls, None
-        number += 1
+    while (start := _next_tool_call_open(text, position, thinking)) >= 0:
+        number = len(calls) + 1
         cursor = start + len(_TOOL_CALL_OPEN)
         while cursor < len(text) and text[cursor].isspace():
             cursor += 1
         try:
             payload, end = decoder.raw_decode(text, cursor)
         except json.JSONDecodeError as exc:
-            return calls, f"Tool call #{number} is not valid JSON ({exc.msg} at character {exc.pos - cursor})."
+            return calls, spans, f"Tool call #{number} is not valid JSON ({exc.msg} at character {exc.pos - cursor})."
         rest = text[end:]
         stripped = rest.lstrip()
         if stripped.startswith(_TOOL_CALL_CLOSE):
@@ -195,13 +215,25 @@ def parse_tool_call_blocks(text: str) -> tuple[list[ToolCall], str | None]:
         elif not stripped:
             position = len(text)
         else:
-            return calls, f"Tool call #{number} has text after its JSON object where {_TOOL_CALL_CLOSE} should be."
+            return calls, spans, f"Tool call #{number} has text after its JSON object where {_TOOL_CALL_CLOSE} should be."
         if not isinstance(payload, dict):
-            return calls, f"Tool call #{number} must be a JSON object with 'name' and 'arguments'."
+            return calls, spans, f"Tool call #{number} must be a JSON object with 'name' and 'arguments'."
         try:
             calls.append(_call_from_payload(payload))
         except ValueError as exc:
-            return calls, f"Tool call #{number}: {exc}"
+            return calls, spans, f"Tool call #{number}: {exc}"
+        spans.append((start, position))
+    return calls, spans, None
+
+
+def _next_tool_call_open(text: str, position: int, thinking: list[tuple[int, int]]) -> int:
+    """Where the next ``<tool_call>`` tag outside the `thinking` spans starts, or -1."""
+    while (start := text.find(_TOOL_CALL_OPEN, position)) >= 0:
+        block_end = next((end for first, end in thinking if first <= start < end), None)
+        if block_end is None:
+            return start
+        position = block_end
+    return -1
 
 
 def _call_from_payload(payload: dict[str, Any]) -> ToolCall:
@@ -295,30 +327,3 @@ def openai_tool_call(call: ToolCall, call_id: str) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
     }
-
-
-def strip_tool_call_blocks(text: str) -> str:
-    """The assistant's prose without its ``<tool_call>`` blocks (the calls go to `tool_calls`)."""
-    out: list[str] = []
-    position = 0
-    decoder = json.JSONDecoder()
-    while True:
-        start = text.find(_TOOL_CALL_OPEN, position)
-        if start < 0:
-            out.append(text[position:])
-            break
-        out.append(text[position:start])
-        cursor = start + len(_TOOL_CALL_OPEN)
-        while cursor < len(text) and text[cursor].isspace():
-            cursor += 1
-        try:
-            _, end = decoder.raw_decode(text, cursor)
-        except json.JSONDecodeError:
-            out.append(text[start:])
-            break
-        rest = text[end:]
-        stripped = rest.lstrip()
-        position = end + (len(rest) - len(stripped))
-        if stripped.startswith(_TOOL_CALL_CLOSE):
-            position += len(_TOOL_CALL_CLOSE)
-    return "".join(out).strip()

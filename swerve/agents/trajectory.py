@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from swerve.fileio import iter_jsonl, write_jsonl
+from swerve.fileio import append_jsonl, iter_jsonl, write_jsonl
 from swerve.schema import Trajectory
 
 _append_lock = threading.Lock()
@@ -25,14 +25,10 @@ _append_lock = threading.Lock()
 def append_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> None:
     """Append one trajectory as a line; safe across threads and after a torn last line."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(trajectory.model_dump(mode="json"), default=str) + "\n"
+    record = trajectory.model_dump(mode="json")
     with _append_lock:
         _cut_torn_tail(path)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_jsonl(path, record)
 
 
 def _cut_torn_tail(path: Path) -> None:

@@ -7,13 +7,7 @@ from pathlib import Path
 import typer
 
 from swerve.cli import app
-
-
-def _split_ids(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    ids = [part.strip() for value in values for part in value.replace(",", " ").split()]
-    return [i for i in ids if i] or None
+from swerve.cli.options import split_instance_ids
 
 
 @app.command("eval")
@@ -52,7 +46,7 @@ def eval_command(
     if backend not in ("docker", "local", "auto"):
         console.print(f"[red]error:[/] --backend {backend!r}: use docker, local or auto")
         raise typer.Exit(2)
-    ids = _split_ids(instance_ids)
+    ids = split_instance_ids(instance_ids)
     try:
         task_list = load_tasks(tasks, instance_ids=ids)
         preds = load_predictions(predictions, tasks=task_list)

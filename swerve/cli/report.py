@@ -61,6 +61,7 @@ def _print_rich(tables: dict, selected: list[str]) -> None:
     from rich.table import Table
 
     from swerve.reports.html import format_value
+    from swerve.reports.tables import runs_side_by_side
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     titles = {
@@ -73,8 +74,8 @@ def _print_rich(tables: dict, selected: list[str]) -> None:
     }
     for name in selected:
         frame: pd.DataFrame = tables[name]
-        if name == "runs" and not frame.empty:
-            frame = frame.set_index("run").T.reset_index().rename(columns={"index": "metric"}).astype(object)
+        if name == "runs":
+            frame = runs_side_by_side(frame)
         if name == "problems" and len(frame) > MAX_PROBLEM_ROWS and len(selected) > 1:
             console.print(f"[yellow]{len(frame)} problems; the first {MAX_PROBLEM_ROWS} follow (all: --table problems)[/yellow]")
             frame = frame.head(MAX_PROBLEM_ROWS)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
+from swerve.cli.options import split_instance_ids
 
 console = Console(stderr=True)
 
@@ -18,9 +19,6 @@ POLICY_HELP = (
 )
 
 
-SCRIPTED_KINDS = ("oracle", "oracle-detours", "noop", "replay")
-
-
 def policy_factory(spec: str, *, seed: int | None = None, options: dict[str, Any] | None = None):
     """A function task -> policy for `spec`, checked before any task runs.
 
@@ -28,30 +26,18 @@ def policy_factory(spec: str, *, seed: int | None = None, options: dict[str, Any
     policy is built once, here, and shared by every episode: loading a model per
     task would be wasteful, and a bad spec fails before any environment starts.
     """
+    from swerve.agents.policies import SCRIPTED_KINDS, make_policy
+
     options = {k: v for k, v in (options or {}).items() if v is not None}
     if seed is not None:
         options["seed"] = seed
     kind, _, argument = spec.partition(":")
     if kind == "replay" and argument and not Path(argument).exists():
         raise ValueError(f"--policy {spec}: {argument} does not exist; give a trajectories.jsonl file")
-    try:
-        from swerve.agents.policies import make_policy
-    except ImportError:
-        make_policy = None
     if kind not in SCRIPTED_KINDS:
-        if make_policy is None:
-            raise ValueError(f"unknown policy {spec!r}; use {POLICY_HELP}")
         shared = make_policy(spec, **options)
         return lambda task: shared
-
-    def build(task):
-        if make_policy is not None:
-            return make_policy(spec, task=task, **options)
-        from swerve.agents.policies.scripted import scripted_policy
-
-        return scripted_policy(spec, task, seed=options.get("seed", 0))
-
-    return build
+    return lambda task: make_policy(spec, task=task, **options)
 
 
 def _guarded(action):
@@ -68,27 +54,10 @@ def _guarded(action):
         raise typer.Exit(2)
 
 
-def _limits(max_steps: int, max_tokens: int | None, time_limit: float | None, command_timeout: float,
-            max_format_errors: int, max_repeats: int, observation_bytes: int, keep_malformed: bool):
-    from swerve.agents.loop import EpisodeLimits
-
-    return EpisodeLimits(
-        max_steps=max_steps,
-        max_total_tokens=max_tokens,
-        wall_clock_s=time_limit,
-        command_timeout_s=command_timeout,
-        max_format_errors=max_format_errors,
-        max_repeated_actions=max_repeats,
-        observation_limit_bytes=observation_bytes,
-        keep_malformed_turns=keep_malformed,
-    )
-
-
 def _load(tasks: str, instance_ids: str | None):
     from swerve.harness.tasks import load_tasks
 
-    wanted = [i.strip() for i in instance_ids.split(",") if i.strip()] if instance_ids else None
-    return load_tasks(tasks, instance_ids=wanted)
+    return load_tasks(tasks, instance_ids=split_instance_ids(instance_ids))
 
 
 _TASKS = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or Hugging Face dataset name")
@@ -139,10 +108,14 @@ def run(
     Example: swerve run --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle --out runs/oracle --evaluate
     """
     from swerve.agents.batch import run_batch
+    from swerve.agents.loop import EpisodeLimits
 
     task_list = _guarded(lambda: _load(tasks, instance_ids))
-    limits = _limits(max_steps, max_tokens, time_limit, command_timeout, max_format_errors, max_repeats,
-                     observation_bytes, keep_malformed)
+    limits = EpisodeLimits(
+        max_steps=max_steps, max_total_tokens=max_tokens, wall_clock_s=time_limit, command_timeout_s=command_timeout,
+        max_format_errors=max_format_errors, max_repeated_actions=max_repeats,
+        observation_limit_bytes=observation_bytes, keep_malformed_turns=keep_malformed,
+    )
     factory = _guarded(lambda: policy_factory(policy, seed=seed))
     result = _guarded(lambda: run_batch(
         task_list, factory, out_dir=out, workers=workers, backend=backend,
@@ -174,10 +147,11 @@ def teach(
 
     Example: swerve teach --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle-detours --out runs/teach
     """
+    from swerve.agents.loop import EpisodeLimits
     from swerve.agents.teach import teach as run_teach
 
     task_list = _guarded(lambda: _load(tasks, instance_ids))
-    limits = _limits(max_steps, None, time_limit, command_timeout, 3, 4, 16000, True)
+    limits = EpisodeLimits(max_steps=max_steps, wall_clock_s=time_limit, command_timeout_s=command_timeout)
     loaded_tokenizer = None
     if tokenizer:
         from transformers import AutoTokenizer

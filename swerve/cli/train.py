@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
+from swerve.cli.options import split_instance_ids
 
 console = Console(stderr=True)
 
@@ -22,22 +23,12 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
-TINY_MODEL = "tiny"
 _MODEL_HELP = ("base model: a local folder (config.json + weights + tokenizer), a name already in the Hugging Face "
                "cache, or `tiny` (swerve's tiny random Qwen3 test model, built on first use)")
 _LORA_RANK = typer.Option(16, "--lora-rank", min=1,
                           help="LoRA rank on the attention and MLP projections (16-64 typical)")
 _LORA_ALPHA = typer.Option(None, "--lora-alpha", min=1, help="LoRA alpha (default: twice the rank)")
 _SEED = typer.Option(0, "--seed", help="random seed of the trainer (and of the sampling policy for rl)")
-
-
-def resolve_model(model: str) -> str:
-    """`tiny` (when no such folder exists) is swerve's tiny test model; anything else is passed on."""
-    if model == TINY_MODEL and not Path(model).exists():
-        from swerve.agents.policies.tiny_model import make_tiny_qwen3
-
-        return str(make_tiny_qwen3())
-    return model
 
 
 def _fail(message: str) -> NoReturn:
@@ -85,6 +76,7 @@ def rft_command(
 
     Example: swerve train rft --model tiny --teacher runs/teach --out runs/rft --lora-rank 16
     """
+    from swerve.agents.policies import resolve_model_path
     from swerve.rl.rft import RFTConfig, load_teacher_trajectories, train_rft
     from swerve.rl.trainer import save_run_config
 
@@ -100,7 +92,7 @@ def rft_command(
         trajectories = load_teacher_trajectories(teacher)
     except (FileNotFoundError, ValueError) as exc:
         _fail(f"--teacher {teacher}: {exc}")
-    model_path = resolve_model(model)
+    model_path = resolve_model_path(model)
     out.mkdir(parents=True, exist_ok=True)
     settings = asdict(config)
     settings["lora_targets"] = list(config.lora_targets)
@@ -117,116 +109,6 @@ def rft_command(
 
 
 # -- swerve train rl ------------------------------------------------------------------
-
-
-def run_grpo(
-    model_path: str,
-    tasks: list[Any],
-    out: Path,
-    config: Any,
-    *,
-    steps: int,
-    group_size: int,
-    groups_per_step: int = 1,
-    workers: int = 2,
-    backend: str = "auto",
-    episode_limits: Any = None,
-    policy_options: dict[str, Any] | None = None,
-    reward: Any = None,
-    max_staleness: int = 1,
-    grade: bool = True,
-    grade_timeout_s: float = 600.0,
-    save_every: int = 0,
-    max_failed_samples: int | None = 16,
-    opener: Any = None,
-    on_step: Any = None,
-) -> list[dict[str, Any]]:
-    """GRPO on live rollouts: the model acts in the rollout manager's environments
-    through `ExactTokenPolicy` (in-process transformers, token-exact turns), and the
-    trainer updates a LoRA adapter on that very model (the workers wait at a turn
-    boundary during each update). `policy_options`: device, dtype, temperature,
-    top_p, max_new_tokens, chat_template_kwargs.
-
-    Writes OUT/rollouts.jsonl (every graded trajectory, in batch order),
-    OUT/history.jsonl (one metrics line per step), and OUT/adapter + OUT/config.json
-    + OUT/history.json (every `save_every` steps and at the end, also when
-    interrupted after at least one step). Stops with an error once the manager has
-    given up on `max_failed_samples` episodes (each crashed on every retry).
-    """
-    import threading
-
-    from swerve.agents.trajectory import append_trajectory
-    from swerve.fileio import append_jsonl
-    from swerve.rl.bridge import ConversionStats, ExactTokenPolicy, batches_from_manager
-    from swerve.rl.rollouts import RolloutManager
-    from swerve.rl.trainer import GRPOTrainer
-
-    options = dict(policy_options or {})
-    model, tokenizer = load_policy_model(model_path, options.pop("device", "auto"), options.pop("dtype", "auto"))
-    trainer = GRPOTrainer(model, config)
-    lock = threading.Lock()
-
-    def policy_for(task) -> ExactTokenPolicy:
-        return ExactTokenPolicy(model, tokenizer, lock=lock, model_name=model_path, **options)
-
-    out.mkdir(parents=True, exist_ok=True)
-    stats = ConversionStats()
-    manager_options: dict[str, Any] = {}
-    if opener is not None:
-        manager_options["opener"] = opener
-
-    def record_batch(rollouts, samples) -> None:
-        for rollout in rollouts:
-            append_trajectory(out / "rollouts.jsonl", rollout.trajectory)
-
-    def after_step(metrics: dict[str, Any]) -> None:
-        model.eval()
-        metrics["conversion"] = stats.to_dict()
-        append_jsonl(out / "history.jsonl", metrics)
-        if save_every and metrics["step"] % save_every == 0:
-            trainer.save(out)
-        if on_step is not None:
-            on_step(metrics)
-
-    manager = RolloutManager(
-        tasks, policy_for, workers=workers, group_size=group_size,
-        max_groups_ahead=max(2, groups_per_step), max_staleness=max_staleness, backend=backend,
-        limits=episode_limits, reward=reward, grade=grade, grade_timeout_s=grade_timeout_s,
-        run_id=out.name or "rl", **manager_options,
-    )
-    try:
-        with manager:
-            batches = batches_from_manager(manager, groups_per_step, stats=stats, on_batch=record_batch,
-                                           max_failed_samples=max_failed_samples)
-            try:
-                trainer.train(batches, steps, on_step=after_step)
-            finally:
-                batches.close()
-    finally:
-        if trainer.history:
-            trainer.save(out)
-    return trainer.history
-
-
-def load_policy_model(model_path: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """The causal LM (in eval mode, on `device`) and its tokenizer; a clear error when it cannot load."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from swerve.agents.policies.hf import resolve_device, resolve_dtype
-
-    chosen = resolve_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(dtype, chosen)).to(chosen)
-    except OSError as exc:
-        raise ValueError(
-            f"cannot load model {model_path!r} ({exc}); pass a local folder holding config.json, weights and "
-            "tokenizer, or a model name already in the Hugging Face cache"
-        ) from exc
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"model {model_path!r} has no chat template; use an instruct/chat model")
-    model.eval()
-    return model, tokenizer
 
 
 _REWARDS = {"binary": "binary_reward", "partial": "partial_credit_reward"}
@@ -284,18 +166,19 @@ def rl_command(
     Example: swerve train rl --model tiny --tasks tests/fixtures/toolz_tasks.jsonl --out runs/rl --group-size 4 --steps 2 --max-turns 5 --max-new-tokens 64
     """
     from swerve.agents.loop import EpisodeLimits
+    from swerve.agents.policies import resolve_model_path
     from swerve.errors import SwerveError
     from swerve.harness.tasks import load_tasks
     from swerve.rl import rewards
+    from swerve.rl.grpo_run import run_grpo
     from swerve.rl.trainer import GRPOConfig, save_run_config
 
     if backend not in ("docker", "local", "auto"):
         _fail(f"--backend {backend!r}: use docker, local or auto")
     if reward not in _REWARDS:
         _fail(f"--reward {reward!r}: use {' or '.join(_REWARDS)}")
-    wanted = [i.strip() for i in instance_ids.split(",") if i.strip()] if instance_ids else None
     try:
-        task_list = load_tasks(tasks, instance_ids=wanted)
+        task_list = load_tasks(tasks, instance_ids=split_instance_ids(instance_ids))
     except (SwerveError, ValueError, OSError) as exc:
         _fail(f"--tasks {tasks}: {exc}")
     if not task_list:
@@ -307,7 +190,7 @@ def rl_command(
     )
     limits = EpisodeLimits(max_steps=max_turns, command_timeout_s=command_timeout)
     policy_options = {"device": device, "dtype": dtype, "temperature": temperature, "max_new_tokens": max_new_tokens}
-    model_path = resolve_model(model)
+    model_path = resolve_model_path(model)
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(
         out, **_invocation(ctx), model=model_path, tasks=tasks, instance_ids=[t.instance_id for t in task_list],

@@ -12,7 +12,6 @@ import os
 import select
 import socket
 import struct
-import threading
 import uuid
 from functools import lru_cache
 
@@ -153,12 +152,11 @@ class DockerEnvironment(RepoOps):
         run_id: str = "adhoc",
         client=None,
         env: dict[str, str] | None = None,
+        image_digest: str = "",
     ) -> None:
         self.limits = limits or Limits()
         self.client = client or docker_client()
-        self._lock = threading.RLock()
-        self._state_lock = threading.Lock()
-        self._closed = False
+        self._init_state()
         self.container = None
         name = f"swerve-{_slug(run_id)}-{_slug(instance_id)}-{uuid.uuid4().hex[:8]}"
         try:
@@ -182,16 +180,11 @@ class DockerEnvironment(RepoOps):
         except Exception as exc:
             raise InfraError(f"could not start a container for {instance_id} from {image}: {exc}") from exc
         cleanup.register(self)
-        try:
-            image_obj = self.client.images.get(image)
-            digest = image_obj.id
-        except Exception:
-            digest = ""
         self.info = EnvironmentInfo(
             backend="docker",
             instance_id=instance_id,
             image=image,
-            image_digest=digest,
+            image_digest=image_digest or _image_digest(self.client, image),
             workdir=workdir,
             base_commit=base_commit,
             extra={"container": self.container.name},
@@ -226,7 +219,19 @@ class DockerEnvironment(RepoOps):
             limits=limits,
             run_id=run_id,
             client=client,
+            image_digest=ref.id,
         )
+
+    @classmethod
+    def for_published_image(cls, task, *, limits: Limits | None = None, run_id: str = "adhoc", client=None):
+        """An environment in the task's own published `image` (a SWE-bench row), or
+        None when the local daemon does not have that image."""
+        client = client or docker_client()
+        digest = _image_digest(client, task.image)
+        if not digest:
+            return None
+        return cls(task.image, instance_id=task.instance_id, base_commit=task.base_commit, workdir=task.workdir,
+                   limits=limits, run_id=run_id, client=client, image_digest=digest)
 
     def _start_shell(self) -> ExecSocketTransport:
         return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
@@ -250,10 +255,8 @@ class DockerEnvironment(RepoOps):
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (removing the container ends it)."""
-        with self._state_lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._mark_closed():
+            return
         try:
             if getattr(self, "shell", None) is not None:
                 self.shell._transport and self.shell._transport.close()
@@ -264,6 +267,14 @@ class DockerEnvironment(RepoOps):
                 except Exception:
                     pass
             cleanup.unregister(self)
+
+
+def _image_digest(client, image: str) -> str:
+    """The image's id, or "" when the daemon does not have it."""
+    try:
+        return client.images.get(image).id
+    except Exception:
+        return ""
 
 
 def _slug(text: str) -> str:

@@ -14,7 +14,6 @@ inputs finds the image and reuses it. Builds run with networking off.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,15 +24,21 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from swerve.environments.sources import PreparedRepo, prepare_repo
-from swerve.environments.wheelhouse import build_wheelhouse, host_python, read_manifest, scm_version_env
+from swerve.environments.wheelhouse import (
+    build_failure,
+    build_wheelhouse,
+    host_python,
+    read_manifest,
+    scm_version_env,
+)
 from swerve.errors import ImageBuildError
+from swerve.fileio import file_lock
 from swerve.paths import cache_dir
 from swerve.schema import Task
 
@@ -74,7 +79,11 @@ def docker_client(client: Any = None) -> Any:
 def ensure_base_image(client: Any = None, base_image: str | None = None) -> str:
     """Tag of the base image: `base_image` (or $SWERVE_BASE_IMAGE) with swerve's user on
     top, else a Debian bootstrapped from the host's apt mirror."""
-    client = docker_client(client)
+    return _ensure_base(docker_client(client), base_image)[0]
+
+
+def _ensure_base(client: Any, base_image: str | None) -> tuple[str, str]:
+    """(tag, id) of the base image (see `ensure_base_image`)."""
     named = base_image or os.environ.get(BASE_IMAGE_ENV, "").strip() or None
     if named:
         parent_id = _named_base(client, named)
@@ -84,18 +93,11 @@ def ensure_base_image(client: Any = None, base_image: str | None = None) -> str:
     dockerfile = _base_dockerfile(parent)
     inputs = _hash(IMAGES_FORMAT, "base", origin, dockerfile)
     tag = f"swerve-base:{inputs[:12]}"
-    with _build_lock(tag):
-        if _image_id(client, tag) is None:
-            _build(
-                client,
-                tag,
-                dockerfile,
-                {},
-                labels={"swerve.tier": "base", "swerve.inputs": inputs, "swerve.origin": origin},
-                who="base image",
-                tier="base",
-            )
-    return tag
+    labels = {"swerve.tier": "base", "swerve.inputs": inputs, "swerve.origin": origin}
+    image_id, _ = _ensure_tier(
+        client, tag, lambda: _build(client, tag, dockerfile, {}, labels=labels, who="base image", tier="base")
+    )
+    return tag, image_id
 
 
 def _named_base(client: Any, name: str) -> str:
@@ -186,13 +188,11 @@ def _ensure_rootfs(client: Any) -> tuple[str, str]:
     origin = f"debootstrap minbase {suite} {mirror} {packages} {platform.machine()}"
     inputs = _hash(IMAGES_FORMAT, "rootfs", origin)
     tag = f"swerve-rootfs:{inputs[:12]}"
-    with _build_lock(tag):
-        if _image_id(client, tag) is None:
-            _bootstrap_and_import(client, tag, inputs, mirror, suite, packages)
+    _ensure_tier(client, tag, lambda: _bootstrap_and_import(client, tag, inputs, mirror, suite, packages))
     return tag, origin
 
 
-def _bootstrap_and_import(client: Any, tag: str, inputs: str, mirror: str, suite: str, packages: str) -> None:
+def _bootstrap_and_import(client: Any, tag: str, inputs: str, mirror: str, suite: str, packages: str) -> str:
     if shutil.which("debootstrap") is None:
         raise ImageBuildError(
             "cannot bootstrap a base image: debootstrap is not installed; "
@@ -209,7 +209,7 @@ def _bootstrap_and_import(client: Any, tag: str, inputs: str, mirror: str, suite
     try:
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise _build_failure("base image", "rootfs", " ".join(command) + "\n" + proc.stdout + proc.stderr)
+            raise build_failure("base image", "rootfs image", " ".join(command) + "\n" + proc.stdout + proc.stderr)
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (rootfs / leftover).glob("*"):
                 if item.is_file():
@@ -221,16 +221,18 @@ def _bootstrap_and_import(client: Any, tag: str, inputs: str, mirror: str, suite
         with open(archive, "rb") as handle:
             client.api.import_image_from_data(handle, repository=repository, tag=version, changes=changes)
     except subprocess.CalledProcessError as exc:
-        raise _build_failure("base image", "rootfs", f"{exc}") from None
+        raise build_failure("base image", "rootfs image", f"{exc}") from None
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=False)
-    if _image_id(client, tag) is None:
+    image_id = _image_id(client, tag)
+    if image_id is None:
         raise ImageBuildError(f"base image: `docker import` did not create {tag}; check the daemon's log")
+    return image_id
 
 
-def container_python(client: Any, image: str) -> str:
+def container_python(client: Any, image: str, image_id: str = "") -> str:
     """major.minor of the image's python3 (remembered per image id)."""
-    image_id = _image_id(client, image) or image
+    image_id = image_id or _image_id(client, image) or image
     memo = cache_dir("images") / f"python-{image_id.replace(':', '_')}.txt"
     if memo.is_file():
         return memo.read_text().strip()
@@ -250,11 +252,12 @@ def ensure_env_image(task: Task, client: Any = None, base_image: str | None = No
     return _ensure_env(task, docker_client(client), base_image)[0]
 
 
-def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, PreparedRepo, Path]:
+def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, str, PreparedRepo, dict]:
+    """(tag, id) of the environment image, the prepared repository and the wheelhouse's manifest."""
     repo = prepare_repo(task)
     wheelhouse, requirements = build_wheelhouse(task, repo)
-    base = ensure_base_image(client, base_image)
-    inside = container_python(client, base)
+    base, base_id = _ensure_base(client, base_image)
+    inside = container_python(client, base, base_id)
     if inside != host_python():
         raise ImageBuildError(
             f"{task.instance_id}: environment image: the host's Python {host_python()} builds the wheels but the "
@@ -269,15 +272,15 @@ def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, P
         )
     manifest = read_manifest(wheelhouse)
     dockerfile = _env_dockerfile(base, bool(requirements))
-    inputs = _hash(IMAGES_FORMAT, "env", base, _image_id(client, base) or "", manifest["content_hash"],
-                   json.dumps(requirements), dockerfile)
+    inputs = _hash(IMAGES_FORMAT, "env", base, base_id, manifest["content_hash"], json.dumps(requirements), dockerfile)
     tag = f"swerve-env:{inputs[:12]}"
-    with _build_lock(tag):
-        if _image_id(client, tag) is None:
-            files = {"wheels": wheelhouse, "requirements.txt": "".join(f"{r}\n" for r in requirements).encode()}
-            labels = {"swerve.tier": "env", "swerve.inputs": inputs, "swerve.repo": task.repo}
-            _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="environment")
-    return tag, repo, wheelhouse
+    files = {"wheels": wheelhouse, "requirements.txt": "".join(f"{r}\n" for r in requirements).encode()}
+    labels = {"swerve.tier": "env", "swerve.inputs": inputs, "swerve.repo": task.repo}
+    image_id, _ = _ensure_tier(
+        client, tag,
+        lambda: _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="environment"),
+    )
+    return tag, image_id, repo, manifest
 
 
 def _env_dockerfile(base: str, has_requirements: bool) -> str:
@@ -307,30 +310,29 @@ def ensure_instance_image(
     """The task's instance image: the repository at its base commit, installed, owned by
     `swerve`. Reused when an image with the same inputs exists (unless `rebuild`)."""
     client = docker_client(client)
-    env_tag, repo, wheelhouse = _ensure_env(task, client, base_image)
-    project = read_manifest(wheelhouse).get("project", "")
-    install_script = _install_script(task, repo, project)
+    env_tag, env_id, repo, manifest = _ensure_env(task, client, base_image)
+    install_script = _install_script(task, repo, manifest.get("project", ""))
     dockerfile = _instance_dockerfile(env_tag, task.workdir, repo.base_commit)
-    inputs = _hash(IMAGES_FORMAT, "instance", env_tag, _image_id(client, env_tag) or "", task.instance_id,
-                   repo.base_commit, install_script, dockerfile)
+    inputs = _hash(IMAGES_FORMAT, "instance", env_tag, env_id, task.instance_id, repo.base_commit, install_script,
+                   dockerfile)
     tag = f"swerve-instance:{inputs[:12]}"
-    with _build_lock(tag):
-        existing = _image_id(client, tag)
-        cached = existing is not None and not rebuild
-        if not cached:
-            labels = {
-                "swerve.tier": "instance",
-                "swerve.inputs": inputs,
-                "swerve.task": task.instance_id,
-                "swerve.repo": task.repo,
-                "swerve.base_commit": repo.base_commit,
-                "swerve.workdir": task.workdir,
-            }
-            files = {"repo": repo.path, "install.sh": install_script.encode()}
-            _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="instance",
-                   nocache=rebuild)
-    return ImageRef(tag=tag, id=_image_id(client, tag) or "", base_commit=repo.base_commit,
-                    workdir=task.workdir, cached=cached)
+    labels = {
+        "swerve.tier": "instance",
+        "swerve.inputs": inputs,
+        "swerve.task": task.instance_id,
+        "swerve.repo": task.repo,
+        "swerve.base_commit": repo.base_commit,
+        "swerve.workdir": task.workdir,
+    }
+    files = {"repo": repo.path, "install.sh": install_script.encode()}
+    image_id, cached = _ensure_tier(
+        client,
+        tag,
+        lambda: _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="instance",
+                       nocache=rebuild),
+        rebuild=rebuild,
+    )
+    return ImageRef(tag=tag, id=image_id, base_commit=repo.base_commit, workdir=task.workdir, cached=cached)
 
 
 def _install_script(task: Task, repo: PreparedRepo, project: str) -> str:
@@ -415,16 +417,14 @@ def _image_id(client: Any, tag: str) -> str | None:
         return None
 
 
-@contextmanager
-def _build_lock(tag: str) -> Iterator[None]:
-    """One builder per tag across processes; the second finds the image built."""
-    path = cache_dir("locks") / (tag.replace(":", "-").replace("/", "_") + ".lock")
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _ensure_tier(client: Any, tag: str, build: Callable[[], str], rebuild: bool = False) -> tuple[str, bool]:
+    """(image id, whether it was already built): `build()` runs unless `tag` exists
+    (or `rebuild`). One builder per tag across processes; the next finds it built."""
+    with file_lock(cache_dir("locks") / (tag.replace(":", "-").replace("/", "_") + ".lock")):
+        image_id = None if rebuild else _image_id(client, tag)
+        if image_id is not None:
+            return image_id, True
+        return build(), False
 
 
 def _build(
@@ -459,10 +459,10 @@ def _build(
             error = f"docker build failed: {_first_line(exc)}"
             lines.append(error + "\n")
     if error:
-        raise _build_failure(who, tier, "".join(lines), error)
+        raise build_failure(who, f"{tier} image", "".join(lines), error)
     image_id = _image_id(client, tag)
     if image_id is None:
-        raise _build_failure(who, tier, "".join(lines), f"the build finished without tagging {tag}")
+        raise build_failure(who, f"{tier} image", "".join(lines), f"the build finished without tagging {tag}")
     return image_id
 
 
@@ -478,21 +478,6 @@ def _write_context(handle: Any, dockerfile: str, files: dict[str, Path | bytes])
                 archive.addfile(info, io.BytesIO(content))
             else:
                 archive.add(str(content), arcname=name)
-
-
-def _build_failure(who: str, tier: str, log_text: str, reason: str = "") -> ImageBuildError:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in who)
-    path = cache_dir("logs") / f"{safe}-{tier}-{stamp}-{os.getpid()}.log"
-    path.write_text(log_text)
-    reason = " ".join((reason or _last_meaningful(log_text)).split())
-    return ImageBuildError(f"{who}: {tier} image build failed ({reason[:200]}); full log: {path}", log=log_text)
-
-
-def _last_meaningful(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
-    return (errors or lines or ["no output"])[-1]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
+from functools import lru_cache
 from pathlib import Path
 
 from swerve.environments import cleanup
@@ -108,6 +108,7 @@ def namespace_pid(host_pid: int) -> int:
     return host_pid
 
 
+@lru_cache(maxsize=1)
 def isolation_mode() -> str:
     """'bwrap', 'unshare' or 'none', whichever works here."""
     if shutil.which("bwrap"):
@@ -141,8 +142,7 @@ class LocalEnvironment(RepoOps):
         isolation: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
-        self._lock = threading.RLock()
-        self._closed = False
+        self._init_state()
         self.root = Path(tempfile.mkdtemp(prefix=f"swerve-local-{instance_id[:40]}-"))
         self._shared_paths = [str(Path(p).resolve()) for p in deps_site_packages or []]
         cleanup.register(self)
@@ -266,10 +266,9 @@ class LocalEnvironment(RepoOps):
         return "kill -9 $(jobs -p) 2>/dev/null; true"
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        """Idempotent; does not wait for a running command (stopping the shell ends it)."""
+        if not self._mark_closed():
+            return
         shell = getattr(self, "shell", None)
         if shell is not None:
             shell.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+import threading
 
 from swerve.environments.shell import ShellSession, ansi_c_quote
 from swerve.errors import InfraError
@@ -15,10 +16,24 @@ GIT = "git -c core.pager=cat -c core.quotepath=off -c color.ui=false"
 
 
 class RepoOps:
-    """Mixin for environments that have `shell: ShellSession`, `info`, a `_lock`
-    serialising commands and a `_closed` flag."""
+    """Mixin for environments that have `shell: ShellSession` and `info`; call
+    `_init_state()` first thing in the backend's __init__."""
 
     shell: ShellSession
+
+    def _init_state(self) -> None:
+        self._lock = threading.RLock()  # one command at a time
+        self._state_lock = threading.Lock()  # guards `_closed` only, never held during a command
+        self._closed = False
+
+    def _mark_closed(self) -> bool:
+        """True for the first caller only. It does not take the command lock, so
+        close() ends a running command instead of waiting for it."""
+        with self._state_lock:
+            if self._closed:
+                return False
+            self._closed = True
+            return True
 
     def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
         """Run `cmd` in the persistent shell; one command at a time."""

@@ -145,7 +145,6 @@ class ShellSession:
         self._marker_re = re.compile(rb"\n" + re.escape(self._marker) + rb" (-?\d+)\n")
         self._transport: Transport | None = None
         self.inner_pid = 0
-        self.restarts = 0
 
     def _ensure(self) -> Transport:
         if self._transport is None:
@@ -181,7 +180,6 @@ class ShellSession:
 
     def restart(self) -> None:
         self.stop()
-        self.restarts += 1
         self._ensure()
 
     def stop(self) -> None:
@@ -237,7 +235,6 @@ class ShellSession:
             capture.add(bytes(window))
             text, truncated = capture.finish()
             self.stop()
-            self.restarts += 1
             reason = "timed out and the shell did not recover" if timed_out else f"the shell exited ({type(exc).__name__})"
             return ExecResult(
                 output=text + f"\n[swerve: {reason}; a new shell was started: cwd and variables were reset]\n",

@@ -14,7 +14,6 @@ processes preparing the same source never see a half-built one.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swerve.errors import SourceError
+from swerve.fileio import file_lock
 from swerve.paths import cache_dir
 from swerve.schema import Task
 
@@ -126,7 +126,7 @@ def git(args: list[str], cwd: Path | None = None, *, fixed_identity: bool = Fals
     command = ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "-c", "core.safecrlf=false", *args]
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise SourceError(f"git {' '.join(args[:3])} failed: {_tail(proc.stderr or proc.stdout)}")
+        raise SourceError(f"git {' '.join(args[:3])} failed: {telling_line(proc.stderr or proc.stdout)}")
     return proc.stdout
 
 
@@ -237,7 +237,7 @@ def _download_sdist(task: Task, name: str, version: str, work: Path, repo: Path)
     if proc.returncode != 0 or not archives:
         raise SourceError(
             f"{task.instance_id}: cannot download the source distribution pypi:{name}=={version}; "
-            f"check NAME==VERSION exists on the package index (pip: {_tail(proc.stderr or proc.stdout)})"
+            f"check NAME==VERSION exists on the package index (pip: {telling_line(proc.stderr or proc.stdout)})"
         )
     _unpack_without_top(archives[0], work / "unpacked", repo)
 
@@ -287,27 +287,23 @@ def _mirror(task: Task, url: str) -> str:
     root = cache_dir("git-mirrors")
     name = hashlib.sha256(url.encode()).hexdigest()[:20]
     mirror = root / f"{name}.git"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (mirror / "HEAD").exists():
-                staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    with file_lock(root / f"{name}.lock"):
+        if not (mirror / "HEAD").exists():
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+            try:
+                git(["clone", "-q", "--mirror", url, str(staging / "m.git")])
+                os.rename(staging / "m.git", mirror)
+            except SourceError as exc:
+                raise SourceError(f"{task.instance_id}: cannot clone {url!r}: {exc}; check the URL") from exc
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        else:
+            wanted = _wanted_source_commit(task)
+            if not _has_commit(mirror, wanted):
                 try:
-                    git(["clone", "-q", "--mirror", url, str(staging / "m.git")])
-                    os.rename(staging / "m.git", mirror)
+                    git(["remote", "update", "--prune"], cwd=mirror)
                 except SourceError as exc:
-                    raise SourceError(f"{task.instance_id}: cannot clone {url!r}: {exc}; check the URL") from exc
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
-            else:
-                wanted = _wanted_source_commit(task)
-                if not _has_commit(mirror, wanted):
-                    try:
-                        git(["remote", "update", "--prune"], cwd=mirror)
-                    except SourceError as exc:
-                        raise SourceError(f"{task.instance_id}: cannot fetch {url!r}: {exc}") from exc
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                    raise SourceError(f"{task.instance_id}: cannot fetch {url!r}: {exc}") from exc
     return str(mirror)
 
 
@@ -389,8 +385,8 @@ def _strip_history(repo: Path) -> None:
     git(["gc", "-q", "--prune=now"], cwd=repo)
 
 
-def _tail(text: str, limit: int = 240) -> str:
+def telling_line(text: str, limit: int = 240) -> str:
     """The most telling line of a tool's output: its last error line, else its last line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()] or lines
+    errors = [line for line in lines if any(word in line.lower() for word in ("error", "fatal", "failed"))] or lines
     return errors[-1][:limit] if errors else "no output"

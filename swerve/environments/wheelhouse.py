@@ -20,9 +20,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from swerve.environments.sources import PreparedRepo
+from swerve.environments.sources import PreparedRepo, telling_line
 from swerve.errors import ImageBuildError
 from swerve.paths import cache_dir
 from swerve.schema import Task
@@ -75,7 +76,8 @@ def build_wheelhouse(task: Task, repo: PreparedRepo) -> tuple[Path, list[str]]:
     except ImageBuildError:
         raise
     except subprocess.CalledProcessError as exc:
-        raise _failure(task, "\n".join(log), exc) from None
+        reason = telling_line(exc.stderr) if (exc.stderr or "").strip() else f"pip exited {exc.returncode}"
+        raise build_failure(task.instance_id, "host wheelhouse", "\n".join(log), reason) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -239,17 +241,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _failure(task: Task, log: str, exc: subprocess.CalledProcessError) -> ImageBuildError:
-    logs = cache_dir("logs")
-    path = logs / f"{_safe(task.instance_id)}-wheelhouse.log"
-    path.write_text(log)
-    lines = [line.strip() for line in (exc.stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()] or lines
-    reason = (errors[-1] if errors else f"pip exited {exc.returncode}")[:200]
-    return ImageBuildError(
-        f"{task.instance_id}: wheelhouse build failed on the host ({reason}); full log: {path}", log=log
-    )
+def build_failure(who: str, what: str, log_text: str, reason: str = "") -> ImageBuildError:
+    """The error "WHO: WHAT build failed (REASON); full log: FILE", with the log kept
+    under cache_dir("logs"); REASON defaults to the log's most telling line."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = cache_dir("logs") / f"{safe_name(who)}-{safe_name(what.replace(' ', '-'))}-{stamp}-{os.getpid()}.log"
+    path.write_text(log_text)
+    reason = " ".join((reason or telling_line(log_text)).split())
+    return ImageBuildError(f"{who}: {what} build failed ({reason[:200]}); full log: {path}", log=log_text)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """`name` usable as a file name: anything but letters, digits and -_. becomes _."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

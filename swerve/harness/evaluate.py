@@ -23,7 +23,12 @@ from swerve.errors import InfraError
 from swerve.fileio import atomic_write_json, atomic_write_text
 from swerve.harness import tests as hidden
 from swerve.harness.grading import grade_statuses
-from swerve.harness.patches import check_patch, is_empty_patch, symlink_escapes_in_env
+from swerve.harness.patches import (
+    check_patch,
+    is_empty_patch,
+    symlink_escapes_in_env,
+    touched_paths,
+)
 from swerve.schema import FailureClass, Grade, Prediction, Task, TestStatus
 
 HARNESS_VERSION = "swerve-eval-1"
@@ -98,7 +103,7 @@ def _read_base_files(env, paths: list[str]) -> dict[str, str | None]:
     return files
 
 
-def _record_base_files_only(task, paths, backend, limits, run_id, opener, instance_dir: Path) -> None:
+def _record_base_files_only(task, paths, backend, limits, run_id, opener, instance_dir: Path, close: Callable) -> None:
     """base_files.json for a prediction that needs no test run (reports use it for
     edit distance); best effort, since the verdict does not depend on it."""
     try:
@@ -110,7 +115,7 @@ def _record_base_files_only(task, paths, backend, limits, run_id, opener, instan
     except Exception:
         pass
     finally:
-        _close_quietly(env)
+        close(env)
 
 
 def _close_quietly(env) -> None:
@@ -125,21 +130,9 @@ class EvaluationStopped(Exception):
 
 
 def default_opener(task: Task, backend: str, limits, run_id: str):
-    """swerve's environments; a row carrying a published `image` and `eval_script`
-    runs in that image when it exists in the local Docker daemon."""
-    from swerve.environments import open_environment, pick_backend
+    """swerve's environments (see `swerve.environments.open_environment`)."""
+    from swerve.environments import open_environment
 
-    if task.image and task.eval_script and backend in ("auto", "docker") and pick_backend(backend) == "docker":
-        from swerve.environments.docker import DockerEnvironment, docker_client
-
-        client = docker_client()
-        try:
-            client.images.get(task.image)
-        except Exception:
-            pass
-        else:
-            return DockerEnvironment(task.image, instance_id=task.instance_id, base_commit=task.base_commit,
-                                     workdir=task.workdir, limits=limits, run_id=run_id, client=client)
     return open_environment(task, backend, limits, run_id)
 
 
@@ -184,15 +177,16 @@ def evaluate_instance(
         environment={},
     )
     started = time.monotonic()
+    close = closer or _close_quietly
     if instance_dir is not None:
         atomic_write_text(instance_dir / "patch.diff", patch or "")
-    gold_paths = check_patch(task.patch).paths if task.patch.strip() else []
+    gold_paths = touched_paths(task.patch)
     if is_empty_patch(patch):
         grade.failure_class = FailureClass.EMPTY_PATCH
         grade.failure_reason = "the prediction has no patch"
         grade.tests_status = grade_statuses(task, {})[0]
         if instance_dir is not None and gold_paths:
-            _record_base_files_only(task, gold_paths, backend, limits, run_id, opener, instance_dir)
+            _record_base_files_only(task, gold_paths, backend, limits, run_id, opener, instance_dir, close)
         return grade
     check = check_patch(patch)
     if not check.ok:
@@ -202,7 +196,7 @@ def evaluate_instance(
         grade.tests_status = grade_statuses(task, {})[0]
         if instance_dir is not None and (gold_paths or check.paths):
             _record_base_files_only(task, list(dict.fromkeys([*check.paths, *gold_paths])), backend, limits, run_id,
-                                    opener, instance_dir)
+                                    opener, instance_dir, close)
         return grade
     grade.tamper_flags.extend(_suspicious(patch))
 
@@ -298,7 +292,7 @@ def evaluate_instance(
         return grade
     finally:
         grade.durations["total_s"] = round(time.monotonic() - started, 3)
-        (closer or _close_quietly)(env)
+        close(env)
 
 
 def _summary(run_id: str, tasks: list[Task], predictions: Mapping[str, Prediction], grades: Mapping[str, Grade],
@@ -461,11 +455,17 @@ def evaluate(
         with lock:
             active.append(env)
         if stop.is_set():
+            untrack(env)
             env.close()
             raise EvaluationStopped()
         return env
 
+    def untrack(env) -> None:
+        with lock:
+            active[:] = [other for other in active if other is not env]
+
     def close_later(env) -> None:
+        untrack(env)
         close_pool.submit(_close_quietly, env)
 
     def drain_prefetched() -> None:

@@ -87,20 +87,6 @@ def parse_junit_xml(text: str) -> StatusMap:
     return statuses
 
 
-def junit_totals(text: str) -> dict[str, int]:
-    """The suite's own counters (tests, failures, errors, skipped), summed over suites."""
-    root = ET.fromstring(text)
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for suite in suites:
-        for key in totals:
-            try:
-                totals[key] += int(suite.get(key, "0"))
-            except ValueError:
-                pass
-    return totals
-
-
 def _strip_ansi(line: str) -> str:
     return _ANSI.sub("", line)
 

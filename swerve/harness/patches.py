@@ -30,7 +30,6 @@ class PatchCheck:
 
     paths: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    symlinks: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +115,6 @@ def check_patch(patch: str) -> PatchCheck:
                 index += 1
             if symlink_pending:
                 target = next((l[1:] for l in lines[body_start:index] if l.startswith("+")), "")
-                check.symlinks[symlink_pending] = target
                 if _symlink_escapes(symlink_pending, target):
                     check.problems.append(f"symlink {symlink_pending!r} points outside the repository ({target!r})")
                 symlink_pending = None

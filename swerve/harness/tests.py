@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from swerve.harness import logparsers
 from swerve.harness.patches import (
     apply_patch,
-    check_patch,
     is_test_config,
     is_test_path,
     test_config_sections,
+    touched_paths,
 )
 from swerve.schema import TestStatus
 
@@ -164,32 +164,57 @@ def _between_markers(text: str, start: str, end: str) -> str | None:
     return body
 
 
-def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str) -> TestRun:
-    results_dir = f"/tmp/swerve-results-{nonce}"
-    junit = f"{results_dir}/{label}.xml"
-    output_file = f"{results_dir}/{label}.out"
-    start, end = f"SWERVE-START-{nonce}", f"SWERVE-END-{nonce}"
-    command = pytest_command(task, junit_path=junit, targets=targets)
+def _run_captured(env, task, command: str, *, nonce: str, output_file: str, timeout: float, shown: str,
+                  source: str, markers: tuple[str, str] | None, setup: str = "") -> TestRun:
+    """Run `command` in the workdir (stdin closed, stderr merged) with its output in
+    `output_file`, framed by `markers` when given (else the file starts empty). The
+    exit code comes back on a nonce-carrying line of the shell's own output, which
+    the code under test does not write to."""
+    opening = f"echo {markers[0]} > {output_file}" if markers else f": > {output_file}"
+    closing = f"echo {markers[1]} >> {output_file}; " if markers else ""
     script = (
-        f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} && "
-        f"cd {shlex.quote(_workdir(env))} && echo {start} > {output_file} && "
+        f"{setup}cd {shlex.quote(_workdir(env))} && {opening} && "
         f"{{ {run_env_prefix(task)}{command} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
-        f"echo {end} >> {output_file}; echo \"SWERVE-EXIT-{nonce}=$__rc\""
+        f"{closing}echo \"SWERVE-EXIT-{nonce}=$__rc\""
     )
     result = env.exec(script, timeout=timeout)
-    run = TestRun(command=run_env_prefix(task) + command, timed_out=result.timed_out, source="junit")
+    run = TestRun(command=shown, timed_out=result.timed_out, source=source,
+                  exit_code=_reported_exit_code(result.output, nonce))
     try:
         run.output = env.read_file(output_file)
     except (FileNotFoundError, OSError):
         run.output = result.output
-    for line in result.output.splitlines():
-        if line.startswith(f"SWERVE-EXIT-{nonce}="):
-            try:
-                run.exit_code = int(line.split("=", 1)[1])
-            except ValueError:
-                pass
     if result.timed_out:
         run.error = f"tests timed out after {timeout:.0f}s"
+    return run
+
+
+def _reported_exit_code(output: str, nonce: str) -> int | None:
+    code = None
+    for line in output.splitlines():
+        if line.startswith(f"SWERVE-EXIT-{nonce}="):
+            try:
+                code = int(line.split("=", 1)[1])
+            except ValueError:
+                pass
+    return code
+
+
+def _default_markers(nonce: str) -> tuple[str, str]:
+    return f"SWERVE-START-{nonce}", f"SWERVE-END-{nonce}"
+
+
+def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str) -> TestRun:
+    results_dir = f"/tmp/swerve-results-{nonce}"
+    junit = f"{results_dir}/{label}.xml"
+    output_file = f"{results_dir}/{label}.out"
+    command = pytest_command(task, junit_path=junit, targets=targets)
+    run = _run_captured(
+        env, task, command, nonce=nonce, output_file=output_file, timeout=timeout,
+        shown=run_env_prefix(task) + command, source="junit", markers=_default_markers(nonce),
+        setup=f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} && ",
+    )
+    if run.timed_out:
         return run
     try:
         xml = env.read_file(junit)
@@ -217,38 +242,26 @@ def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label
 
 
 def _run_stdout(env, task, script_body: str, nonce: str, timeout: float, parser: str, *, markers: tuple[str, str] | None = None) -> TestRun:
-    """A runner without JUnit: parse its stdout between nonce-carrying markers."""
+    """A runner without JUnit: parse its stdout between nonce-carrying markers (ours,
+    or `markers` that the script prints itself)."""
     results_dir = f"/tmp/swerve-results-{nonce}"
-    output_file = f"{results_dir}/stdout.out"
-    start, end = markers or (f"SWERVE-START-{nonce}", f"SWERVE-END-{nonce}")
     script_file = f"{results_dir}/run.sh"
     env.exec(f"mkdir -p {results_dir} && chmod 700 {results_dir}", timeout=60)
     env.write_file(script_file, script_body)
-    wrapped = (
-        f"cd {shlex.quote(_workdir(env))} && "
-        + (f"echo {start} > {output_file} && " if markers is None else f": > {output_file} && ")
-        + f"{{ {run_env_prefix(task)}bash {script_file} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
-        + (f"echo {end} >> {output_file}; " if markers is None else "")
-        + f"echo \"SWERVE-EXIT-{nonce}=$__rc\""
+    run = _run_captured(
+        env, task, f"bash {script_file}", nonce=nonce, output_file=f"{results_dir}/stdout.out", timeout=timeout,
+        shown=script_body, source=f"stdout:{parser}", markers=None if markers else _default_markers(nonce),
     )
-    result = env.exec(wrapped, timeout=timeout)
-    run = TestRun(command=script_body, timed_out=result.timed_out, source=f"stdout:{parser}")
-    try:
-        run.output = env.read_file(output_file)
-    except (FileNotFoundError, OSError):
-        run.output = result.output
-    for line in result.output.splitlines():
-        if line.startswith(f"SWERVE-EXIT-{nonce}="):
-            run.exit_code = int(line.split("=", 1)[1])
-    if result.timed_out:
-        run.error = f"tests timed out after {timeout:.0f}s"
+    if run.timed_out:
         return run
+    start, end = markers or _default_markers(nonce)
     body = _between_markers(run.output, start, end)
     if body is None:
         run.error = "the test output has no start marker (the run did not start)"
         return run
-    statuses = logparsers.parser_for(parser)(body)
-    if logparsers.parser_for(parser) is logparsers.parse_pytest_summary and logparsers.pytest_conflicts(body):
+    parse = logparsers.parser_for(parser)
+    statuses = parse(body)
+    if parse is logparsers.parse_pytest_summary and logparsers.pytest_conflicts(body):
         run.tamper_flags.append("conflicting_results_in_output")
     if markers is None and run.exit_code not in (None, 0) and statuses and not any(
         s in (TestStatus.FAILED, TestStatus.ERROR) for s in statuses.values()
@@ -269,7 +282,7 @@ def prepare_hidden_tests(env, task, model_paths: list[str]) -> tuple[list[str], 
     Returns (tests_touched, error); error is empty when the test patch applied.
     """
     touched = tampered_test_files(env, model_paths)
-    test_patch_paths = check_patch(task.test_patch).paths if task.test_patch.strip() else []
+    test_patch_paths = touched_paths(task.test_patch)
     restore_from_base(env, list(dict.fromkeys([*touched, *test_patch_paths])))
     if not task.test_patch.strip():
         return touched, ""
@@ -300,7 +313,7 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
         return _run_stdout(env, task, body, nonce, timeout, parser)
     targets = _files_of([*task.FAIL_TO_PASS, *task.PASS_TO_PASS])
     if not targets:
-        targets = [p for p in check_patch(task.test_patch).paths if p.endswith(".py")] if task.test_patch.strip() else []
+        targets = [p for p in touched_paths(task.test_patch) if p.endswith(".py")]
     run = _run_pytest(env, task, targets, nonce, timeout, "junit")
     if reruns and run.statuses and not run.error:
         _rerun_failures(env, task, run, reruns, nonce, timeout)

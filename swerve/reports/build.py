@@ -27,11 +27,11 @@ class Report:
         return sum(len(scan.problems) for scan in self.scans)
 
 
-def unique_run_names(paths: Sequence[str | Path]) -> list[str]:
+def unique_run_names(runs: Sequence[RunDir]) -> list[str]:
     """Run names (run.json's run_id, else the folder name), made unique with -2, -3..."""
     names: list[str] = []
-    for path in paths:
-        name = RunDir(path, problems=[]).name
+    for run in runs:
+        name = run.name
         candidate, suffix = name, 2
         while candidate in names:
             candidate, suffix = f"{name}-{suffix}", suffix + 1
@@ -52,9 +52,10 @@ def build_report(
     baseline of comparisons. Raises SwerveError only for unusable input (a path that
     is no run directory, a bad task file); problems inside runs are collected."""
     task_infos = load_task_infos(tasks) if isinstance(tasks, (str, Path)) else tasks
-    names = unique_run_names(run_dirs)
+    runs = [RunDir(path) for path in run_dirs]
+    names = unique_run_names(runs)
     pages = TrajectoryPages(html) if html is not None else None
-    scans = [scan_run(path, task_infos, on_trajectory=pages, name=name) for path, name in zip(run_dirs, names)]
+    scans = [scan_run(run, task_infos, on_trajectory=pages, name=name) for run, name in zip(runs, names)]
     tables = all_tables(scans, samples=samples, seed=seed)
     html_path = None
     if html is not None:

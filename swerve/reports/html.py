@@ -30,7 +30,7 @@ from swerve.reports.metrics import InstanceMetrics
 from swerve.reports.plots import all_plots
 from swerve.reports.scan import RunScan
 from swerve.reports.taskinfo import TaskInfo
-from swerve.reports.tables import all_tables
+from swerve.reports.tables import all_tables, runs_side_by_side
 from swerve.schema import Step, ToolCall, Trajectory
 
 VIEWER_DIR = "trajectories"
@@ -263,15 +263,6 @@ class TrajectoryPages:
 # ---------------------------------------------------------------- the report
 
 
-def _runs_side_by_side(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs as columns, metrics as rows: easier to compare than a very wide table."""
-    if runs.empty:
-        return runs
-    frame = runs.set_index("run").T.reset_index().rename(columns={"index": "metric"})
-    frame.columns = [str(column) for column in frame.columns]
-    return frame.astype(object)
-
-
 def report_html(
     scans: Sequence[RunScan],
     *,
@@ -290,10 +281,9 @@ def report_html(
         + "</p>",
     ]
     cards = []
-    for scan in scans:
-        metrics = scan.metrics
-        cards.append((f"{scan.name} resolved rate", metrics["resolved_rate"]))
-        cards.append((f"{scan.name} resolved", f"{metrics['resolved']}/{metrics['scored']}"))
+    for run in tables["runs"].to_dict("records"):
+        cards.append((f"{run['run']} resolved rate", run["resolved_rate"]))
+        cards.append((f"{run['run']} resolved", f"{run['resolved']}/{run['scored']}"))
     parts.append(_cards(cards))
     problem_count = len(tables["problems"])
     if problem_count:
@@ -305,7 +295,7 @@ def report_html(
         if problem_count > MAX_PROBLEMS_SHOWN:
             items += f"<li>… and {problem_count - MAX_PROBLEMS_SHOWN} more (swerve report --table problems)</li>"
         parts.append(f'<h2>Problems ({problem_count})</h2><ul class="problems">{items}</ul>')
-    parts.append("<h2>Runs</h2>" + html_table(_runs_side_by_side(tables["runs"]), table_id="runs"))
+    parts.append("<h2>Runs</h2>" + html_table(runs_side_by_side(tables["runs"]), table_id="runs"))
     if not tables["compare"].empty:
         parts.append(
             f"<h2>Compared with {escape(scans[0].name)}</h2>"
@@ -313,7 +303,7 @@ def report_html(
             f"{int(samples)}-sample paired bootstrap 95% interval (seed {int(seed)})</p>"
             + html_table(tables["compare"], table_id="compare")
         )
-    plots = all_plots(scans)
+    plots = all_plots(scans, tables["repos"])
     parts.append(
         '<h2>Plots</h2><div class="plots">'
         + "".join(

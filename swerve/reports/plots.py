@@ -8,8 +8,9 @@ import io
 import random
 from collections.abc import Sequence
 
+import pandas as pd
+
 from swerve.reports.scan import RunScan
-from swerve.reports.tables import group_table
 
 
 def _figure(width: float = 6.4, height: float = 3.6):
@@ -36,15 +37,14 @@ def _no_data(axes, message: str) -> None:
     axes.set_yticks([])
 
 
-def resolved_by_repo(scans: Sequence[RunScan]) -> str:
-    """Grouped bars: resolved rate per repository, one bar per run."""
+def resolved_by_repo(repos_table: pd.DataFrame, runs: Sequence[str]) -> str:
+    """Grouped bars: resolved rate per repository (`group_table(scans, "repo")`), one bar per run."""
     plt, figure, axes = _figure()
-    table = group_table(scans, "repo").dropna(subset=["resolved_rate"])
+    table = repos_table.dropna(subset=["resolved_rate"])
     if table.empty:
         _no_data(axes, "no graded instances")
     else:
         repos = sorted(table["repo"].unique())
-        runs = [scan.name for scan in scans]
         width = 0.8 / max(len(runs), 1)
         for offset, run in enumerate(runs):
             rates = table[table["run"] == run].set_index("repo")["resolved_rate"]
@@ -126,10 +126,10 @@ def revert_rate_against_resolved(scans: Sequence[RunScan], seed: int = 0) -> str
     return _encode(plt, figure)
 
 
-def all_plots(scans: Sequence[RunScan]) -> dict[str, str]:
-    """Caption -> base64 PNG."""
+def all_plots(scans: Sequence[RunScan], repos_table: pd.DataFrame) -> dict[str, str]:
+    """Caption -> base64 PNG; `repos_table` is the report's `group_table(scans, "repo")`."""
     return {
-        "Resolved rate by repository": resolved_by_repo(scans),
+        "Resolved rate by repository": resolved_by_repo(repos_table, [scan.name for scan in scans]),
         "Distribution of normalised edit distance": edit_distance_distribution(scans),
         "Distribution of steps": steps_distribution(scans),
         "Revert rate against resolved (bars: mean)": revert_rate_against_resolved(scans),

@@ -85,14 +85,15 @@ def _model_name(run: RunDir, trajectory: Trajectory | None) -> str:
 
 
 def scan_run(
-    path: str | Path,
+    path: str | Path | RunDir,
     tasks: Mapping[str, TaskInfo] | None = None,
     on_trajectory: TrajectoryCallback | None = None,
     name: str | None = None,
 ) -> RunScan:
-    """Measure every instance of the run at `path`. Problems in the directory are
-    collected in `RunScan.problems`; only a path that is no run directory raises."""
-    run = RunDir(path)
+    """Measure every instance of the run at `path` (or of an open RunDir). Problems in
+    the directory are collected in `RunScan.problems`; only a path that is no run
+    directory raises."""
+    run = path if isinstance(path, RunDir) else RunDir(path)
     scan = RunScan(
         name=name or run.name,
         path=run.path,
@@ -185,8 +186,3 @@ def _note_missing_inputs(run: RunDir, scan: RunScan) -> None:
     ungraded = sum(1 for row in scan.rows if not row.graded and not row.is_infra)
     if ungraded and (scan.kind == "eval" or (run.path / "instances").is_dir()):
         run.problem(run.path, f"{ungraded} instance(s) have no report.json: counted as ungraded, not as unresolved")
-
-
-def load_tasks_option(path: str | Path | None) -> dict[str, TaskInfo] | None:
-    """The --tasks option: None when not given."""
-    return None if path is None else load_task_infos(path)

@@ -64,6 +64,15 @@ def runs_table(scans: Sequence[RunScan]) -> pd.DataFrame:
     return frame.set_index("run")
 
 
+def runs_side_by_side(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs as columns, metrics as rows: easier to compare than a very wide table."""
+    if runs.empty:
+        return runs
+    frame = runs.set_index("run").T.reset_index().rename(columns={"index": "metric"})
+    frame.columns = [str(column) for column in frame.columns]
+    return frame.astype(object)
+
+
 def group_table(scans: Sequence[RunScan], by: str) -> pd.DataFrame:
     """Scores per run and per value of `by` (an InstanceMetrics field: repo, difficulty, model...)."""
     groups: dict[tuple[str, str], list[InstanceMetrics]] = defaultdict(list)

@@ -36,7 +36,6 @@ class EnvPool:
         self.max_idle_per_task = max_idle_per_task
         self.opener = opener
         self._idle: dict[str, list[Any]] = defaultdict(list)
-        self._lent: set[int] = set()
         self._all: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -52,8 +51,6 @@ class EnvPool:
                     raise RuntimeError("the environment pool is closed")
                 idle = self._idle.get(task.instance_id)
                 env = idle.pop() if idle else None
-                if env is not None:
-                    self._lent.add(id(env))
             if env is None:
                 break
             try:
@@ -67,7 +64,6 @@ class EnvPool:
         env = self.opener(task, self.backend, self.limits, self.run_id)
         with self._lock:
             self._all[id(env)] = env
-            self._lent.add(id(env))
             self.opened += 1
             closed = self._closed
         if closed:
@@ -78,7 +74,6 @@ class EnvPool:
     def release(self, task: Task, env: Any) -> None:
         """Give an environment back; it is reset on the next acquire."""
         with self._lock:
-            self._lent.discard(id(env))
             keep = not self._closed and len(self._idle[task.instance_id]) < self.max_idle_per_task
             if keep:
                 self._idle[task.instance_id].append(env)
@@ -88,7 +83,6 @@ class EnvPool:
     def discard(self, env: Any) -> None:
         """Close an environment that must not be reused (broken, or its episode killed)."""
         with self._lock:
-            self._lent.discard(id(env))
             self._all.pop(id(env), None)
             for idle in self._idle.values():
                 if env in idle:
@@ -98,18 +92,12 @@ class EnvPool:
         except Exception:
             pass
 
-    @property
-    def size(self) -> int:
-        with self._lock:
-            return len(self._all)
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
             envs = list(self._all.values())
             self._all.clear()
             self._idle.clear()
-            self._lent.clear()
         for env in envs:
             try:
                 env.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,25 +49,23 @@ class RewardResult:
                 "failure_class": self.grade.failure_class.value if self.grade else None}
 
 
-def grade_patch(task: Task, patch: str, *, backend: str = "auto", timeout_s: float = 600.0, run_id: str = "rl",
-                limits: Any = None, attempts: int = GRADE_ATTEMPTS, keep_dir: str | Path | None = None) -> Grade:
+def grade_patch(task: Task, patch: str, *, backend: str = "auto", timeout_s: float = 600.0,
+                run_id: str = "rl") -> Grade:
     """Grade `patch` for `task` in a fresh environment with the evaluator.
 
-    Infrastructure failures are retried `attempts` times and then raised
+    Infrastructure failures are retried GRADE_ATTEMPTS times and then raised
     (InfraError): an infra failure is never a reward of 0 for the model.
-    `keep_dir` keeps the evaluator's instance files (base_files.json, test output).
     """
     from swerve.harness.evaluate import evaluate_instance
 
     prediction = Prediction(instance_id=task.instance_id, model_name_or_path="rl", model_patch=patch)
     last: Exception | None = None
-    for attempt in range(max(1, attempts)):
+    for attempt in range(GRADE_ATTEMPTS):
         with tempfile.TemporaryDirectory(prefix="swerve-rl-grade-") as scratch:
-            instance_dir = Path(keep_dir) if keep_dir else Path(scratch)
-            instance_dir.mkdir(parents=True, exist_ok=True)
+            instance_dir = Path(scratch)
             try:
                 grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout_s, backend=backend,
-                                          limits=limits, instance_dir=instance_dir)
+                                          instance_dir=instance_dir)
             except InfraError as exc:
                 last = exc
                 time.sleep(min(2.0 * (attempt + 1), 10.0))
@@ -78,14 +76,13 @@ def grade_patch(task: Task, patch: str, *, backend: str = "auto", timeout_s: flo
 
                 grade.base_files = json.loads(base_files.read_text(encoding="utf-8"))
             return grade
-    raise InfraError(f"grading {task.instance_id} failed {attempts} times: {last}")
+    raise InfraError(f"grading {task.instance_id} failed {GRADE_ATTEMPTS} times: {last}")
 
 
-def tamper_flags(grade: Grade, ignore: Iterable[str] = ()) -> list[str]:
+def tamper_flags(grade: Grade) -> list[str]:
     """Flags that make a reward 0: tests touched, fake results, unsafe patches, ..."""
-    ignored = set(ignore)
-    flags = [flag for flag in grade.tamper_flags if flag not in ignored]
-    if grade.tests_touched and "tests_touched" not in flags and "tests_touched" not in ignored:
+    flags = list(grade.tamper_flags)
+    if grade.tests_touched and "tests_touched" not in flags:
         flags.append("tests_touched")
     return flags
 
@@ -162,22 +159,25 @@ class shaped:
         self.weights = dict(weights)
         self.__name__ = f"shaped_{getattr(base, '__name__', 'reward')}"
 
-    def terms(self, task: Task, trajectory: Trajectory, grade: Grade) -> dict[str, float]:
-        return {name: SHAPING_TERMS[name](task, trajectory, grade) for name in self.weights}
+    def evaluate(self, task: Task, trajectory: Trajectory, grade: Grade) -> tuple[float, dict[str, float]]:
+        """The shaped reward and its terms, each term computed once."""
+        terms = {name: SHAPING_TERMS[name](task, trajectory, grade) for name in self.weights}
+        value = self.base(task, trajectory, grade) - sum(self.weights[name] * terms[name] for name in terms)
+        return max(0.0, min(1.0, value)), terms
 
     def __call__(self, task: Task, trajectory: Trajectory, grade: Grade) -> float:
-        value = self.base(task, trajectory, grade)
-        terms = self.terms(task, trajectory, grade)
-        return max(0.0, min(1.0, value - sum(self.weights[name] * terms[name] for name in terms)))
+        return self.evaluate(task, trajectory, grade)[0]
 
 
-def compute_reward(task: Task, trajectory: Trajectory, grade: Grade, reward: RewardFn | None = None,
-                   ignore_flags: Iterable[str] = ()) -> RewardResult:
+def compute_reward(task: Task, trajectory: Trajectory, grade: Grade, reward: RewardFn | None = None) -> RewardResult:
     """Apply `reward` (default binary) to a grade; any tamper flag forces 0."""
     reward = reward or binary_reward
-    flags = tamper_flags(grade, ignore_flags)
-    value = float(reward(task, trajectory, grade))
-    terms = reward.terms(task, trajectory, grade) if isinstance(reward, shaped) else {}
+    flags = tamper_flags(grade)
+    if isinstance(reward, shaped):
+        value, terms = reward.evaluate(task, trajectory, grade)
+    else:
+        value, terms = reward(task, trajectory, grade), {}
+    value = float(value)
     terms["reward"] = value
     if flags:
         value = 0.0
@@ -185,7 +185,7 @@ def compute_reward(task: Task, trajectory: Trajectory, grade: Grade, reward: Rew
 
 
 def score_trajectory(task: Task, trajectory: Trajectory, *, reward: RewardFn | None = None, backend: str = "auto",
-                     timeout_s: float = 600.0, run_id: str = "rl", ignore_flags: Iterable[str] = ()) -> RewardResult:
+                     timeout_s: float = 600.0, run_id: str = "rl") -> RewardResult:
     """Grade the trajectory's final patch in a fresh environment, then apply `reward`."""
     grade = grade_patch(task, trajectory.final_patch, backend=backend, timeout_s=timeout_s, run_id=run_id)
-    return compute_reward(task, trajectory, grade, reward, ignore_flags)
+    return compute_reward(task, trajectory, grade, reward)

@@ -226,8 +226,10 @@ class RolloutManager:
             self._count("failed_samples")
             log.error("giving up on a sample of %s after %d attempts", item.task.instance_id, item.attempts)
             with self._lock:
-                self._groups.pop(item.group_id, None)
-            self._slots.release()
+                abandoned = self._groups.pop(item.group_id, None) is not None
+                self._group_tasks.pop(item.group_id, None)
+            if abandoned:  # a group's second failed sample has no slot left to free
+                self._slots.release()
             return
         self._work.put(item)
 
@@ -320,7 +322,6 @@ class RolloutManager:
             if len(group) < self.group_size:
                 return
             del self._groups[rollout.group_id]
-            self._group_tasks.pop(rollout.group_id, None)
         group.sort(key=lambda r: r.sample_index)
         self._ready.put(group)
 
@@ -333,10 +334,11 @@ class RolloutManager:
                 group = self._ready.get(timeout=remaining)
             except queue.Empty:
                 raise TimeoutError(f"no rollout group ready within {timeout}s") from None
+            with self._lock:
+                task = self._group_tasks.pop(group[0].group_id)
             oldest = min(r.policy_version for r in group)
             if self.policy_version - oldest > self.max_staleness:
                 self._count("dropped_stale")
-                task = next(t for t in self.tasks if t.instance_id == group[0].instance_id)
                 self._enqueue_group(task)
                 continue
             self._slots.release()

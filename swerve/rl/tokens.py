@@ -106,11 +106,11 @@ def observation_token_ids(
 class TokenRecorder:
     """Builds a TokenTrajectory turn by turn as an episode runs."""
 
-    def __init__(self, rollout_id: str = "", tokenizer: Any = None, stop_ids: list[int] | None = None,
+    def __init__(self, rollout_id: str = "", tokenizer: Any = None,
                  chat_template_kwargs: dict[str, Any] | None = None) -> None:
         self.tokenizer = tokenizer
-        self.stop_ids = list(stop_ids or [])
-        if tokenizer is not None and not self.stop_ids:
+        self.stop_ids: list[int] = []
+        if tokenizer is not None:
             from swerve.agents.policies.chat_tokens import stop_token_ids
 
             self.stop_ids = stop_token_ids(tokenizer)

@@ -3,7 +3,9 @@
 Each batch is a set of groups (n rollouts of the same task/prompt). Per group the
 rollouts are merged into a prefix tree (`prefix_tree.py`), so the shared prompt and
 shared early turns are forwarded once for the old-policy log-probs, once for the
-reference log-probs (the LoRA adapter switched off) and once per update. The
+reference log-probs (the LoRA adapter switched off) and once per update; with one
+update per batch, no pruning and no dropout the update's forward gives the old
+log-probs itself (the ratio is 1), saving the first. The
 objective is the clipped-ratio surrogate with group-relative advantages, an
 optional KL penalty to the reference (the k3 estimator), observation tokens masked
 out, and, when a token budget is set, entropy-based pruning (`pruning.py`) of the
@@ -81,7 +83,7 @@ class _GroupInputs:
     tree: Any
     serials: list[Any] | None
     masks: list[Any]
-    old: list[Any]
+    old: list[Any] | None
     reference: list[Any] | None
     pruning: dict[str, Any] | None
     tokens: int
@@ -102,6 +104,29 @@ def group_advantages(rewards: Sequence[float], groups: Sequence[str], *, scale: 
             centred = rewards[i] - mean
             advantages[i] = centred / (std + 1e-4) if scale else centred
     return advantages
+
+
+def same_in_train_and_eval(model: Any) -> bool:
+    """True when no module's forward depends on train() vs eval(): no batch norm and
+    no dropout rate above 0, whether a Dropout module (LoRA's included) or a number
+    an attention layer or the model config applies only in training."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+
+    def dropout_rates(owner: Any) -> list[float]:
+        return [value for name, value in vars(owner).items()
+                if ("dropout" in name or name.endswith("pdrop"))
+                and isinstance(value, (int, float)) and not isinstance(value, bool)]
+
+    config = getattr(model, "config", None)
+    if config is not None and any(rate > 0 for rate in dropout_rates(config)):
+        return False
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) or (isinstance(module, _DropoutNd) and module.p > 0):
+            return False
+        if any(rate > 0 for rate in dropout_rates(module)):
+            return False
+    return True
 
 
 def add_lora(model: Any, config: GRPOConfig) -> Any:
@@ -138,10 +163,12 @@ class GRPOTrainer:
 
     # -- log-probs ---------------------------------------------------------------
 
-    def _group_inputs(self, samples: Sequence[RLSample], indices: list[int]) -> "_GroupInputs":
+    def _group_inputs(self, samples: Sequence[RLSample], indices: list[int], *,
+                      old_needed: bool = True) -> "_GroupInputs":
         """Old (and reference) log-probs for one group, and what the update forwards:
         the group's prefix tree, or after pruning the smaller kept tree, with each
-        sequence's trained tokens located in it; or the sequences one by one."""
+        sequence's trained tokens located in it; or the sequences one by one. Without
+        `old_needed` the old log-probs are left to the update (`_old_is_first_update`)."""
         import torch
 
         from swerve.rl.prefix_tree import PrefixTree, sequence_logprobs, tree_logprobs
@@ -150,7 +177,7 @@ class GRPOTrainer:
         masks = [torch.tensor(samples[i].loss_mask[1:], dtype=torch.float32) for i in indices]
         if not self.config.use_prefix_tree:
             with torch.no_grad():
-                old = [lp.detach() for lp in sequence_logprobs(self.model, sequences)[0]]
+                old = [lp.detach() for lp in sequence_logprobs(self.model, sequences)[0]] if old_needed else None
                 reference = None
                 if self.config.kl_coef > 0:
                     with self.model.disable_adapter():
@@ -159,7 +186,7 @@ class GRPOTrainer:
                                 sum(len(s) for s in sequences))
         tree = PrefixTree.build(sequences)
         with torch.no_grad():
-            full = tree_logprobs(self.model, tree)
+            full = tree_logprobs(self.model, tree) if old_needed or self.config.token_budget is not None else None
             reference_tokens = None
             if self.config.kl_coef > 0:
                 with self.model.disable_adapter():
@@ -168,11 +195,22 @@ class GRPOTrainer:
         forward_tree, report, full_index = tree, None, serials
         if self.config.token_budget is not None:
             forward_tree, serials, masks, full_index, report = self._prune(tree, full, samples, indices, serials, masks)
-        old_tokens = full.token_logprobs.detach()
-        old = [old_tokens[index] for index in full_index]
+        old = None
+        if old_needed:
+            old_tokens = full.token_logprobs.detach()
+            old = [old_tokens[index] for index in full_index]
         reference = [reference_tokens[index] for index in full_index] if reference_tokens is not None else None
         return _GroupInputs(indices, sequences, forward_tree, serials, masks, old, reference, report,
                             forward_tree.num_tokens)
+
+    def _old_is_first_update(self) -> bool:
+        """Whether the old-policy log-probs equal the (only) update's own forward, so
+        that forward, detached, can stand in for them and save one forward a group:
+        one update per batch, no pruning (the update forwards the very tree the old
+        log-probs come from), and a model computing the same in eval() mode (the old
+        forward) as in train() mode (the update), i.e. no active dropout."""
+        return (self.config.updates_per_batch == 1 and self.config.token_budget is None
+                and same_in_train_and_eval(self.model))
 
     def _prune(self, tree, full, samples, indices, serials, masks):
         """Keep the most valuable part of the tree under the token budget: the update
@@ -193,10 +231,12 @@ class GRPOTrainer:
         position = {old: new for new, old in enumerate(original)}
         new_serials, new_masks, old_serials = [], [], []
         for serial, mask in zip(serials, masks):
-            keep = [k for k, token in enumerate(serial.tolist()) if token in position]
-            new_serials.append(torch.tensor([position[serial[k].item()] for k in keep], dtype=torch.long))
+            tokens = serial.tolist()
+            keep = [k for k, token in enumerate(tokens) if token in position]
+            kept_tokens = [tokens[k] for k in keep]
+            new_serials.append(torch.tensor([position[token] for token in kept_tokens], dtype=torch.long))
             new_masks.append(mask[keep] if keep else mask[:0])
-            old_serials.append(torch.tensor([serial[k].item() for k in keep], dtype=torch.long))
+            old_serials.append(torch.tensor(kept_tokens, dtype=torch.long))
         return kept_tree, new_serials, new_masks, old_serials, result.summary()
 
     def _new_logprobs(self, group: "_GroupInputs"):
@@ -222,8 +262,9 @@ class GRPOTrainer:
         members: dict[str, list[int]] = defaultdict(list)
         for index, sample in enumerate(samples):
             members[sample.group_id].append(index)
+        old_needed = not self._old_is_first_update()
         self.model.eval()
-        groups = [self._group_inputs(samples, indices) for indices in members.values()]
+        groups = [self._group_inputs(samples, indices, old_needed=old_needed) for indices in members.values()]
 
         self.model.train()
         losses, clipped, kls = [], [], []
@@ -238,7 +279,8 @@ class GRPOTrainer:
                     count = mask.sum()
                     if count <= 0:
                         continue
-                    ratio = torch.exp(new[slot] - group.old[slot])
+                    old = group.old[slot] if group.old is not None else new[slot].detach()
+                    ratio = torch.exp(new[slot] - old)
                     advantage = advantages[index]
                     bounded = torch.clamp(ratio, 1 - self.config.clip_epsilon, 1 + self.config.clip_epsilon)
                     per_token = -torch.minimum(ratio * advantage, bounded * advantage)

@@ -146,7 +146,7 @@ def test_evaluate_flag_calls_the_evaluator_and_links(tmp_path, monkeypatch):
 
 RUNNER = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, threading, time
     from pathlib import Path
     sys.path.insert(0, {here!r})
     from agents_fake_env import FakeEnvironment, calc_repo, calc_task
@@ -154,9 +154,16 @@ RUNNER = textwrap.dedent(
     from swerve.agents.policies.oracle import OraclePolicy
 
     root = Path({root!r})
-    class Slow(OraclePolicy):
+    hold = os.environ.get("HOLD_AFTER_FIRST_TASK") == "1"
+    first = []
+
+    class Held(OraclePolicy):
+        # With HOLD_AFTER_FIRST_TASK=1 every task after the first to act waits until
+        # the process is killed, so the batch dies with exactly one task finished.
         def act(self, messages, tools):
-            time.sleep(0.2)
+            first[:] = first or [self.task.instance_id]
+            if hold and self.task.instance_id != first[0]:
+                threading.Event().wait()
             return super().act(messages, tools)
 
     def open_env(task, backend, limits, run_id):
@@ -167,7 +174,7 @@ RUNNER = textwrap.dedent(
         return FakeEnvironment(calc_repo(root / "envs" / f"{{task.instance_id}}-{{time.time_ns()}}"), task.instance_id)
 
     tasks = [calc_task(f"fake__calc-{{i}}", with_tests=False) for i in range(4)]
-    run_batch(tasks, lambda t: Slow(t), out_dir=root / "run", workers=1, open_env=open_env, progress=False)
+    run_batch(tasks, lambda t: Held(t), out_dir=root / "run", workers=1, open_env=open_env, progress=False)
     """
 )
 
@@ -176,20 +183,22 @@ def test_killed_batch_resumes_without_redoing_finished_tasks(tmp_path):
     script = tmp_path / "runner.py"
     script.write_text(RUNNER.format(here=str(HERE), root=str(tmp_path)))
     trajectories = tmp_path / "run" / "trajectories.jsonl"
-    process = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    held = {**os.environ, "HOLD_AFTER_FIRST_TASK": "1"}
+    process = subprocess.Popen([sys.executable, str(script)], start_new_session=True, env=held)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if trajectories.exists() and len(read_trajectories(trajectories)) >= 1:
                 break
             if process.poll() is not None:
-                pytest.fail("the batch finished before it could be killed")
+                pytest.fail("the held batch exited before it could be killed")
             time.sleep(0.1)
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         process.wait()
     done_before = {t.instance_id: t.manifest["created_at"] for t in read_trajectories(trajectories)}
     assert 1 <= len(done_before) < 4
+    assert sorted(done_before) == ["fake__calc-0"]  # the hold let exactly the first task finish
     assert subprocess.run([sys.executable, str(script)]).returncode == 0
     after = {t.instance_id: t.manifest["created_at"] for t in read_trajectories(trajectories)}
     assert sorted(after) == [f"fake__calc-{i}" for i in range(4)]

@@ -56,9 +56,24 @@ def test_oracle_resolves_every_task_and_noop_none(docker_client, toolz_tasks, tm
 
 
 RUNNER = """
-import sys
+import os, sys, threading
 import swerve.cli.run
+from swerve.agents.policies.oracle import OraclePolicy
 from swerve.cli import app
+
+if os.environ.get("HOLD_AFTER_FIRST_TASK") == "1":
+    # Every task after the first to act waits, its container open, until the process
+    # is killed: the batch dies with exactly one task finished and one container left.
+    first, oracle_act = [], OraclePolicy.act
+
+    def held_act(self, messages, tools):
+        first[:] = first or [self.task.instance_id]
+        if self.task.instance_id != first[0]:
+            threading.Event().wait()
+        return oracle_act(self, messages, tools)
+
+    OraclePolicy.act = held_act
+
 sys.argv = ["swerve", "run", "--tasks", {tasks!r}, "--policy", "oracle", "--out", {out!r},
             "--backend", "docker", "--no-progress"]
 app()
@@ -70,7 +85,8 @@ def test_killed_batch_resumes_without_redoing_or_leaking(docker_client, toolz_ta
     script = tmp_path / "runner.py"
     script.write_text(RUNNER.format(tasks=str(FIXTURE), out=str(out)))
     trajectories = out / "trajectories.jsonl"
-    process = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    held = {**os.environ, "HOLD_AFTER_FIRST_TASK": "1"}
+    process = subprocess.Popen([sys.executable, str(script)], start_new_session=True, env=held)
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and process.poll() is None:
@@ -78,12 +94,13 @@ def test_killed_batch_resumes_without_redoing_or_leaking(docker_client, toolz_ta
                 break
             time.sleep(0.2)
         if process.poll() is not None:
-            pytest.skip("the batch finished before it could be killed (machine too fast for this check)")
+            pytest.fail(f"the held batch exited (code {process.returncode}) before it could be killed")
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         process.wait()
     before = {t.instance_id: t.manifest["created_at"] for t in read_trajectories(trajectories)}
     assert 1 <= len(before) < len(toolz_tasks)
+    assert len(before) == 1  # the hold let exactly the first task finish
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     after = {t.instance_id: t.manifest["created_at"] for t in read_trajectories(trajectories)}

@@ -86,6 +86,15 @@ def test_hermes_text_calls_become_structured_history(env):
     assert trajectory.steps[0].parse_source == "text"
 
 
+def test_text_call_after_a_stray_tag_in_think_is_in_the_history_once(env):
+    call = '<tool_call>{"name": "bash", "arguments": {"command": "echo hi"}}</tool_call>'
+    policy = Scripted(Completion(text=f"<think>maybe <tool_call>?</think>{call}"), SUBMIT)
+    trajectory = run_episode(calc_task(), env, policy)
+    assistant = trajectory.messages[2]
+    assert assistant["content"] == "<think>maybe <tool_call>?</think>"
+    assert [entry["function"]["name"] for entry in assistant["tool_calls"]] == ["bash"]
+
+
 def test_bash_block_fallback_uses_plain_messages(env):
     trajectory = run_episode(calc_task(), env, Scripted(Completion(text="```bash\necho hi\n```"), SUBMIT))
     assert trajectory.messages[2] == {"role": "assistant", "content": "```bash\necho hi\n```"}

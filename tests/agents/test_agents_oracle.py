@@ -115,6 +115,24 @@ def test_replay_reproduces_the_patch_in_a_fresh_environment(tmp_path):
         load_replay_policy(path, "other__x-1")
 
 
+def test_replay_reads_the_file_once_for_many_tasks_and_again_when_it_changes(tmp_path, monkeypatch):
+    import swerve.agents.trajectory as trajectory_io
+
+    reads = []
+    read_trajectories = trajectory_io.read_trajectories
+    monkeypatch.setattr(trajectory_io, "read_trajectories", lambda path: reads.append(path) or read_trajectories(path))
+    task = calc_task()
+    recorded = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "one")), OraclePolicy(task))
+    path = tmp_path / "trajectories.jsonl"
+    append_trajectory(path, recorded)
+    for _ in range(3):
+        assert load_replay_policy(path, task.instance_id).trajectory.instance_id == task.instance_id
+    assert len(reads) == 1
+    append_trajectory(path, recorded.model_copy(update={"instance_id": "other__x-2"}))
+    assert load_replay_policy(path, "other__x-2").trajectory.instance_id == "other__x-2"
+    assert len(reads) == 2
+
+
 def test_replay_submits_when_the_recording_runs_out(tmp_path):
     task = calc_task()
     original = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "one")), OraclePolicy(task))

@@ -126,6 +126,16 @@ def test_tool_call_mentioned_inside_think_block_is_ignored():
     assert parsed.ok and parsed.action.arguments == {"command": "ls"}
 
 
+def test_stray_tool_call_tag_inside_think_does_not_keep_the_real_call_in_the_prose():
+    call = '<tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call>'
+    text = f"<think>should I emit <tool_call> now?</think>\nListing.\n{call}"
+    parsed = parse_turn(text_turn(text))
+    assert parsed.ok and parsed.action == ToolCall(name="bash", arguments={"command": "ls"})
+    prose = strip_tool_call_blocks(text)
+    assert prose == "<think>should I emit <tool_call> now?</think>\nListing."
+    assert call not in prose
+
+
 def test_tool_call_text_takes_precedence_over_bash_block():
     text = '```bash\nrm -rf /\n```\n<tool_call>{"name": "submit", "arguments": {}}</tool_call>'
     assert parse_turn(text_turn(text)).action.name == "submit"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from token_masks import masked_runs
 
 from swerve.agents.loop import run_episode
 from swerve.agents.policies.oracle import OraclePolicy
@@ -121,16 +122,7 @@ def test_assistant_mask_with_a_real_chat_template(oracle_trajectory):
 
     tokenizer = AutoTokenizer.from_pretrained(make_tiny_qwen3())
     [row] = to_sft_dataset([oracle_trajectory], tokenizer=tokenizer).to_list()
-    spans, current = [], []
-    for token, masked in zip(row["input_ids"], row["assistant_masks"]):
-        if masked:
-            current.append(token)
-        elif current:
-            spans.append(current)
-            current = []
-    if current:
-        spans.append(current)
-    texts = [tokenizer.decode(span) for span in spans]
+    texts = [tokenizer.decode(span) for span in masked_runs(row["input_ids"], row["assistant_masks"])]
     assert len(texts) == len(oracle_trajectory.steps)
     for text, step in zip(texts, oracle_trajectory.steps):
         assert text.startswith(step.assistant)

@@ -36,7 +36,7 @@ def test_openai_policy_against_transformers_serve(server):
         assert 0 < completion.usage["completion_tokens"] <= 24
         assert completion.usage["prompt_tokens"] > 0
         parsed = parse_turn(completion)
-        assert parsed.ok or parsed.error
+        assert parsed.ok != bool(parsed.error), "a turn is exactly one of: an action, a format error"
         messages.append({"role": "assistant", "content": completion.text})
         messages.append({"role": "user", "content": f"Format error on turn {turn}: {parsed.error}"})
     assert completion.usage["prompt_tokens"] > 50

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -53,3 +55,25 @@ def test_close_removes_the_clone(toolz_task):
     env.close()
     env.close()
     assert not root.exists()
+
+
+def test_close_ends_a_running_command_instead_of_waiting_for_it(toolz_task):
+    env = LocalEnvironment.for_task(toolz_task, run_id="pytest-local-close-running")
+    started = env.root / "started"
+    results = []
+    worker = threading.Thread(target=lambda: results.append(env.exec(f"touch {started}; sleep 30; echo finished")))
+    worker.start()
+    try:
+        for _ in range(200):
+            if started.exists():
+                break
+            time.sleep(0.1)
+        assert started.exists(), "the command never started"
+        env.close()
+        worker.join(timeout=20)  # well under the 30 s the command would take
+        assert not worker.is_alive(), "exec() still running after close()"
+    finally:
+        env.close()
+        worker.join()
+    [result] = results
+    assert "finished" not in result.output and result.exit_code != 0

@@ -1,11 +1,12 @@
-"""Helpers shared by the RL tests: the real toolz tasks and a partial fix for one."""
+"""Helpers shared by the RL tests: the real toolz tasks and a partial fix for one, a
+hand-made teacher trajectory, branching token sequences, in-memory environments."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from swerve.fileio import iter_jsonl
-from swerve.schema import Task
+from swerve.schema import Grade, Task, Trajectory
 
 TASKS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "toolz_tasks.jsonl"
 
@@ -39,9 +40,49 @@ def toolz_tasks() -> dict[str, Task]:
     return {row["instance_id"]: Task.model_validate(row) for _, row in iter_jsonl(TASKS_FILE)}
 
 
+TOOLS = [{
+    "type": "function",
+    "function": {
+        "name": "bash", "description": "run a shell command",
+        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+    },
+}]
+MESSAGES = [
+    {"role": "system", "content": "SYSTEM-TEXT: you fix bugs in repositories."},
+    {"role": "user", "content": "USER-TEXT: frequencies drops None values."},
+    {"role": "assistant", "content": "Let me look.", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\": \"ls\"}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "name": "bash", "content": "TOOL-TEXT: setup.py toolz"},
+    {"role": "assistant", "content": "Fixed it; submitting."},
+]
+
+
+def teacher_trajectory(instance_id: str = "hand__made-1", resolved: bool = True) -> Trajectory:
+    """A submitted two-turn conversation (MESSAGES, TOOLS) graded `resolved`."""
+    return Trajectory(instance_id=instance_id, messages=MESSAGES, tools=TOOLS, exit_status="submitted",
+                      grade=Grade(instance_id=instance_id, resolved=resolved))
+
+
+def branching_sequences(rng, vocab: int, prompt_tokens: int, fan_out: int,
+                        middle_tokens: tuple[int, int], tail_tokens: tuple[int, int]) -> list[list[int]]:
+    """One random prompt, `fan_out` middles after it and `fan_out` tails after each middle
+    (`fan_out` squared sequences); lengths are drawn from the inclusive (low, high) ranges."""
+
+    def tokens(count: int) -> list[int]:
+        return [rng.randrange(vocab) for _ in range(count)]
+
+    prompt = tokens(prompt_tokens)
+    sequences = []
+    for _ in range(fan_out):
+        middle = tokens(rng.randint(*middle_tokens))
+        for _ in range(fan_out):
+            sequences.append(prompt + middle + tokens(rng.randint(*tail_tokens)))
+    return sequences
+
+
 class ScratchEnvironment:
     """An in-memory Environment for mechanics tests: `bash` echoes, files live in a dict,
-    the diff lists the files written. Counts resets and closes."""
+    the diff lists the files written. Counts the commands it ran, resets and closes."""
 
     def __init__(self, task=None, *args, delay_s: float = 0.0) -> None:
         from swerve.environments.base import EnvironmentInfo
@@ -50,6 +91,7 @@ class ScratchEnvironment:
                                     workdir="/repo")
         self.files: dict[str, str] = {}
         self.delay_s = delay_s
+        self.commands_run = 0
         self.resets = 0
         self.closed = False
 
@@ -63,6 +105,7 @@ class ScratchEnvironment:
         time.sleep(self.delay_s)
         if self.closed:
             raise RuntimeError("environment closed")
+        self.commands_run += 1
         return ExecResult(output=f"ran: {cmd}\n", exit_code=0)
 
     def read_file(self, path: str) -> str:

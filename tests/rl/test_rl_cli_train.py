@@ -6,21 +6,13 @@ import json
 import re
 
 import pytest
+from rl_fixtures import MESSAGES
 from typer.testing import CliRunner
 
 from swerve.cli import app
 from swerve.schema import Grade, Trajectory
 
 runner = CliRunner()
-
-MESSAGES = [
-    {"role": "system", "content": "You fix bugs."},
-    {"role": "user", "content": "frequencies drops None."},
-    {"role": "assistant", "content": "Looking.", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\": \"ls\"}"}}]},
-    {"role": "tool", "tool_call_id": "c1", "name": "bash", "content": "setup.py"},
-    {"role": "assistant", "content": "Done."},
-]
 
 
 def _plain(text: str) -> str:
@@ -96,7 +88,7 @@ def test_run_grpo_trains_on_rollout_manager_batches(tmp_path):
     from swerve.agents.loop import EpisodeLimits
     from swerve.agents.policies.tiny_model import make_tiny_qwen3
     from swerve.agents.trajectory import read_trajectories
-    from swerve.cli.train import run_grpo
+    from swerve.rl.grpo_run import run_grpo
     from swerve.fileio import iter_jsonl
     from swerve.rl.trainer import GRPOConfig
     from swerve.schema import Task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from rl_fixtures import branching_sequences
 
 from swerve.rl.prefix_tree import PrefixTree, tree_loss_weights
 
@@ -35,12 +36,7 @@ def tiny_model(attn_implementation: str = "sdpa", seed: int = 0):
 def branching_group(seed: int = 1) -> list[list[int]]:
     """Shared prompt, two turns of branching, plus a duplicate, a strict prefix and an unrelated sequence."""
     rng = random.Random(seed)
-    prompt = [rng.randrange(97) for _ in range(12)]
-    group = []
-    for _ in range(2):
-        first = [rng.randrange(97) for _ in range(rng.randint(3, 6))]
-        for _ in range(2):
-            group.append(prompt + first + [rng.randrange(97) for _ in range(rng.randint(2, 5))])
+    group = branching_sequences(rng, vocab=97, prompt_tokens=12, fan_out=2, middle_tokens=(3, 6), tail_tokens=(2, 5))
     group.append(list(group[0]))
     group.append(group[1][:-2])
     group.append([rng.randrange(97) for _ in range(7)])

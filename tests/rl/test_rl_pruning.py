@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+from rl_fixtures import branching_sequences
 
 from swerve.rl.prefix_tree import PrefixTree
 from swerve.rl.pruning import prune_tree, reach_probabilities, segment_values
@@ -82,12 +83,8 @@ def test_a_valuable_branch_pulls_in_its_dull_parent():
 @pytest.mark.parametrize("seed", range(5))
 def test_budget_is_respected_and_kept_part_is_rooted(seed):
     rng = random.Random(seed)
-    prompt = [rng.randrange(50) for _ in range(8)]
-    sequences = []
-    for _ in range(3):
-        middle = [rng.randrange(50) for _ in range(rng.randint(2, 6))]
-        for _ in range(3):
-            sequences.append(prompt + middle + [rng.randrange(50) for _ in range(rng.randint(1, 6))])
+    sequences = branching_sequences(rng, vocab=50, prompt_tokens=8, fan_out=3, middle_tokens=(2, 6),
+                                    tail_tokens=(1, 6))
     tree = PrefixTree.build(sequences)
     entropies = [rng.uniform(0, 3) for _ in range(tree.num_tokens)]
     for budget in range(0, tree.num_tokens + 2, 3):

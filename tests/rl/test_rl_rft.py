@@ -7,38 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-
-from swerve.schema import Grade, Trajectory
+from rl_fixtures import MESSAGES, TASKS_FILE, TOOLS, teacher_trajectory
+from token_masks import masked_runs
 
 pytestmark = pytest.mark.rl
 
-TASKS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "toolz_tasks.jsonl"
-TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "bash", "description": "run a shell command",
-        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
-    },
-}]
-MESSAGES = [
-    {"role": "system", "content": "SYSTEM-TEXT: you fix bugs in repositories."},
-    {"role": "user", "content": "USER-TEXT: frequencies drops None values."},
-    {"role": "assistant", "content": "Let me look.", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\": \"ls\"}"}}]},
-    {"role": "tool", "tool_call_id": "c1", "name": "bash", "content": "TOOL-TEXT: setup.py toolz"},
-    {"role": "assistant", "content": "Fixed it; submitting."},
-]
-# The assistant turns as the tiny model's Qwen3-style template renders them after its
-# generation prompt `<|im_start|>assistant\n`: content, Hermes tool-call block, end of turn.
+# The assistant turns of MESSAGES as the tiny model's Qwen3-style template renders them
+# after its generation prompt `<|im_start|>assistant\n`: content, Hermes tool-call block,
+# end of turn.
 ASSISTANT_TEXTS = [
     'Let me look.\n<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call><|im_end|>\n',
     "Fixed it; submitting.<|im_end|>\n",
 ]
-
-
-def resolved_trajectory(instance_id: str = "hand__made-1") -> Trajectory:
-    return Trajectory(instance_id=instance_id, messages=MESSAGES, tools=TOOLS, exit_status="submitted",
-                      grade=Grade(instance_id=instance_id, resolved=True))
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +28,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_qwen3(tmp_path_factory.mktemp("tiny-rft"))
 
 
-def masked_runs(ids: list[int], mask: list[int]) -> list[list[int]]:
-    runs, current = [], []
-    for token, bit in zip(ids, mask):
-        if bit:
-            current.append(token)
-        elif current:
-            runs.append(current)
-            current = []
-    if current:
-        runs.append(current)
-    return runs
-
-
 def test_loss_mask_covers_exactly_the_assistant_turns(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -68,7 +35,7 @@ def test_loss_mask_covers_exactly_the_assistant_turns(tiny_model_dir):
     from swerve.rl.rft import build_rft_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    row = build_rft_dataset([resolved_trajectory()], tokenizer, max_length=4096)[0]
+    row = build_rft_dataset([teacher_trajectory()], tokenizer, max_length=4096)[0]
     ids, mask = row["input_ids"], row["assistant_masks"]
     assert len(ids) == len(mask)
     assert ids == tokenizer.apply_chat_template(MESSAGES, tools=TOOLS, tokenize=True, return_dict=False)
@@ -79,7 +46,7 @@ def test_loss_mask_covers_exactly_the_assistant_turns(tiny_model_dir):
 
     # What TRL trains on: labels are -100 everywhere the mask is 0.
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    dataset = build_rft_dataset([resolved_trajectory()], tokenizer, max_length=4096)
+    dataset = build_rft_dataset([teacher_trajectory()], tokenizer, max_length=4096)
     args = SFTConfig(output_dir=str(tiny_model_dir.parent / "sft-probe"), report_to=[], use_cpu=True, max_length=4096)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     labels = trainer.train_dataset[0]["labels"]
@@ -93,19 +60,19 @@ def test_truncation_keeps_mask_aligned(tiny_model_dir):
     from swerve.rl.rft import build_rft_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    full = build_rft_dataset([resolved_trajectory()], tokenizer, max_length=4096)[0]
+    full = build_rft_dataset([teacher_trajectory()], tokenizer, max_length=4096)[0]
     first = full["assistant_masks"].index(1)
-    row = build_rft_dataset([resolved_trajectory()], tokenizer, max_length=first + 5)[0]
+    row = build_rft_dataset([teacher_trajectory()], tokenizer, max_length=first + 5)[0]
     assert row["input_ids"] == full["input_ids"][: first + 5]
     assert row["assistant_masks"] == [0] * first + [1] * 5
-    assert len(build_rft_dataset([resolved_trajectory()], tokenizer, max_length=first)) == 0, \
+    assert len(build_rft_dataset([teacher_trajectory()], tokenizer, max_length=first)) == 0, \
         "a row cut before its first assistant token has nothing to train on and is dropped"
 
 
 def test_rft_refuses_teacher_data_without_a_resolved_trajectory(tiny_model_dir, tmp_path):
     from swerve.rl.rft import train_rft
 
-    unresolved = resolved_trajectory().model_copy(update={"grade": Grade(instance_id="hand__made-1", resolved=False)})
+    unresolved = teacher_trajectory(resolved=False)
     with pytest.raises(ValueError, match="none of the 1 teacher trajectories is resolved"):
         train_rft(tiny_model_dir, [unresolved], tmp_path / "out")
 
@@ -114,7 +81,7 @@ def test_rft_says_when_max_length_leaves_no_assistant_token(tiny_model_dir, tmp_
     from swerve.rl.rft import RFTConfig, train_rft
 
     with pytest.raises(ValueError, match="raise max_length"):
-        train_rft(tiny_model_dir, [resolved_trajectory()], tmp_path / "out", RFTConfig(max_length=32))
+        train_rft(tiny_model_dir, [teacher_trajectory()], tmp_path / "out", RFTConfig(max_length=32))
 
 
 def _lora_b_norm(model) -> float:

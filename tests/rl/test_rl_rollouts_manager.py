@@ -33,6 +33,12 @@ def _wait_for(condition, limit_s: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def _commands_run_by(manager: RolloutManager, index: int) -> int:
+    """Commands worker `index`'s current episode has run so far (0 between episodes)."""
+    env = manager._workers[index].env
+    return env.commands_run if env is not None else 0
+
+
 def _manager(opener, **kwargs) -> RolloutManager:
     kwargs.setdefault("policy_factory", lambda task: ScriptedPolicy(commands=2))
     return RolloutManager(TASKS, grade=False, opener=opener, **kwargs)
@@ -69,12 +75,11 @@ def test_back_pressure_bounds_work_ahead_of_the_trainer():
 
 
 def test_policy_update_pauses_between_turns_and_episodes_survive_it():
-    opener = Opener(delay_s=0.05)
+    opener = Opener(delay_s=0.2)
     manager = _manager(opener, workers=2, group_size=1, max_groups_ahead=4, max_staleness=5,
                        policy_factory=lambda task: ScriptedPolicy(commands=6)).start()
     try:
-        _wait_for(lambda: manager.busy_workers)
-        time.sleep(0.1)
+        _wait_for(lambda: any(env.commands_run for env in opener.opened))  # an episode is under way
         swapped = []
         version = manager.update_policy(lambda: swapped.append(manager._in_turn))
         assert version == 1 and swapped == [0], "no turn runs while the weights are swapped"
@@ -104,8 +109,7 @@ def test_killed_worker_loses_only_its_episode():
     manager = _manager(opener, workers=2, group_size=1, max_groups_ahead=3,
                        policy_factory=lambda task: ScriptedPolicy(commands=4)).start()
     try:
-        _wait_for(lambda: 0 in manager.busy_workers)
-        time.sleep(0.3)
+        _wait_for(lambda: _commands_run_by(manager, 0) >= 1)  # worker 0 is inside its episode
         manager.kill_worker(0)
         groups = [manager.next_group(timeout=60) for _ in range(4)]
     finally:

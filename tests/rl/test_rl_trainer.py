@@ -96,3 +96,41 @@ def test_pruning_forwards_only_the_kept_tree(tmp_path):
     trainer.save(tmp_path / "out")
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
     assert (tmp_path / "out" / "config.json").exists()
+
+
+def _count_forwards(model) -> list[int]:
+    calls = [0]
+    model.get_base_model().model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("use_prefix_tree", [True, False])
+def test_update_forward_stands_in_for_the_old_forward(use_prefix_tree, monkeypatch):
+    import torch
+
+    base = _tiny_model()
+    config = GRPOConfig(learning_rate=1e-2, lora_rank=4, use_prefix_tree=use_prefix_tree, kl_coef=0.1)
+    fast, slow = GRPOTrainer(copy.deepcopy(base), config), GRPOTrainer(copy.deepcopy(base), config)
+    slow.model.load_state_dict(fast.model.state_dict())
+    assert fast._old_is_first_update()
+    monkeypatch.setattr(slow, "_old_is_first_update", lambda: False)
+    fast_calls, slow_calls = _count_forwards(fast.model), _count_forwards(slow.model)
+    fast_metrics, slow_metrics = fast.step(_samples()), slow.step(_samples())
+    assert fast_calls[0] < slow_calls[0]
+    assert fast_metrics["loss"] == pytest.approx(slow_metrics["loss"], abs=1e-6)
+    assert fast_metrics["kl"] == pytest.approx(slow_metrics["kl"], abs=1e-6)
+    for (name, a), (_, b) in zip(fast.model.named_parameters(), slow.model.named_parameters()):
+        if a.requires_grad:
+            assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+            assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_old_forward_kept_when_it_differs_from_the_update():
+    base = _tiny_model()
+    for config in (GRPOConfig(lora_rank=4, updates_per_batch=2), GRPOConfig(lora_rank=4, token_budget=12),
+                   GRPOConfig(lora_rank=4, lora_dropout=0.1)):
+        assert not GRPOTrainer(copy.deepcopy(base), config)._old_is_first_update(), config
+    base.config.attention_dropout = 0.1
+    for layer in base.model.layers:
+        layer.self_attn.attention_dropout = 0.1
+    assert not GRPOTrainer(base, GRPOConfig(lora_rank=4))._old_is_first_update()

@@ -19,7 +19,7 @@ from typing import Any
 from swerve.agents.policies.base import Policy
 from swerve.agents.policies.spec import SPEC_FORMS, parse_policy_spec, typed_options
 
-__all__ = ["Policy", "SPEC_FORMS", "make_policy"]
+__all__ = ["Policy", "SCRIPTED_KINDS", "SPEC_FORMS", "make_policy", "resolve_model_path"]
 
 SCRIPTED_KINDS = ("oracle", "oracle-detours", "noop", "replay")
 TINY_MODEL_NAME = "tiny"
@@ -45,10 +45,7 @@ def _scripted(spec: str, kind: str, task: Any, overrides: dict[str, Any]) -> Pol
     if task is None and kind != "noop":
         raise ValueError(f"policy {spec!r} is built per task; pass task= (swerve run does this for each task)")
     seed = overrides.get("seed")
-    policy = scripted_policy(spec, task, seed=0 if seed is None else int(seed))
-    if policy is None:
-        raise ValueError(f"unknown policy spec {spec!r}; valid forms: {'; '.join(SPEC_FORMS)}")
-    return policy
+    return scripted_policy(spec.strip(), task, seed=0 if seed is None else int(seed))
 
 
 def _template_kwargs(options: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +72,9 @@ def _openai(model: str, options: dict[str, Any]) -> Policy:
     return OpenAIPolicy(model, extra_body=extra_body or None, **options)
 
 
-def _model_path(target: str) -> str:
-    """`tiny` (when no such folder exists) is the tiny random Qwen3 test model, built on first use."""
+def resolve_model_path(target: str) -> str:
+    """`tiny` (when no such folder exists) is the tiny random Qwen3 test model, built on
+    first use; anything else (a folder, a Hugging Face name) is returned as it is."""
     if target == TINY_MODEL_NAME and not Path(target).exists():
         from swerve.agents.policies.tiny_model import make_tiny_qwen3
 
@@ -89,11 +87,10 @@ def _hf(model: str, options: dict[str, Any]) -> Policy:
 
     if "max_tokens" in options:
         options.setdefault("max_new_tokens", options.pop("max_tokens"))
-        options.pop("max_tokens", None)
-    return HFPolicy(_model_path(model), chat_template_kwargs=_template_kwargs(options), **options)
+    return HFPolicy(resolve_model_path(model), chat_template_kwargs=_template_kwargs(options), **options)
 
 
 def _vllm(model: str, options: dict[str, Any]) -> Policy:
     from swerve.agents.policies.vllm_policy import VLLMPolicy
 
-    return VLLMPolicy(_model_path(model), chat_template_kwargs=_template_kwargs(options), **options)
+    return VLLMPolicy(resolve_model_path(model), chat_template_kwargs=_template_kwargs(options), **options)

@@ -133,47 +133,72 @@ class HFPolicy:
         import torch
 
         prompt = prompt_token_ids(self.tokenizer, messages, tools, self.chat_template_kwargs)
-        input_ids = torch.tensor([prompt], device=self.device)
-        sampling = self.temperature > 0
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "do_sample": sampling,
-            "eos_token_id": self.stops,
-            "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stops[0],
-            "return_dict_in_generate": True,
-            "output_logits": self.logprobs_mode == "raw",
-            "output_scores": self.logprobs_mode == "processed",
-        }
-        if sampling:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if self.stop:
-            kwargs.update(stop_strings=self.stop, tokenizer=self.tokenizer)
-        with self._lock, torch.no_grad():
+        with self._lock:
             if self.seed is not None:
                 torch.manual_seed(self.seed + self._calls)
             self._calls += 1
-            out = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
-        generated = out.sequences[0, len(prompt):].tolist()
-        steps = out.logits if self.logprobs_mode == "raw" else out.scores
-        logprobs = [
-            float(torch.log_softmax(step[0].float(), dim=-1)[token]) for step, token in zip(steps, generated)
-        ]
-        text = completion_text(self.tokenizer, generated, self.stops)
-        ended = bool(generated) and (generated[-1] in self.stops or self._hit_stop_string(text))
-        return Completion(
-            text=text,
-            prompt_token_ids=prompt,
-            completion_token_ids=generated,
-            logprobs=logprobs,
-            finish_reason="stop" if ended else "length",
-            usage={
-                "prompt_tokens": len(prompt),
-                "completion_tokens": len(generated),
-                "total_tokens": len(prompt) + len(generated),
-            },
-        )
+            return generate_completion(
+                self.model, self.tokenizer, prompt, self.stops, max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, stop_strings=self.stop,
+                logprobs_mode=self.logprobs_mode,
+            )
 
-    def _hit_stop_string(self, text: str) -> bool:
-        return any(text.endswith(s) for s in self.stop)
+
+def generate_completion(
+    model: Any,
+    tokenizer: Any,
+    prompt: list[int],
+    stops: list[int],
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int | None = None,
+    stop_strings: list[str] | None = None,
+    logprobs_mode: Literal["raw", "processed"] = "raw",
+) -> Completion:
+    """Sample one turn after the token ids `prompt` with `model.generate` (in eval
+    mode, without gradients): the Completion carries the prompt ids, the sampled ids,
+    their logprobs (raw model, or `processed` = the sampling distribution) and the
+    text those ids decode to. Ends at a `stops` id or one of `stop_strings`."""
+    import torch
+
+    input_ids = torch.tensor([prompt], device=next(model.parameters()).device)
+    sampling = temperature > 0
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": sampling,
+        "eos_token_id": stops,
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+        "return_dict_in_generate": True,
+        "output_logits": logprobs_mode == "raw",
+        "output_scores": logprobs_mode == "processed",
+    }
+    if sampling:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k or 0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if stop_strings:
+        kwargs.update(stop_strings=list(stop_strings), tokenizer=tokenizer)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+    finally:
+        if was_training:
+            model.train()
+    generated = out.sequences[0, len(prompt):].tolist()
+    steps = out.logits if logprobs_mode == "raw" else out.scores
+    logprobs = [float(torch.log_softmax(step[0].float(), dim=-1)[token]) for step, token in zip(steps, generated)]
+    text = completion_text(tokenizer, generated, stops)
+    ended = bool(generated) and (generated[-1] in stops or any(text.endswith(s) for s in stop_strings or ()))
+    return Completion(
+        text=text,
+        prompt_token_ids=list(prompt),
+        completion_token_ids=generated,
+        logprobs=logprobs,
+        finish_reason="stop" if ended else "length",
+        usage={"prompt_tokens": len(prompt), "completion_tokens": len(generated),
+               "total_tokens": len(prompt) + len(generated)},
+    )

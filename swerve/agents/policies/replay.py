@@ -8,7 +8,9 @@ When the recording runs out, the policy submits.
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 from typing import Any
 
 from swerve.schema import Completion, Step, ToolCall, Trajectory
@@ -62,10 +64,23 @@ def _opening(messages: list[dict[str, Any]]) -> bool:
 
 
 def load_replay_policy(path: str | os.PathLike, instance_id: str) -> ReplayPolicy:
-    """The ReplayPolicy for `instance_id` from a trajectories JSONL file."""
+    """The ReplayPolicy for `instance_id` from a trajectories JSONL file.
+
+    A batch asks once per task: the file is parsed once and looked up after that,
+    until it changes on disk.
+    """
+    resolved = Path(path).resolve()
+    stat = resolved.stat() if resolved.exists() else None
+    version = (stat.st_mtime_ns, stat.st_size) if stat else None
+    trajectory = _trajectories_by_instance(resolved, version).get(instance_id)
+    if trajectory is None:
+        raise ValueError(f"{path} has no trajectory for {instance_id}; replay a file recorded on the same tasks")
+    return ReplayPolicy(trajectory)
+
+
+@functools.lru_cache(maxsize=1)
+def _trajectories_by_instance(path: Path, version: tuple[int, int] | None) -> dict[str, Trajectory]:
+    """The file's trajectories by instance id; `version` (mtime, size) makes a changed file read again."""
     from swerve.agents.trajectory import read_trajectories
 
-    for trajectory in read_trajectories(path):
-        if trajectory.instance_id == instance_id:
-            return ReplayPolicy(trajectory)
-    raise ValueError(f"{path} has no trajectory for {instance_id}; replay a file recorded on the same tasks")
+    return {trajectory.instance_id: trajectory for trajectory in read_trajectories(path)}

@@ -12,16 +12,14 @@ from typing import Any
 
 from swerve.schema import Task
 
-SCRIPTED_SPECS = ("oracle", "oracle-detours", "noop", "replay:PATH")
 
-
-def scripted_policy(spec: str, task: Task, *, seed: int = 0, **_: Any) -> Any | None:
+def scripted_policy(spec: str, task: Task, *, seed: int = 0) -> Any | None:
     """The scripted policy `spec` names, built for `task`; None for any other spec."""
     kind, _, argument = spec.partition(":")
     if kind == "oracle":
         from swerve.agents.policies.oracle import OraclePolicy
 
-        detours = argument in ("detours", "detour") or spec.endswith("-detours")
+        detours = argument in ("detours", "detour")
         return OraclePolicy(task, detours=detours, seed=seed)
     if kind == "oracle-detours":
         from swerve.agents.policies.oracle import OraclePolicy

@@ -18,10 +18,10 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from swerve.agents.policies.tiny_corpus import CORPUS
+from swerve.fileio import file_lock
 
 FORMAT_VERSION = 3
 MARKER_FILE = "swerve_tiny_model.json"
@@ -159,7 +159,7 @@ def make_tiny_qwen3(
     if _built_with(out, key):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out.parent / f".{out.name}.lock"):
+    with file_lock(out.parent / f".{out.name}.lock"):
         if _built_with(out, key):
             return out
         if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).exists():
@@ -186,22 +186,6 @@ def make_tiny_qwen3(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return out
-
-
-@contextmanager
-def _build_lock(path: Path):
-    """An exclusive lock on `path` (flock: it also holds between threads of one process)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _built_with(folder: Path, key: str) -> bool:

@@ -43,7 +43,8 @@ def swerve_reward(completions: list[Any], swerve_reward: list[float], **kwargs: 
 
 
 class SwerveRollouts:
-    """The rollout function (callable) plus the dataset that goes with it."""
+    """The rollout function (callable) plus the dataset that goes with it; `history`
+    keeps the latest `history_size` episodes (training row, trajectory, reward)."""
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class SwerveRollouts:
         top_p: float = 1.0,
         run_id: str = "trl",
         workers: int = 1,
+        history_size: int = 256,
     ) -> None:
         self.tasks = {task.instance_id: task for task in tasks}
         if not self.tasks:
@@ -78,7 +80,8 @@ class SwerveRollouts:
         self._by_prompt = {_prompt_key(self.prompt_for(task)): task for task in self.tasks.values()}
         self.pool = EnvPool(backend=backend, limits=env_limits, run_id=run_id, max_idle_per_task=self.workers)
         self._generate_lock = threading.Lock()
-        self.history: list[dict[str, Any]] = []
+        self.history_size = max(0, history_size)
+        self.history: list[dict[str, Any]] = []  # the latest `history_size` episodes, oldest first
 
     def prompt_for(self, task: Task) -> list[dict[str, Any]]:
         """The opening messages of an episode on `task` (what the dataset's `prompt` holds)."""
@@ -155,8 +158,12 @@ class SwerveRollouts:
             out["swerve_exit_status"].append(episode["exit_status"])
             out["swerve_rollout_id"].append(tokens.rollout_id)
             out["swerve_tampered"].append(bool(info.get("tampered", False)))
-            self.history.append(episode)
+        self._remember(episodes)
         return out
+
+    def _remember(self, episodes: list[dict[str, Any]]) -> None:
+        self.history.extend(episodes)
+        del self.history[:max(0, len(self.history) - self.history_size)]
 
     def close(self) -> None:
         """Close every environment the rollouts opened."""

@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from swerve.agents.loop import EpisodeLimits
+from swerve.agents.policies.chat_tokens import completion_text, stop_token_ids
 from swerve.rl.adapters._tasks import task_from_fields
 from swerve.rl.adapters.skyrl import reward_by_name
 from swerve.rl.env import SweEnv
@@ -80,6 +81,7 @@ class SwerveAgentLoop(AgentLoopBase):
                      reward=reward_by_name(fields.get("reward", self.reward)), tokenizer=self.tokenizer,
                      environment=fields.get("environment", self.environment), run_id="verl")
         request_id = uuid.uuid4().hex
+        stops = stop_token_ids(self.tokenizer)
         try:
             _, _, info = await asyncio.to_thread(env.reset, rollout_id=request_id)
             done = truncated = False
@@ -89,9 +91,7 @@ class SwerveAgentLoop(AgentLoopBase):
                 output = await self.server_manager.generate(request_id=request_id, prompt_ids=info["prompt_token_ids"],
                                                             sampling_params=sampling_params)
                 ids, logprobs = _token_output(output)
-                from swerve.agents.policies.chat_tokens import completion_text, stop_token_ids
-
-                text = completion_text(self.tokenizer, ids, stop_token_ids(self.tokenizer))
+                text = completion_text(self.tokenizer, ids, stops)
                 completion = Completion(text=text, prompt_token_ids=info["prompt_token_ids"],
                                         completion_token_ids=ids, logprobs=logprobs)
                 _, reward, done, truncated, info = await asyncio.to_thread(env.step, completion)
