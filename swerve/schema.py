@@ -91,6 +91,32 @@ class Task(BaseModel):
         description="third-party pytest plugins the tests need (autoloading is otherwise off)",
     )
     python: str = Field(default="3", description="python version inside the environment")
+    pre_install: list[str] = Field(
+        default_factory=list,
+        description="shell commands run in the environment before install_cmd (a SWE-bench spec's pre_install)",
+    )
+    env_requirements: list[str] = Field(
+        default_factory=list,
+        description=(
+            "pinned requirements of the environment (pip specifiers): a SWE-bench spec's packages and "
+            "pip_packages plus its requirements file read at environment_setup_commit"
+        ),
+    )
+    eval_commands: list[str] = Field(
+        default_factory=list,
+        description="shell lines run before the test command, in the same shell (a SWE-bench spec's eval_commands)",
+    )
+    test_directives: list[str] = Field(
+        default_factory=list,
+        description=(
+            "arguments appended to test_cmd (test files, or Django test labels); empty: the files "
+            "of FAIL_TO_PASS/PASS_TO_PASS, else those the test patch touches"
+        ),
+    )
+    spec_source: str = Field(
+        default="",
+        description="where the environment fields came from (e.g. the SWE-bench spec table and its version)",
+    )
     workdir: str = DEFAULT_WORKDIR
     difficulty: dict[str, Any] = Field(default_factory=dict)
 
@@ -100,7 +126,10 @@ class Task(BaseModel):
     log_parser: str = ""
     eval_type: str = ""
 
-    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", "test_requirements", "pytest_plugins", mode="before")
+    @field_validator(
+        "FAIL_TO_PASS", "PASS_TO_PASS", "test_requirements", "pytest_plugins", "pre_install", "env_requirements",
+        "eval_commands", "test_directives", mode="before",
+    )
     @classmethod
     def _json_lists(cls, value: Any) -> Any:
         return _as_list(value)
