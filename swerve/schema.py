@@ -117,6 +117,10 @@ class Task(BaseModel):
         default="",
         description="where the environment fields came from (e.g. the SWE-bench spec table and its version)",
     )
+    spec_error: str = Field(
+        default="",
+        description="why no SWE-bench spec could be applied to this row; evaluating it fails with this line",
+    )
     workdir: str = DEFAULT_WORKDIR
     difficulty: dict[str, Any] = Field(default_factory=dict)
 
