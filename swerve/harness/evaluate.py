@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import swerve
-from swerve.errors import InfraError
+from swerve.errors import InfraError, TaskFormatError
 from swerve.fileio import atomic_write_json, atomic_write_text
 from swerve.harness import tests as hidden
 from swerve.harness.grading import grade_statuses
@@ -164,7 +164,10 @@ def evaluate_instance(
     closer: Callable | None = None,
 ) -> Grade:
     """Grade one prediction in a fresh environment. Raises InfraError when the
-    infrastructure failed (the caller retries); returns the model's Grade otherwise."""
+    infrastructure failed (the caller retries); returns the model's Grade otherwise.
+    Raises TaskFormatError for a row that cannot be evaluated as given (no SWE-bench spec)."""
+    if task.spec_error:
+        raise TaskFormatError(task.spec_error)
     patch = prediction.model_patch
     grade = Grade(
         instance_id=task.instance_id,
@@ -499,6 +502,9 @@ def evaluate(
                     return
                 time.sleep(min(2.0 * attempt, 10.0))
                 continue
+            except TaskFormatError as exc:  # bad input: one line naming the row and the fix
+                last_error = f"bad task: {exc}"
+                break
             except Exception as exc:  # a harness bug is never the model's result either
                 last_error = f"harness error: {type(exc).__name__}: {exc}"
                 break

@@ -10,6 +10,7 @@ TaskFormatError naming the file, the row and the field.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from pydantic import ValidationError
 
 from swerve.errors import TaskFormatError
 from swerve.schema import Prediction, Task
+
+log = logging.getLogger(__name__)
 
 _FILE_SUFFIXES = (".json", ".jsonl", ".parquet")
 
@@ -119,8 +122,13 @@ def _validated(model, row: Any, label: str, where: str, expected: str):
         raise TaskFormatError(f"{label}: {where}{who}: {_describe_validation(exc)}") from None
 
 
-def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None) -> list[Task]:
+def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None, *, resolve_specs: bool = True) -> list[Task]:
     """Tasks from a file or dataset, in file order, optionally filtered to `instance_ids`.
+
+    Genuine SWE-bench rows (an environment_setup_commit, no test_cmd/install_cmd/eval_script
+    of their own) get their official environment from SWE-bench's specs unless
+    `resolve_specs` is False: Python version, install command, pinned packages (read
+    from the row's repository at environment_setup_commit), test command and parser.
 
     Raises TaskFormatError for a bad row (naming file, row, field), a duplicate
     instance_id, or a requested instance id that is not in the source.
@@ -144,7 +152,21 @@ def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None) ->
             raise TaskFormatError(f"{label}: no task with instance_id {', '.join(map(repr, missing))}")
         keep = set(wanted)
         tasks = [task for task in tasks if task.instance_id in keep]
+    if resolve_specs:
+        tasks = _with_swebench_specs(tasks)
     return tasks
+
+
+def _with_swebench_specs(tasks: list[Task]) -> list[Task]:
+    """Genuine SWE-bench rows get their official environment (swerve.harness.swebench);
+    a row no spec covers keeps loading, with `spec_error` saying why (logged once here)."""
+    from swerve.harness.swebench import resolve_rows
+
+    resolved = resolve_rows(tasks)
+    for task in resolved:
+        if task.spec_error:
+            log.warning("%s", task.spec_error)
+    return resolved
 
 
 def _special_predictions(kind: str, tasks: Iterable[Task] | None) -> dict[str, Prediction]:
