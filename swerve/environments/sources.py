@@ -7,6 +7,13 @@ plain folders) are committed with a fixed identity and fixed dates so the commit
 hash is the same on every machine; that is what lets a task name its base commit
 and be rebuilt anywhere.
 
+A task with a `base_patch` (every minted task) gets a base commit with no parent:
+one root commit holding the patched tree, in a repository that holds no other
+object. Its source commit held the original code and the tests the patch hid, so
+nothing of it may stay where the agent can read it (`git diff HEAD~1` would be the
+answer). Plain git sources (SWE-bench rows) keep their history up to the base
+commit, as SWE-bench does.
+
 Prepared repositories are cached under cache_dir("repos"), keyed by what went
 into them; each is built in a temporary folder and renamed into place, so two
 processes preparing the same source never see a half-built one.
@@ -32,7 +39,7 @@ from swerve.fileio import file_lock
 from swerve.paths import cache_dir
 from swerve.schema import Task
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"
 FIXED_DATE = "2000-01-01T00:00:00+0000"
 FIXED_NAME = "swerve"
 FIXED_EMAIL = "swerve@localhost"
@@ -66,11 +73,13 @@ _PYPI_SPEC = re.compile(r"^pypi:\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s=]+)
 
 @dataclass(frozen=True)
 class PreparedRepo:
-    """A host git repository checked out at `base_commit`; its history holds nothing after it."""
+    """A host git repository checked out at `base_commit`; its history holds nothing after it
+    (and, for a base-patched source, nothing before it either)."""
 
     path: Path
     base_commit: str
     source_commit: str
+    """The unpatched source's commit; with a base patch, it is not in the repository."""
     version: str = ""
     """The source's version (the sdist's, or the nearest git tag's); used to pretend a
     version for scm-versioned projects, whose tags were stripped."""
@@ -353,6 +362,7 @@ def _version_from_tag(tag: str) -> str:
 
 
 def _apply_base_patch(task: Task, repo: Path) -> str:
+    """Apply the base patch and make the patched tree the repository's only commit."""
     with tempfile.NamedTemporaryFile("w", suffix=".diff", delete=False) as handle:
         handle.write(task.base_patch if task.base_patch.endswith("\n") else task.base_patch + "\n")
     try:
@@ -363,8 +373,27 @@ def _apply_base_patch(task: Task, repo: Path) -> str:
         os.unlink(handle.name)
     _write_excludes(repo)
     _add_everything(repo)
-    git(["commit", "-q", "--allow-empty", "--no-verify", "-m", "swerve base"], cwd=repo, fixed_identity=True)
-    return git(["rev-parse", "HEAD"], cwd=repo).strip()
+    tree = git(["write-tree"], cwd=repo).strip()
+    root = git(["commit-tree", tree, "-m", "swerve base"], cwd=repo, fixed_identity=True).strip()
+    _keep_only_commit(repo, root)
+    return root
+
+
+def _keep_only_commit(repo: Path, commit: str) -> None:
+    """Replace the repository's object store by one holding only `commit` and what it
+    reaches: a fresh .git is fetched into from the old one, which is then deleted, so
+    no pack, loose object, reflog or ORIG_HEAD of the old history survives."""
+    fresh = repo.parent / (repo.name + ".fresh-git")
+    git(["init", "-q", "--bare", str(fresh)])
+    git(["update-ref", f"refs/heads/{BRANCH}", commit], cwd=repo)
+    git(["fetch", "-q", "--no-tags", str(repo.resolve()), f"refs/heads/{BRANCH}:refs/heads/{BRANCH}"], cwd=fresh)
+    shutil.rmtree(repo / ".git")
+    os.rename(fresh, repo / ".git")
+    git(["config", "core.bare", "false"], cwd=repo)
+    git(["config", "core.logallrefupdates", "true"], cwd=repo)
+    git(["symbolic-ref", "HEAD", f"refs/heads/{BRANCH}"], cwd=repo)
+    (repo / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
+    git(["reset", "-q"], cwd=repo)
 
 
 def _write_excludes(repo: Path) -> None:
@@ -374,13 +403,20 @@ def _write_excludes(repo: Path) -> None:
 
 
 def _strip_history(repo: Path) -> None:
-    """Leave one branch, no remotes, tags, stashes or reflog, and no unreachable objects."""
+    """Leave one branch, no remotes, tags, stashes, reflog or ORIG_HEAD, and no
+    unreachable objects."""
     for remote in git(["remote"], cwd=repo).split():
         git(["remote", "remove", remote], cwd=repo)
     refs = git(["for-each-ref", "--format=%(refname)"], cwd=repo).split()
     for ref in refs:
         if ref != f"refs/heads/{BRANCH}":
             git(["update-ref", "-d", ref], cwd=repo)
+    for leftover in ("ORIG_HEAD", "FETCH_HEAD", "MERGE_HEAD", "logs"):
+        path = repo / ".git" / leftover
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     git(["reflog", "expire", "--expire=now", "--all"], cwd=repo)
     git(["gc", "-q", "--prune=now"], cwd=repo)
 

@@ -91,12 +91,54 @@ def test_base_patch_makes_a_new_reproducible_base_commit(home, folder, monkeypat
     patched = prepare_repo(task)
     assert patched.source_commit == plain.base_commit
     assert patched.base_commit != patched.source_commit
-    assert git(patched.path, "rev-parse", "HEAD^") == patched.source_commit
     assert "return 42" in (patched.path / "pkg" / "__init__.py").read_text()
     assert git(patched.path, "status", "--porcelain") == ""
 
     monkeypatch.setenv("SWERVE_HOME", str(home / "home-b"))
     assert prepare_repo(task).base_commit == patched.base_commit
+
+
+def assert_holds_only(repo: Path, commit: str, forbidden: bytes) -> None:
+    """`repo` has exactly one commit, `commit`, without parent, and no object, ref, reflog
+    or leftover file anywhere under .git holds `forbidden`."""
+    assert git(repo, "rev-list", "--all") == commit
+    assert git(repo, "log", "--format=%P", commit) == ""
+    assert git(repo, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
+    assert git(repo, "fsck", "--unreachable", "--lost-found", "--no-progress") == ""
+    assert git(repo, "reflog", "--all") == ""
+    reachable = {line.split()[0] for line in git(repo, "rev-list", "--objects", "--all").splitlines()}
+    every = git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+    assert set(every) <= reachable
+    contents = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+                              capture_output=True, check=True).stdout
+    assert forbidden not in contents
+    for leftover in ("ORIG_HEAD", "FETCH_HEAD", "logs", "packed-refs.old"):
+        assert not (repo / ".git" / leftover).exists(), leftover
+    for path in (repo / ".git").rglob("*"):
+        if path.is_file() and not path.match("*.pack") and not path.match("objects/??/*"):
+            assert forbidden not in path.read_bytes(), path
+
+
+def test_base_patched_repo_has_one_root_commit_and_no_object_with_the_original(home, folder):
+    task = Task(instance_id="patched", repo="local/plain", repo_source=str(folder), base_patch=BASE_PATCH)
+    patched = prepare_repo(task)
+    assert_holds_only(patched.path, patched.base_commit, b"return 41")
+
+
+def test_git_source_with_base_patch_keeps_no_history(home, tmp_path):
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "trunk")
+    first = _commit(origin, "def answer():\n    return 41  # the original\n")
+    git(origin, "tag", "v1.0")
+    bug = "--- a/f.txt\n+++ b/f.txt\n@@ -1,2 +1,2 @@\n def answer():\n-    return 41  # the original\n+    return 40\n"
+    task = Task(instance_id="git-patched", repo="o/r", repo_source=str(origin), base_patch=bug, source_commit=first)
+    repo = prepare_repo(task)
+    assert repo.source_commit == first and repo.base_commit != first
+    assert repo.version == "1.0"
+    assert (repo.path / "f.txt").read_text() == "def answer():\n    return 40\n"
+    assert git(repo.path, "status", "--porcelain") == ""
+    assert_holds_only(repo.path, repo.base_commit, b"# the original")
 
 
 def test_a_base_commit_that_does_not_match_names_the_task_and_both_hashes(home, folder):
