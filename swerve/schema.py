@@ -109,8 +109,9 @@ class Task(BaseModel):
     test_directives: list[str] = Field(
         default_factory=list,
         description=(
-            "arguments appended to test_cmd (test files, or Django test labels); empty: the files "
-            "of FAIL_TO_PASS/PASS_TO_PASS, else those the test patch touches"
+            "arguments appended to test_cmd (test files, or Django test labels); empty: pytest runs the "
+            "files of FAIL_TO_PASS/PASS_TO_PASS, else those the test patch touches; other runners run "
+            "test_cmd as given"
         ),
     )
     spec_source: str = Field(

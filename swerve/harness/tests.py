@@ -19,6 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from swerve.harness import logparsers
+from swerve.harness.swebench.official_log import official_log
 from swerve.harness.patches import (
     apply_patch,
     is_test_config,
@@ -129,7 +130,7 @@ def pytest_command(task, *, junit_path: str, targets: list[str]) -> str:
     base = (task.test_cmd or "").strip() or "python -m pytest"
     plugins = " ".join(f"-p {shlex.quote(p)}" for p in task.pytest_plugins)
     flags = (
-        f"-rfEsxX -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
+        f"-rA -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
         f"--junitxml={shlex.quote(junit_path)} {plugins}"
     ).strip()
     args = " ".join(shlex.quote(t) for t in targets)
@@ -309,15 +310,33 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
         return run_eval_script(env, task, timeout=timeout, nonce=nonce)
     if not uses_pytest(task):
         parser = task.log_parser or logparsers.parser_for_repo(task.repo, default="unittest")
-        body = f"cd {shlex.quote(_workdir(env))}\n{task.test_cmd}\n"
-        return _run_stdout(env, task, body, nonce, timeout, parser)
-    targets = _files_of([*task.FAIL_TO_PASS, *task.PASS_TO_PASS])
-    if not targets:
-        targets = [p for p in touched_paths(task.test_patch) if p.endswith(".py")]
+        run = _run_stdout(env, task, stdout_runner_script(task, _workdir(env)), nonce, timeout, parser)
+        run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
+        return run
+    targets = pytest_targets(task)
     run = _run_pytest(env, task, targets, nonce, timeout, "junit")
     if reruns and run.statuses and not run.error:
         _rerun_failures(env, task, run, reruns, nonce, timeout)
+    run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
     return run
+
+
+def pytest_targets(task) -> list[str]:
+    """What pytest runs: the row's test directives (SWE-bench rows: the test patch's
+    files); else the files of the graded tests; else the test patch's .py files."""
+    if task.test_directives:
+        return list(task.test_directives)
+    targets = _files_of([*task.FAIL_TO_PASS, *task.PASS_TO_PASS])
+    return targets or [p for p in touched_paths(task.test_patch) if p.endswith(".py")]
+
+
+def stdout_runner_script(task, workdir: str) -> str:
+    """A runner without JUnit (sympy's bin/test, Django's runtests.py, unittest): the
+    row's eval_commands, then its test command with its test directives appended."""
+    directives = " ".join(shlex.quote(d) for d in task.test_directives)
+    lines = [f"cd {shlex.quote(workdir)}", *task.eval_commands, f"cd {shlex.quote(workdir)}",
+             f"{task.test_cmd} {directives}".strip()]
+    return "\n".join(lines) + "\n"
 
 
 def _rerun_failures(env, task, run: TestRun, reruns: int, nonce: str, timeout: float) -> None:
@@ -348,7 +367,9 @@ def nonced_eval_script(script: str, nonce: str) -> tuple[str, str, str]:
 def run_eval_script(env, task, *, timeout: float, nonce: str) -> TestRun:
     """SWE-bench 5.x rows: their own eval script, parsed with their own log parser."""
     script, start, end = nonced_eval_script(task.eval_script, nonce)
-    return _run_stdout(env, task, script, nonce, timeout, task.log_parser, markers=(start, end))
+    run = _run_stdout(env, task, script, nonce, timeout, task.log_parser, markers=(start, end))
+    run.output = official_log(run.output, start, end)
+    return run
 
 
 def apply_model_patch(env, patch: str, *, timeout: float = 300):
