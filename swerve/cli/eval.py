@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from swerve.cli import app
-from swerve.cli.options import split_instance_ids
+from swerve.cli.options import IMAGES_HELP, apply_images_option, split_instance_ids
 
 
 @app.command("eval")
@@ -22,6 +22,7 @@ def eval_command(
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
     output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),
+    images: str = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP),
     ray: str = typer.Option(
         None, "--ray", metavar="ADDRESS|auto|local",
         help="grade instances as tasks on a Ray cluster, each node with its own Docker daemon: 'auto' (the cluster "
@@ -48,6 +49,7 @@ def eval_command(
         raise typer.Exit(2)
     ids = split_instance_ids(instance_ids)
     try:
+        apply_images_option(images)
         task_list = load_tasks(tasks, instance_ids=ids)
         preds = load_predictions(predictions, tasks=task_list)
     except (SwerveError, ValueError, OSError) as exc:

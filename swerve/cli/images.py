@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swerve.cli import app
+from swerve.cli.options import IMAGES_HELP, apply_images_option
 
 images_app = typer.Typer(help="Docker images for tasks: base -> environment -> instance.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
@@ -25,6 +26,7 @@ def build(
         None, "--base-image", help="start from this image instead of bootstrapping Debian (also $SWERVE_BASE_IMAGE)"
     ),
     rebuild: bool = typer.Option(False, "--rebuild", help="rebuild instance images even when cached"),
+    images: Optional[str] = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP),
 ) -> None:
     """Build (or find cached) the instance image of every task. A failed task is reported with its log; the others still build."""
     from swerve.environments.images import docker_client, ensure_instance_image
@@ -32,9 +34,10 @@ def build(
     from swerve.harness.tasks import load_tasks
 
     try:
+        apply_images_option(images)
         selected = load_tasks(tasks, instance_ids=instance_ids or None)
         client = docker_client()
-    except SwerveError as exc:
+    except (SwerveError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     failed = []
@@ -56,7 +59,9 @@ def build(
 
 @images_app.command("list")
 def list_(
-    tier: Optional[str] = typer.Option(None, "--tier", help="show only this tier: rootfs, base, env or instance"),
+    tier: Optional[str] = typer.Option(
+        None, "--tier", help="show only this tier: rootfs, base, env, instance or official (swerve's tier on an official image)"
+    ),
 ) -> None:
     """List swerve's images with their tier, task and base commit."""
     from swerve.environments.images import list_images
@@ -82,7 +87,7 @@ def list_(
 def prune(
     all_: bool = typer.Option(False, "--all", help="also remove environment, base and bootstrapped images"),
 ) -> None:
-    """Remove instance images (with --all, every swerve image); images in use are kept."""
+    """Remove instance images and swerve's tiers on official images (with --all, every swerve image); images in use are kept. Official images themselves are never removed."""
     from swerve.environments.images import prune_images
 
     removed = _or_exit(lambda: prune_images(all=all_))

@@ -14,3 +14,26 @@ def split_instance_ids(values: str | Iterable[str] | None) -> list[str] | None:
         values = [values]
     ids = [part for value in values for part in value.replace(",", " ").split()]
     return ids or None
+
+
+IMAGES_HELP = (
+    "where instance images come from: local (swerve builds them offline, with the row's Python), official "
+    "(SWE-bench's prebuilt sweb.eval.* images, used when loaded, else pulled; namespace and tag from "
+    "$SWERVE_OFFICIAL_NAMESPACE / $SWERVE_OFFICIAL_TAG), or auto (official for rows carrying `image`); "
+    "also $SWERVE_IMAGES"
+)
+
+
+def apply_images_option(value: str | None) -> None:
+    """Check `--images` and hand it to the image builders (and worker processes) through
+    $SWERVE_IMAGES; ValueError naming the option on a bad value."""
+    if value is None:
+        return
+    from swerve.environments.official_images import IMAGE_MODES, IMAGES_ENV
+
+    chosen = value.strip().lower()
+    if chosen not in IMAGE_MODES:
+        raise ValueError(f"--images {value!r}: use one of {', '.join(IMAGE_MODES)}")
+    import os
+
+    os.environ[IMAGES_ENV] = chosen

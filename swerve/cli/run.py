@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
-from swerve.cli.options import split_instance_ids
+from swerve.cli.options import IMAGES_HELP, apply_images_option, split_instance_ids
 
 console = Console(stderr=True)
 
@@ -79,6 +79,7 @@ _KEEP_MALFORMED = typer.Option(
 )
 _MODEL_NAME = typer.Option(None, "--model-name", help="model_name_or_path written into predictions.jsonl")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="show a progress bar")
+_IMAGES = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP)
 
 
 @app.command("run")
@@ -101,6 +102,7 @@ def run(
     keep_malformed: bool = _KEEP_MALFORMED,
     model_name: str | None = _MODEL_NAME,
     progress: bool = _PROGRESS,
+    images: str | None = _IMAGES,
 ) -> None:
     """Run POLICY on every task; writes trajectories.jsonl and predictions.jsonl into --out.
 
@@ -110,6 +112,7 @@ def run(
     from swerve.agents.batch import run_batch
     from swerve.agents.loop import EpisodeLimits
 
+    _guarded(lambda: apply_images_option(images))
     task_list = _guarded(lambda: _load(tasks, instance_ids))
     limits = EpisodeLimits(
         max_steps=max_steps, max_total_tokens=max_tokens, wall_clock_s=time_limit, command_timeout_s=command_timeout,

@@ -20,8 +20,9 @@ def pick_backend(backend: str = "auto") -> str:
 
 def open_environment(task, backend: str = "auto", limits: Limits | None = None, run_id: str = "adhoc"):
     """Start an environment for `task` (building or reusing its image/worktree). With
-    docker, a row carrying a published `image` and `eval_script` (SWE-bench) runs in
-    that image when the local daemon has it.
+    docker, a row carrying a published `image` (SWE-bench), or any row under
+    `--images official` ($SWERVE_IMAGES), runs in swerve's tier on that official image
+    (pulled when missing; see `environments.official_images`).
 
     Returns an Environment that is also a context manager. Raises InfraError
     subclasses when the infrastructure fails; those are never the model's fault.
@@ -31,10 +32,6 @@ def open_environment(task, backend: str = "auto", limits: Limits | None = None, 
     if chosen == "docker":
         from swerve.environments.docker import DockerEnvironment
 
-        if task.image and task.eval_script:
-            published = DockerEnvironment.for_published_image(task, limits=limits, run_id=run_id)
-            if published is not None:
-                return published
         return DockerEnvironment.for_task(task, limits=limits, run_id=run_id)
     from swerve.environments.local import LocalEnvironment
 

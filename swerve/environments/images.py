@@ -10,6 +10,11 @@
 
 Each tag is `swerve-<tier>:<hash of its inputs>`, so building again with the same
 inputs finds the image and reuses it. Builds run with networking off.
+
+A task that names its Python (`python: "3.9"`, as SWE-bench rows do) gets the
+Debian suite that ships that Python (PYTHON_SUITES) as its rootfs and base, and a
+wheelhouse built for that Python; a task with the default `python` ("3") keeps
+the host's suite and the host's Python.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swerve.environments.official_images import (
+    derived_dockerfile,
+    ensure_official_image,
+    official_image_for,
+    uses_official_image,
+)
 from swerve.environments.sources import PreparedRepo, prepare_repo
 from swerve.environments.wheelhouse import (
     build_failure,
@@ -45,12 +56,14 @@ from swerve.schema import Task
 log = logging.getLogger(__name__)
 
 IMAGES_FORMAT = "1"
-TIERS = ("rootfs", "base", "env", "instance")
+TIERS = ("rootfs", "base", "env", "instance", "official")
 BOOTSTRAP_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "patch", "ca-certificates", "procps")
 WHEELS_IN_IMAGE = "/opt/swerve/wheels"
 VENV = "/opt/venv"
 PRESERVE_FILE = "/opt/swerve/preserve.txt"
 BASE_IMAGE_ENV = "SWERVE_BASE_IMAGE"
+PYTHON_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+"""The Debian suite whose python3 is each Python version (what debootstrap can give)."""
 
 
 @dataclass(frozen=True)
@@ -76,20 +89,45 @@ def docker_client(client: Any = None) -> Any:
 # ---------------------------------------------------------------- base tier
 
 
-def ensure_base_image(client: Any = None, base_image: str | None = None) -> str:
+def ensure_base_image(client: Any = None, base_image: str | None = None, suite: str | None = None) -> str:
     """Tag of the base image: `base_image` (or $SWERVE_BASE_IMAGE) with swerve's user on
-    top, else a Debian bootstrapped from the host's apt mirror."""
-    return _ensure_base(docker_client(client), base_image)[0]
+    top, else a Debian (`suite`, default the host's) bootstrapped from the host's apt mirror."""
+    return _ensure_base(docker_client(client), base_image, suite)[0]
 
 
-def _ensure_base(client: Any, base_image: str | None) -> tuple[str, str]:
+def wanted_python(task: Task) -> str:
+    """The X.Y the task asks for, or "" when any Python 3 will do (the host's path)."""
+    text = task.python.strip()
+    if text in ("", "3"):
+        return ""
+    parts = text.split(".")
+    if len(parts) < 2 or parts[0] != "3" or not parts[1].isdigit():
+        raise ImageBuildError(
+            f"{task.instance_id}: python {text!r} is not a Python version like 3.9; fix the task's `python`"
+        )
+    return f"3.{int(parts[1])}"
+
+
+def suite_for_python(python: str, instance_id: str) -> str:
+    """The Debian suite shipping `python`; an ImageBuildError naming the alternatives if none does."""
+    suite = PYTHON_SUITES.get(python)
+    if suite is None:
+        shipped = ", ".join(f"{version} ({name})" for version, name in PYTHON_SUITES.items())
+        raise ImageBuildError(
+            f"{instance_id}: no Debian suite ships Python {python} (swerve bootstraps {shipped}); run this row in "
+            f"its official image (--images official) or name a base image with Python {python} (--base-image)"
+        )
+    return suite
+
+
+def _ensure_base(client: Any, base_image: str | None, suite: str | None = None) -> tuple[str, str]:
     """(tag, id) of the base image (see `ensure_base_image`)."""
     named = base_image or os.environ.get(BASE_IMAGE_ENV, "").strip() or None
     if named:
         parent_id = _named_base(client, named)
         parent, origin = named, f"image {named}@{parent_id}"
     else:
-        parent, origin = _ensure_rootfs(client)
+        parent, origin = _ensure_rootfs(client, suite)
     dockerfile = _base_dockerfile(parent)
     inputs = _hash(IMAGES_FORMAT, "base", origin, dockerfile)
     tag = f"swerve-base:{inputs[:12]}"
@@ -182,8 +220,9 @@ def _apt_entries(sources_dir: Path) -> Iterator[tuple[str, str]]:
                 yield words[0], words[1]
 
 
-def _ensure_rootfs(client: Any) -> tuple[str, str]:
-    mirror, suite = debian_source()
+def _ensure_rootfs(client: Any, suite: str | None = None) -> tuple[str, str]:
+    mirror, host_suite = debian_source()
+    suite = suite or host_suite
     packages = ",".join(BOOTSTRAP_PACKAGES)
     origin = f"debootstrap minbase {suite} {mirror} {packages} {platform.machine()}"
     inputs = _hash(IMAGES_FORMAT, "rootfs", origin)
@@ -233,7 +272,7 @@ def _bootstrap_and_import(client: Any, tag: str, inputs: str, mirror: str, suite
 def container_python(client: Any, image: str, image_id: str = "") -> str:
     """major.minor of the image's python3 (remembered per image id)."""
     image_id = image_id or _image_id(client, image) or image
-    memo = cache_dir("images") / f"python-{image_id.replace(':', '_')}.txt"
+    memo = cache_dir("images") / f"python-{image_id.replace(':', '_').replace('/', '_')}.txt"
     if memo.is_file():
         return memo.read_text().strip()
     output = client.containers.run(
@@ -254,6 +293,9 @@ def ensure_env_image(task: Task, client: Any = None, base_image: str | None = No
 
 def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, str, PreparedRepo, dict]:
     """(tag, id) of the environment image, the prepared repository and the wheelhouse's manifest."""
+    python = wanted_python(task)
+    if python:
+        return _ensure_env_for_python(task, client, base_image, python)
     repo = prepare_repo(task)
     wheelhouse, requirements = build_wheelhouse(task, repo)
     base, base_id = _ensure_base(client, base_image)
@@ -283,12 +325,94 @@ def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, s
     return tag, image_id, repo, manifest
 
 
-def _env_dockerfile(base: str, has_requirements: bool) -> str:
+def _ensure_env_for_python(
+    task: Task, client: Any, base_image: str | None, python: str
+) -> tuple[str, str, PreparedRepo, dict]:
+    """The environment tier for a task naming its Python: the base of the suite shipping it
+    (or the named base, which must have it) and a wheelhouse built for it."""
+    named = base_image or os.environ.get(BASE_IMAGE_ENV, "").strip()
+    suite = None if named else suite_for_python(python, task.instance_id)
+    repo = prepare_repo(task)
+    base, base_id = _ensure_base(client, base_image, suite)
+    inside = container_python(client, base, base_id)
+    if inside != python:
+        raise ImageBuildError(
+            f"{task.instance_id}: environment image: the task asks for Python {python} but the base image {base} "
+            f"has Python {inside}; pick a base image with Python {python} (--base-image) or leave it out"
+        )
+    wheelhouse, requirements = build_wheelhouse(
+        task, repo, python=python,
+        build_sdists=lambda sdists, wheels, out: build_sdists_in_image(client, base, sdists, wheels, out),
+    )
+    manifest = read_manifest(wheelhouse)
+    tooling = manifest.get("tooling", [])
+    dockerfile = _env_dockerfile(base, bool(requirements), tooling)
+    inputs = _hash(IMAGES_FORMAT, "env", base, base_id, manifest["content_hash"], json.dumps(requirements), dockerfile)
+    tag = f"swerve-env:{inputs[:12]}"
+    files = {"wheels": wheelhouse, "requirements.txt": "".join(f"{r}\n" for r in requirements).encode()}
+    labels = {"swerve.tier": "env", "swerve.inputs": inputs, "swerve.repo": task.repo, "swerve.python": python}
+    image_id, _ = _ensure_tier(
+        client, tag,
+        lambda: _build(client, tag, dockerfile, files, labels=labels, who=task.instance_id, tier="environment"),
+    )
+    return tag, image_id, repo, manifest
+
+
+def build_sdists_in_image(client: Any, image: str, sdists: list[Path], wheels: Path, out: Path) -> None:
+    """Build each source distribution into a wheel in `out` inside a container of `image`
+    (networking off), its build requirements installed only from `wheels`."""
+    script = (
+        "set -e; python3 -m venv /tmp/builder; "
+        "/tmp/builder/bin/pip install -q --no-index --find-links /in/wheels -U pip setuptools wheel || true; "
+        "mkdir -p /out; for sdist in /in/sdists/*; do "
+        "/tmp/builder/bin/pip wheel --no-deps --no-index --find-links /in/wheels -w /out \"$sdist\"; done"
+    )
+    with tempfile.TemporaryFile(dir=cache_dir("build")) as bundle:
+        with tarfile.open(fileobj=bundle, mode="w") as archive:
+            archive.add(str(wheels), arcname="in/wheels", filter=lambda info: info if not info.name.startswith(
+                "in/wheels/.") else None)
+            for sdist in sdists:
+                archive.add(str(sdist), arcname=f"in/sdists/{sdist.name}")
+        bundle.seek(0)
+        container = client.containers.create(
+            image, ["bash", "-c", script], network_disabled=True, network_mode="none",
+            labels={"swerve.run": "sdist-build"},
+        )
+        try:
+            container.put_archive("/", bundle.read())
+            container.start()
+            code = container.wait(timeout=1800)["StatusCode"]
+            output = container.logs().decode("utf-8", errors="replace")
+            if code != 0:
+                names = ", ".join(s.name for s in sdists)
+                raise build_failure(names, f"source build (Python in {image})", output)
+            stream, _ = container.get_archive("/out")
+            with tempfile.TemporaryFile(dir=cache_dir("build")) as result:
+                for chunk in stream:
+                    result.write(chunk)
+                result.seek(0)
+                with tarfile.open(fileobj=result) as archive:
+                    for member in archive.getmembers():
+                        if member.isfile() and member.name.endswith(".whl"):
+                            extracted = archive.extractfile(member)
+                            if extracted is not None:
+                                (out / Path(member.name).name).write_bytes(extracted.read())
+        finally:
+            container.remove(force=True)
+
+
+def _env_dockerfile(base: str, has_requirements: bool, tooling: list[str] | None = None) -> str:
     install = (
         f" && {VENV}/bin/pip install --no-index --find-links {WHEELS_IN_IMAGE} -r /opt/swerve/requirements.txt"
         if has_requirements
         else ""
     )
+    if tooling:
+        install = (
+            f" && {VENV}/bin/pip install -q --no-index --find-links {WHEELS_IN_IMAGE} -U "
+            + " ".join(shlex.quote(t) for t in tooling)
+            + install
+        )
     return f"""FROM {base}
 COPY wheels/ {WHEELS_IN_IMAGE}/
 COPY requirements.txt /opt/swerve/requirements.txt
@@ -305,11 +429,15 @@ ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH PIP_NO_INDEX=1 PIP_FIND_LINKS={WHEE
 
 
 def ensure_instance_image(
-    task: Task, client: Any = None, base_image: str | None = None, rebuild: bool = False
+    task: Task, client: Any = None, base_image: str | None = None, rebuild: bool = False, images: str | None = None
 ) -> ImageRef:
     """The task's instance image: the repository at its base commit, installed, owned by
-    `swerve`. Reused when an image with the same inputs exists (unless `rebuild`)."""
+    `swerve`. Reused when an image with the same inputs exists (unless `rebuild`).
+    With `images` 'official' (or $SWERVE_IMAGES, or a row carrying `image`), swerve's tier
+    on SWE-bench's prebuilt image instead (see `official_images`)."""
     client = docker_client(client)
+    if uses_official_image(task, images):
+        return ensure_official_instance(task, client, rebuild=rebuild)
     env_tag, env_id, repo, manifest = _ensure_env(task, client, base_image)
     install_script = _install_script(task, repo, manifest.get("project", ""))
     dockerfile = _instance_dockerfile(env_tag, task.workdir, repo.base_commit)
@@ -335,10 +463,47 @@ def ensure_instance_image(
     return ImageRef(tag=tag, id=image_id, base_commit=repo.base_commit, workdir=task.workdir, cached=cached)
 
 
+def ensure_official_instance(task: Task, client: Any = None, rebuild: bool = False) -> ImageRef:
+    """swerve's tier on the row's official image (present locally, else pulled), keyed by
+    the official image's id."""
+    client = docker_client(client)
+    official = official_image_for(task)
+    official_id = ensure_official_image(client, official, who=task.instance_id)
+    dockerfile = derived_dockerfile(official, task.base_commit, task.workdir)
+    inputs = _hash(IMAGES_FORMAT, "official", official, official_id, task.instance_id, dockerfile)
+    tag = f"swerve-official:{inputs[:12]}"
+    labels = {
+        "swerve.tier": "official",
+        "swerve.inputs": inputs,
+        "swerve.task": task.instance_id,
+        "swerve.repo": task.repo,
+        "swerve.base_commit": task.base_commit,
+        "swerve.workdir": task.workdir,
+        "swerve.origin": f"image {official}@{official_id}",
+    }
+    image_id, cached = _ensure_tier(
+        client, tag,
+        lambda: _build(client, tag, dockerfile, {}, labels=labels, who=task.instance_id, tier="official-derived",
+                       nocache=rebuild),
+        rebuild=rebuild,
+    )
+    base_commit = task.base_commit or _image_env(client, tag, "SWERVE_BASE_COMMIT")
+    return ImageRef(tag=tag, id=image_id, base_commit=base_commit, workdir=task.workdir, cached=cached)
+
+
+def _image_env(client: Any, tag: str, name: str) -> str:
+    for item in client.images.get(tag).attrs.get("Config", {}).get("Env") or []:
+        key, _, value = item.partition("=")
+        if key == name:
+            return value
+    return ""
+
+
 def _install_script(task: Task, repo: PreparedRepo, project: str) -> str:
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(scm_version_env(repo, project).items()))
     command = task.install_cmd.strip() or f"pip install --no-index --find-links {WHEELS_IN_IMAGE} -e ."
-    return f"set -e\n{exports}cd {shlex.quote(task.workdir)}\n{command}\n"
+    pre_install = "".join(f"{line}\n" for line in task.pre_install if line.strip())
+    return f"set -e\n{exports}cd {shlex.quote(task.workdir)}\n{pre_install}{command}\n"
 
 
 def _instance_dockerfile(env_tag: str, workdir: str, base_commit: str) -> str:
@@ -386,10 +551,11 @@ def list_images(client: Any = None) -> list[dict]:
 
 
 def prune_images(client: Any = None, all: bool = False) -> list[str]:
-    """Remove instance images (with `all`, every swerve image, base included).
+    """Remove instance images and swerve's tiers on official images (with `all`, every
+    swerve image, base included; never the official images themselves).
     Images still used by a container are kept and logged; returns the removed tags."""
     client = docker_client(client)
-    doomed = [row for row in list_images(client) if all or row["tier"] == "instance"]
+    doomed = [row for row in list_images(client) if all or row["tier"] in ("instance", "official")]
     doomed.sort(key=lambda row: -TIERS.index(row["tier"]) if row["tier"] in TIERS else 0)
     removed = []
     for row in doomed:

@@ -7,7 +7,10 @@ container, and in the local backend's virtualenv, `pip install --no-index
 --find-links WHEELHOUSE` then needs nothing else.
 
 A wheelhouse is cached under cache_dir("wheelhouse"), keyed by the base commit,
-the test requirements and the host's Python and platform.
+the test requirements and the host's Python and platform. A task that names its
+own Python (a SWE-bench row) gets a wheelhouse for that Python instead, keyed by
+it (see `target_wheels`): wheels downloaded for its tags, pinned environment
+requirements honoured, source-only packages built inside a container of it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 from swerve.environments.sources import PreparedRepo, telling_line
+from swerve.environments.target_wheels import BuildSdists, download_for_python, marker_environment
 from swerve.errors import ImageBuildError
 from swerve.paths import cache_dir
 from swerve.schema import Task
@@ -31,6 +35,11 @@ from swerve.schema import Task
 WHEELHOUSE_FORMAT = "2"
 MANIFEST = "wheelhouse.json"
 DEFAULT_BUILD_REQUIRES = ["setuptools>=40.8.0", "wheel"]
+TARGET_FORMAT = "1"
+TARGET_TOOLING = ("pip==24.0", "setuptools==69.5.1", "wheel==0.43.0")
+"""pip, setuptools and wheel of a target-Python environment unless its env_requirements pin
+them: the releases a fresh conda environment had when SWE-bench built its images (2024);
+newer setuptools drops what old setup.py files use."""
 
 
 def host_python() -> str:
@@ -55,10 +64,14 @@ def read_manifest(wheelhouse: Path) -> dict:
     return json.loads((wheelhouse / MANIFEST).read_text())
 
 
-def build_wheelhouse(task: Task, repo: PreparedRepo) -> tuple[Path, list[str]]:
+def build_wheelhouse(
+    task: Task, repo: PreparedRepo, *, python: str = "", build_sdists: BuildSdists | None = None
+) -> tuple[Path, list[str]]:
     """A host folder of wheels and the requirements to install from it (the project's
-    runtime dependencies plus the task's test requirements, not the project itself)."""
-    key = _key(task, repo)
+    runtime dependencies, the task's env_requirements and test requirements, not the
+    project itself). With `python` (X.Y), the wheels are for that Python, not the host's;
+    `build_sdists` builds what has no wheel for it."""
+    key = _key(task, repo, python)
     root = cache_dir("wheelhouse")
     final = root / key
     if (final / MANIFEST).is_file():
@@ -66,7 +79,10 @@ def build_wheelhouse(task: Task, repo: PreparedRepo) -> tuple[Path, list[str]]:
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     log: list[str] = []
     try:
-        manifest = _build(task, repo, staging, log)
+        if python:
+            manifest = _build_for_python(task, repo, staging, log, python, build_sdists)
+        else:
+            manifest = _build(task, repo, staging, log)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         try:
             os.rename(staging, final)
@@ -87,7 +103,7 @@ def build_wheelhouse(task: Task, repo: PreparedRepo) -> tuple[Path, list[str]]:
 PACKAGING_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 
 
-def _key(task: Task, repo: PreparedRepo) -> str:
+def _key(task: Task, repo: PreparedRepo, python: str = "") -> str:
     """Keyed by the unmodified source and the packaging files as the base commit has
     them, so every task minted from one release shares one wheelhouse."""
     packaging = [
@@ -105,6 +121,10 @@ def _key(task: Task, repo: PreparedRepo) -> str:
         sys.platform,
         platform.machine(),
     ]
+    if task.env_requirements:
+        parts.append(json.dumps(task.env_requirements))
+    if python:
+        parts += ["target", TARGET_FORMAT, python]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
@@ -123,7 +143,7 @@ def _build(task: Task, repo: PreparedRepo, staging: Path, log: list[str]) -> dic
         log.append("# the project does not build as a wheel; the task's install_cmd installs it, so only the "
                    "test requirements are collected\n")
         name, version, runtime = repo.name, repo.version, []
-    requirements = runtime + [r for r in task.test_requirements if r.strip()]
+    requirements = runtime + [r for r in [*task.env_requirements, *task.test_requirements] if r.strip()]
     if requirements:
         _pip(["wheel", "-w", str(wheels), *requirements], log)
     build_requires = _build_requirements(source)
@@ -145,6 +165,85 @@ def _build(task: Task, repo: PreparedRepo, staging: Path, log: list[str]) -> dic
     }
 
 
+def _build_for_python(
+    task: Task, repo: PreparedRepo, staging: Path, log: list[str], python: str, build_sdists: BuildSdists | None
+) -> dict:
+    """The wheelhouse for `python` (not the host's): the project is built on the host only to
+    read its requirements (markers evaluated for `python`); everything else is downloaded for
+    `python`'s tags, in two resolutions (what the environment installs; what building the
+    project needs), so a build requirement never constrains the environment's pins."""
+    scratch = staging / ".scratch"
+    source = scratch / "source"
+    shutil.copytree(repo.path, source, symlinks=True)
+    project_dir = scratch / "project"
+    name, version, runtime = repo.name, repo.version, []
+    try:
+        _pip(["wheel", "--no-deps", "-w", str(project_dir), str(source)], log, extra_env=scm_version_env(repo))
+        name, version, runtime = _wheel_requirements(next(project_dir.glob("*.whl")), marker_environment(python))
+    except subprocess.CalledProcessError:
+        log.append("# the project does not build as a wheel on the host; its requirements come from "
+                   "env_requirements and the test requirements only\n")
+    requirements = [r for r in [*task.env_requirements, *runtime, *task.test_requirements] if r.strip()]
+    pinned = {_name(r) for r in requirements if _parses(r)}
+    tooling = [t for t in TARGET_TOOLING if _name(t) not in pinned]
+    pip = lambda args: _pip(args, log)  # noqa: E731
+    download_for_python(python, [*tooling, *requirements], staging, scratch / "env", pip, build_sdists,
+                        task.instance_id)
+    build_requires = _build_requirements(source)
+    download_for_python(python, build_requires, staging, scratch / "build", pip, build_sdists, task.instance_id)
+    dynamic = _dynamic_build_requirements_from_index(source, build_requires, scratch, log,
+                                                     scm_version_env(repo, name))
+    if dynamic:
+        download_for_python(python, dynamic, staging, scratch / "dynamic", pip, build_sdists, task.instance_id)
+        build_requires += [r for r in dynamic if r not in build_requires]
+    shutil.rmtree(scratch, ignore_errors=True)
+    files = {p.name: _sha256(p) for p in sorted(staging.glob("*.whl"))}
+    return {
+        "project": name,
+        "version": version,
+        "requirements": requirements,
+        "tooling": [*tooling, *(r for r in requirements if _parses(r) and _name(r) in TOOLING_NAMES)],
+        "build_requirements": build_requires,
+        "python": python,
+        "files": files,
+        "content_hash": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
+    }
+
+
+TOOLING_NAMES = ("pip", "setuptools", "wheel")
+
+
+def _name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def _parses(requirement: str) -> bool:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(requirement)
+        return True
+    except InvalidRequirement:
+        return False
+
+
+def _dynamic_build_requirements_from_index(
+    source: Path, static: list[str], scratch: Path, log: list[str], env: dict[str, str]
+) -> list[str]:
+    """`_dynamic_build_requirements` asked with the host's Python, its static requirements
+    installed from the index (the target's wheels may not run on the host)."""
+    host_wheels = scratch / "host-build-wheels"
+    try:
+        _pip(["wheel", "-q", "-w", str(host_wheels), *static], log)
+        return _dynamic_build_requirements(source, host_wheels, static, scratch, log, env)
+    except subprocess.CalledProcessError:
+        log.append("# could not ask the build backend for its dynamic requirements on the host; using the static ones\n")
+        return []
+
+
 def _pip(args: list[str], log: list[str], extra_env: dict[str, str] | None = None) -> None:
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", **(extra_env or {}))
     command = [sys.executable, "-m", "pip", *args]
@@ -154,9 +253,9 @@ def _pip(args: list[str], log: list[str], extra_env: dict[str, str] | None = Non
         raise subprocess.CalledProcessError(proc.returncode, command, proc.stdout, proc.stderr)
 
 
-def _wheel_requirements(wheel: Path) -> tuple[str, str, list[str]]:
+def _wheel_requirements(wheel: Path, marker_env: dict[str, str] | None = None) -> tuple[str, str, list[str]]:
     """Name, version and unconditional runtime requirements (markers evaluated for this
-    Python, which equals the container's) from the wheel's METADATA."""
+    Python, which equals the container's, or for `marker_env`) from the wheel's METADATA."""
     import zipfile
     from email.parser import Parser
 
@@ -168,7 +267,7 @@ def _wheel_requirements(wheel: Path) -> tuple[str, str, list[str]]:
     requirements = []
     for line in metadata.get_all("Requires-Dist") or []:
         req = Requirement(line)
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        if req.marker is not None and not req.marker.evaluate({**(marker_env or {}), "extra": ""}):
             continue
         req.marker = None
         requirements.append(str(req))

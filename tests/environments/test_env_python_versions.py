@@ -1,0 +1,146 @@
+"""A task's own Python: the Debian suite that ships it, wheels chosen for it (not the
+host's), and one clear error for a Python no suite ships. Unit tests: no Docker."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from swerve.environments.images import PYTHON_SUITES, suite_for_python, wanted_python
+from swerve.environments.official_images import (
+    images_mode,
+    official_image_for,
+    official_image_name,
+    uses_official_image,
+)
+from swerve.environments.target_wheels import (
+    marker_environment,
+    sdist_build_requirements,
+    target_flags,
+    unmet_requirements,
+)
+from swerve.errors import ImageBuildError
+from swerve.schema import Task
+
+
+def _task(**fields) -> Task:
+    return Task(instance_id="owner__proj-1", repo="owner/proj", **fields)
+
+
+def test_default_python_keeps_the_hosts_path_and_versions_are_normalised():
+    assert wanted_python(_task()) == ""
+    assert wanted_python(_task(python="3.9")) == "3.9"
+    assert wanted_python(_task(python="3.09.2")) == "3.9"
+    with pytest.raises(ImageBuildError, match="owner__proj-1: python 'py39'"):
+        wanted_python(_task(python="py39"))
+
+
+def test_each_shipped_python_has_its_suite():
+    assert {python: suite_for_python(python, "x") for python in ("3.9", "3.11", "3.13")} == {
+        "3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+    assert PYTHON_SUITES["3.9"] == "bullseye"
+
+
+@pytest.mark.parametrize("python", ["3.5", "3.6", "3.7", "3.8", "3.10", "3.12"])
+def test_a_python_no_suite_ships_is_one_line_naming_the_row_and_the_official_image(python):
+    with pytest.raises(ImageBuildError) as info:
+        suite_for_python(python, "astropy__astropy-12907")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"astropy__astropy-12907: no Debian suite ships Python {python}")
+    assert "--images official" in message and "--base-image" in message
+
+
+def test_target_flags_select_the_target_abi_and_its_suites_glibc():
+    flags = target_flags("3.9")
+    assert flags[flags.index("--python-version") + 1] == "3.9"
+    assert "cp39" in flags and "abi3" in flags
+    platforms = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--platform"]
+    assert any(p.startswith("manylinux_2_31_") for p in platforms)
+    assert not any(p.startswith("manylinux_2_32_") for p in platforms)
+
+
+def _wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {line}\n" for line in requires)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{name}-{version}.dist-info/METADATA", metadata)
+    return path
+
+
+def test_requirements_the_target_python_needs_are_found_even_when_the_host_skipped_them(tmp_path):
+    """pip on a 3.11 host skips `tomli; python_version < "3.11"`; Python 3.9 needs it."""
+    _wheel(tmp_path, "pytest", "7.3.0", [
+        'tomli>=1.0.0; python_version < "3.11"',
+        'exceptiongroup>=1.0.0rc8; python_version < "3.11"',
+        "iniconfig",
+        'colorama; sys_platform == "win32"',
+        'xmlschema; extra == "testing"',
+        'backports.zoneinfo; python_version < "3.9"',
+    ])
+    _wheel(tmp_path, "iniconfig", "2.0.0", [])
+    assert unmet_requirements(tmp_path, "3.9", ["pytest==7.3.0"]) == ["tomli>=1.0.0", "exceptiongroup>=1.0.0rc8"]
+    assert unmet_requirements(tmp_path, "3.11", ["pytest==7.3.0"]) == []
+    assert "xmlschema" in unmet_requirements(tmp_path, "3.11", ["pytest[testing]==7.3.0"])
+
+
+def test_marker_environment_is_the_targets():
+    env = marker_environment("3.9")
+    assert env["python_version"] == "3.9" and env["sys_platform"] == "linux"
+
+
+def test_sdist_build_requirements_are_read_from_its_pyproject(tmp_path):
+    import io
+    import tarfile
+
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as handle:
+        data = b'[build-system]\nrequires = ["flit_core>=3.2,<4"]\nbuild-backend = "flit_core.buildapi"\n'
+        info = tarfile.TarInfo("pkg-1.0/pyproject.toml")
+        info.size = len(data)
+        handle.addfile(info, io.BytesIO(data))
+    assert sdist_build_requirements(archive) == ["flit_core>=3.2,<4"]
+    bare = tmp_path / "old-1.0.tar.gz"
+    with tarfile.open(bare, "w:gz") as handle:
+        info = tarfile.TarInfo("old-1.0/setup.py")
+        info.size = 0
+        handle.addfile(info, io.BytesIO(b""))
+    assert sdist_build_requirements(bare) == ["setuptools>=40.8.0", "wheel"]
+
+
+def test_official_image_names_follow_swebench(monkeypatch):
+    monkeypatch.delenv("SWERVE_OFFICIAL_NAMESPACE", raising=False)
+    monkeypatch.delenv("SWERVE_OFFICIAL_TAG", raising=False)
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert official_image_name("sympy__sympy-24539") == "swebench/sweb.eval.x86_64.sympy_1776_sympy-24539:latest"
+    assert official_image_name("Foo__Bar-1", namespace="", tag="v2") == "sweb.eval.x86_64.foo__bar-1:v2"
+    monkeypatch.setenv("SWERVE_OFFICIAL_NAMESPACE", "mirror.local/team")
+    monkeypatch.setenv("SWERVE_OFFICIAL_TAG", "2024")
+    assert official_image_name("psf__requests-2674") == "mirror.local/team/sweb.eval.x86_64.psf_1776_requests-2674:2024"
+    assert official_image_for(_task(image="my/own:img")) == "my/own:img"
+
+
+def test_images_mode_chooses_official_for_rows_with_an_image(monkeypatch):
+    monkeypatch.delenv("SWERVE_IMAGES", raising=False)
+    assert images_mode() == "auto"
+    assert uses_official_image(_task(image="x:y")) and not uses_official_image(_task())
+    assert uses_official_image(_task(), "official") and not uses_official_image(_task(image="x:y"), "local")
+    monkeypatch.setenv("SWERVE_IMAGES", "official")
+    assert uses_official_image(_task())
+    with pytest.raises(ImageBuildError, match="images 'remote': use one of auto, local, official"):
+        images_mode("remote")
+
+
+def test_images_option_rejects_a_bad_value_and_exports_a_good_one(monkeypatch):
+    from swerve.cli.options import apply_images_option
+
+    monkeypatch.setenv("SWERVE_IMAGES", "auto")  # restored after the test
+    with pytest.raises(ValueError, match="--images 'cloud'"):
+        apply_images_option("cloud")
+    apply_images_option("official")
+    import os
+
+    assert os.environ["SWERVE_IMAGES"] == "official"
