@@ -481,14 +481,31 @@ def ensure_official_instance(task: Task, client: Any = None, rebuild: bool = Fal
         "swerve.workdir": task.workdir,
         "swerve.origin": f"image {official}@{official_id}",
     }
-    image_id, cached = _ensure_tier(
-        client, tag,
-        lambda: _build(client, tag, dockerfile, {}, labels=labels, who=task.instance_id, tier="official-derived",
-                       nocache=rebuild),
-        rebuild=rebuild,
-    )
+
+    def derive() -> str:
+        _check_official_head(client, official, task)
+        return _build(client, tag, dockerfile, {}, labels=labels, who=task.instance_id, tier="official-derived",
+                      nocache=rebuild)
+
+    image_id, cached = _ensure_tier(client, tag, derive, rebuild=rebuild)
     base_commit = task.base_commit or _image_env(client, tag, "SWERVE_BASE_COMMIT")
     return ImageRef(tag=tag, id=image_id, base_commit=base_commit, workdir=task.workdir, cached=cached)
+
+
+def _check_official_head(client: Any, official: str, task: Task) -> None:
+    """One clear line when the official image's repository is not at the row's base commit."""
+    if not task.base_commit:
+        return
+    output = client.containers.run(
+        official, ["git", "-c", "safe.directory=*", "-C", task.workdir, "rev-parse", "HEAD"], remove=True,
+        network_disabled=True, network_mode="none", user="root", entrypoint=[],
+    )
+    head = output.decode().strip()
+    if head != task.base_commit and not head.startswith(task.base_commit):
+        raise ImageBuildError(
+            f"{task.instance_id}: official image {official} has {task.workdir} at {head[:12]}, not the row's "
+            f"base commit {task.base_commit[:12]}; load the image made for this row (or name it in the row's `image`)"
+        )
 
 
 def _image_env(client: Any, tag: str, name: str) -> str:

@@ -211,5 +211,5 @@ def _image_id(client: Any, name: str) -> str | None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = str(getattr(exc, "explanation", None) or exc).strip().splitlines()
     return text[0][:240] if text else type(exc).__name__

@@ -66,7 +66,8 @@ def test_eval_script_rows_in_fake_environment(kind, toolz_tasks, fake_opener, ma
 @pytest.mark.docker
 @pytest.mark.slow
 def test_published_image_is_used_when_present_locally(docker_client, toolz_tasks, make_patch, tmp_path):
-    """A locally built image stands in for a published SWE-bench instance image."""
+    """A locally built image stands in for a published SWE-bench instance image; the row runs
+    in swerve's tier derived from it."""
     import io
 
     from swerve.environments.images import ensure_instance_image
@@ -84,7 +85,12 @@ def test_published_image_is_used_when_present_locally(docker_client, toolz_tasks
                               backend="docker")
             assert report.errors == {}
             grade = report.grades[task.instance_id]
-            assert grade.environment["image"] == tag
+            derived = grade.environment["image"]
+            assert derived.startswith("swerve-official:")
+            assert docker_client.images.get(tag).id in docker_client.images.get(derived).labels["swerve.origin"]
             assert grade.resolved is (kind == "gold"), grade.failure_reason
     finally:
+        for image in docker_client.images.list(filters={"label": f"swerve.task={base.instance_id}"}):
+            if image.labels.get("swerve.tier") == "official":
+                docker_client.images.remove(image.id, force=True)
         docker_client.images.remove(tag, force=True)
