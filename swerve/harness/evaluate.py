@@ -22,6 +22,7 @@ import swerve
 from swerve.errors import InfraError, TaskFormatError
 from swerve.fileio import atomic_write_json, atomic_write_text
 from swerve.harness import tests as hidden
+from swerve.harness.flags import FORGERY_FLAGS, evidence_flags
 from swerve.harness.grading import grade_statuses
 from swerve.harness.patches import (
     check_patch,
@@ -74,7 +75,9 @@ def patch_key(task: Task, patch: str | None) -> str:
 
 
 def _suspicious(patch: str) -> list[str]:
-    """Flags (not verdicts) for added code that reaches into the test machinery."""
+    """Information flags (never verdicts, see swerve.harness.flags) for added code
+    that mentions the test machinery: easy to dodge, and honest fixes to pytest
+    itself trip them."""
     added = "\n".join(line[1:] for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
     flags = [f"suspicious_code:{name}" for name, needle in _SUSPICIOUS_CODE.items() if needle in added]
     if "<testsuite" in added or "<testcase" in added:
@@ -82,15 +85,13 @@ def _suspicious(patch: str) -> list[str]:
     return flags
 
 
-def _fake_results_in_output(output: str, statuses: Mapping[str, TestStatus]) -> bool:
-    """stdout claims PASSED for a test the JUnit file does not show passing."""
-    for line in output.splitlines():
-        if line.startswith("PASSED "):
-            name = line.split()[1] if len(line.split()) > 1 else ""
-            status = statuses.get(name)
-            if name and (status is None or not status.counts_as_pass):
-                return True
-    return False
+def _trusted_statuses(statuses: Mapping[str, TestStatus], flags: list[str]) -> dict[str, TestStatus]:
+    """The statuses to grade: as reported, unless an evidence flag (swerve.harness.flags)
+    says the run was forged; then nothing that claims a pass counts."""
+    if not evidence_flags(flags):
+        return dict(statuses)
+    return {test: (status if status in (TestStatus.FAILED, TestStatus.ERROR) else TestStatus.ERROR)
+            for test, status in statuses.items()}
 
 
 def _read_base_files(env, paths: list[str]) -> dict[str, str | None]:
@@ -236,6 +237,8 @@ def evaluate_instance(
         if _refused_for_symlinks(env, task, grade, check.paths, "through a symlink the patch created"):
             return grade
 
+        for flag in hidden.restore_runner_files(env, check.paths):
+            grade.tamper_flags.append(flag)
         eval_script_mode = bool(task.eval_script and task.log_parser)
         if eval_script_mode:
             touched = hidden.tampered_test_files(env, check.paths)
@@ -255,7 +258,7 @@ def evaluate_instance(
         if stop is not None and stop.is_set():
             raise EvaluationStopped()
         t0 = time.monotonic()
-        run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns)
+        run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns, model_paths=check.paths)
         grade.durations["tests_s"] = round(time.monotonic() - t0, 3)
         if stop is not None and stop.is_set():
             raise EvaluationStopped()
@@ -265,11 +268,10 @@ def evaluate_instance(
         for flag in run.tamper_flags:
             if flag not in grade.tamper_flags:
                 grade.tamper_flags.append(flag)
-        if run.source == "junit" and _fake_results_in_output(run.output, run.statuses):
-            grade.tamper_flags.append("fake_results_in_output")
         grade.flaky_tests = run.flaky_tests
-        grade.test_statuses = run.statuses
-        grade.tests_status, grade.resolved = grade_statuses(task, run.statuses)
+        statuses = _trusted_statuses(run.statuses, grade.tamper_flags)
+        grade.test_statuses = statuses
+        grade.tests_status, grade.resolved = grade_statuses(task, statuses)
         grade.test_source = run.source
         grade.test_exit_code = run.exit_code
         if grade.resolved:
@@ -277,6 +279,9 @@ def evaluate_instance(
         elif run.timed_out:
             grade.failure_class = FailureClass.TIMEOUT
             grade.failure_reason = run.error
+        elif FORGERY_FLAGS.intersection(grade.tamper_flags):
+            grade.failure_class = FailureClass.TESTS_FAILED
+            grade.failure_reason = run.error or "the test results are forged"
         elif run.error:
             grade.failure_class = FailureClass.TEST_ERROR
             grade.failure_reason = run.error

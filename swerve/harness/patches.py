@@ -20,8 +20,11 @@ _HEADER_PATH_KEYS = ("--- ", "+++ ", "rename from ", "rename to ", "copy from ",
 _NULL = "/dev/null"
 
 TEST_CONFIG_FILES = frozenset({"pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", ".pytest.ini", "noxfile.py"})
-ALWAYS_RESTORED_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "sitecustomize.py", "usercustomize.py"})
+ALWAYS_RESTORED_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini"})
 TEST_DIR_NAMES = frozenset({"tests", "test"})
+RUNNER_MODULES = frozenset({"pytest", "_pytest", "pluggy", "py"})
+INTERPRETER_HOOK_MODULES = frozenset({"sitecustomize", "usercustomize"})
+_MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pyd")
 
 
 @dataclass
@@ -159,11 +162,38 @@ def is_test_path(path: str) -> bool:
     """Test code or pytest machinery: restored from base before hidden tests run."""
     parts = path.split("/")
     name = parts[-1]
-    if name in ALWAYS_RESTORED_NAMES or name.endswith(".pth"):
+    if name in ALWAYS_RESTORED_NAMES:
         return True
     if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py") or name == "tests.py"):
         return True
     return any(part in TEST_DIR_NAMES for part in parts[:-1])
+
+
+def _module_root(path: str, names: frozenset[str]) -> str | None:
+    """The importable root (`pkg` directory or `pkg.py` file) through which `path`
+    would be imported under one of `names`, or None."""
+    parts = path.split("/")
+    if not parts[-1].endswith(_MODULE_SUFFIXES):
+        return None
+    for index, part in enumerate(parts[:-1]):
+        if part in names:
+            return "/".join(parts[: index + 1])
+    if parts[-1].split(".", 1)[0] in names:
+        return path
+    return None
+
+
+def runner_shadow_root(path: str) -> str | None:
+    """Where `path` would shadow the test runner (`pytest.py`, `_pytest/`, `pluggy/`,
+    `py.py`, ...): the module root, or None. Whether that root is the project's own
+    (the pytest repository's `src/_pytest`) is decided against the base commit."""
+    return _module_root(path, RUNNER_MODULES)
+
+
+def is_interpreter_hook(path: str) -> bool:
+    """Files the interpreter runs at start-up when they are on its path:
+    `sitecustomize`, `usercustomize` and `*.pth` files."""
+    return path.endswith(".pth") or _module_root(path, INTERPRETER_HOOK_MODULES) is not None
 
 
 def is_test_config(path: str) -> bool:

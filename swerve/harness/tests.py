@@ -4,12 +4,20 @@ Order of operations (the model patch is already applied):
 1. every test-related file the model patch touched is restored from the base
    commit (or removed if it did not exist there); a touched config file whose
    pytest/coverage/tox sections changed is restored too; the instance is flagged;
+   files that would shadow the runner (`pytest.py`, `_pytest/`, `pluggy/`, `py.py`
+   added where the base commit had none) or hook the interpreter (`sitecustomize`,
+   `usercustomize`, `*.pth`) are restored or removed too, each with a named flag;
 2. files the test patch touches are restored/removed, then the test patch applied;
-3. the tests run with results written as JUnit XML into a fresh directory outside
+3. for pytest runs, canary tests are appended to each graded test module
+   (swerve.harness.canaries);
+4. the tests run with results written as JUnit XML into a fresh directory outside
    the repository whose name carries a random nonce; third-party plugin autoloading
-   is off; stdout is parsed only for runners without JUnit, and only between
-   markers that carry the nonce;
-4. the runner's exit code is checked against what the results claim.
+   is off; pytest starts from a bootstrap outside the repository with an absolute
+   interpreter and a safe import path, and refuses to run when the runner was
+   loaded from a file the patch added (swerve.harness.runner); stdout is parsed
+   only for runners without JUnit, and only between markers that carry the nonce;
+5. the runner's exit code and the canaries are checked against what the results
+   claim; the canaries' own results are removed before grading.
 """
 
 from __future__ import annotations
@@ -20,12 +28,22 @@ from dataclasses import dataclass, field
 
 from swerve.harness import logparsers
 from swerve.harness.swebench.official_log import official_log
+from swerve.harness.canaries import Canary, canary_disagreements, plant_canaries, strip_canaries
 from swerve.harness.patches import (
     apply_patch,
+    is_interpreter_hook,
     is_test_config,
     is_test_path,
+    runner_shadow_root,
     test_config_sections,
     touched_paths,
+)
+from swerve.harness.runner import (
+    BOOTSTRAP,
+    RUNNER_IMPORT_FAILED_EXIT,
+    RUNNER_REFUSED_EXIT,
+    bootstrap_command,
+    read_runner_report,
 )
 from swerve.schema import TestStatus
 
@@ -99,10 +117,57 @@ def restore_from_base(env, paths: list[str]) -> None:
     env.exec("\n".join(lines), timeout=300)
 
 
+def paths_at_base(env, paths: list[str]) -> set[str]:
+    """Which of `paths` (files or folders) exist at the base commit."""
+    if not paths:
+        return set()
+    wd = shlex.quote(_workdir(env))
+    listing = env.exec(f"cd {wd} && git ls-tree -r -t --name-only {shlex.quote(_base_ref(env))}", timeout=120)
+    present = set(listing.output.splitlines()) if listing.exit_code == 0 else set()
+    return {path for path in paths if path in present}
+
+
+def runner_file_flags(env, model_paths: list[str]) -> list[tuple[str, str]]:
+    """(path, flag) for each file the model patch touched that would shadow the test
+    runner or hook the interpreter: `runner_shadowed:<root>` when the module root
+    (`pytest.py`, `src/_pytest`, ...) did not exist at base (changing the pytest
+    repository's own `_pytest` is a fix, not shadowing), `interpreter_hook:<path>`
+    for sitecustomize/usercustomize/*.pth files."""
+    roots = {path: runner_shadow_root(path) for path in model_paths}
+    existing = paths_at_base(env, sorted({root for root in roots.values() if root}))
+    found = []
+    for path in model_paths:
+        if is_interpreter_hook(path):
+            found.append((path, f"interpreter_hook:{path}"))
+        elif roots[path] and roots[path] not in existing:
+            found.append((path, f"runner_shadowed:{roots[path]}"))
+    return found
+
+
+def restore_runner_files(env, model_paths: list[str]) -> list[str]:
+    """Put runner-shadowing and interpreter-hook files back as they are at base
+    (removing new ones); returns their flags (one per module root or hook)."""
+    found = runner_file_flags(env, model_paths)
+    restore_from_base(env, [path for path, _ in found])
+    return list(dict.fromkeys(flag for _, flag in found))
+
+
+def added_paths(env, model_paths: list[str]) -> list[str]:
+    """The files and folders the model patch added (absent at the base commit)."""
+    candidates: set[str] = set()
+    for path in model_paths:
+        parts = path.split("/")
+        candidates.update("/".join(parts[:index]) for index in range(1, len(parts) + 1))
+    present = paths_at_base(env, sorted(candidates))
+    return sorted(candidates - present)
+
+
 def tampered_test_files(env, model_paths: list[str]) -> list[str]:
     """Test-related files the model patch touched that must go back to base."""
     touched = []
     for path in model_paths:
+        if is_interpreter_hook(path) or runner_shadow_root(path):
+            continue
         if is_test_path(path):
             touched.append(path)
         elif is_test_config(path):
@@ -205,17 +270,29 @@ def _default_markers(nonce: str) -> tuple[str, str]:
     return f"SWERVE-START-{nonce}", f"SWERVE-END-{nonce}"
 
 
-def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str) -> TestRun:
+def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str, *,
+                canaries: list[Canary] = (), added: list[str] = ()) -> TestRun:
     results_dir = f"/tmp/swerve-results-{nonce}"
     junit = f"{results_dir}/{label}.xml"
     output_file = f"{results_dir}/{label}.out"
+    runner_report = f"{results_dir}/{label}.runner.json"
     command = pytest_command(task, junit_path=junit, targets=targets)
+    env.exec(f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}",
+             timeout=60)
+    boot = bootstrap_command(command, workdir=_workdir(env), added_file=f"{results_dir}/added.txt",
+                             script=f"{results_dir}/runner.py", report=runner_report)
+    setup = ""
+    if boot is not None:
+        env.write_file(f"{results_dir}/runner.py", BOOTSTRAP)
+        env.write_file(f"{results_dir}/added.txt", "".join(f"{path}\n" for path in added))
+        setup, command = boot
     run = _run_captured(
         env, task, command, nonce=nonce, output_file=output_file, timeout=timeout,
-        shown=run_env_prefix(task) + command, source="junit", markers=_default_markers(nonce),
-        setup=f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} && ",
+        shown=setup + run_env_prefix(task) + command, source="junit", markers=_default_markers(nonce), setup=setup,
     )
     if run.timed_out:
+        return run
+    if boot is not None and _runner_refused(env, run, runner_report):
         return run
     try:
         xml = env.read_file(junit)
@@ -237,9 +314,51 @@ def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label
             run.tamper_flags.append("exit_code_mismatch")
             if favourable or run.exit_code not in (0, 1, 5):
                 statuses = {t: (s if s in (TestStatus.FAILED, TestStatus.ERROR) else TestStatus.ERROR) for t, s in statuses.items()}
+    if canaries:
+        graded = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
+        problems = canary_disagreements(list(canaries), statuses, xml, run.exit_code, graded)
+        if problems:
+            run.tamper_flags.append("canary_forged")
+            run.error = "the test results are forged: " + "; ".join(problems)
+        statuses = strip_canaries(statuses, list(canaries))
+    if fake_results_in_output(run.output, statuses, ignore=canaries):
+        run.tamper_flags.append("fake_results_in_output")
     run.statuses = statuses
     env.exec(f"rm -rf {results_dir}", timeout=60)
     return run
+
+
+def _runner_refused(env, run: TestRun, report_path: str) -> bool:
+    """Read the bootstrap's report; True (with the run's error set) when pytest could
+    not be imported or was loaded from a file the patch added."""
+    try:
+        report = read_runner_report(env.read_file(report_path))
+    except (FileNotFoundError, OSError):
+        report = {}
+    if report.get("problems") or run.exit_code == RUNNER_REFUSED_EXIT and not report.get("ok"):
+        run.tamper_flags.append("runner_not_genuine")
+        run.error = "the test runner was not the environment's: " + "; ".join(
+            report.get("problems") or ["the runner check refused to start the tests"])
+        return True
+    if report.get("import_error") or run.exit_code == RUNNER_IMPORT_FAILED_EXIT and not report.get("ok"):
+        run.error = f"the test runner could not import pytest: {report.get('import_error', 'see the test output')}"
+        return True
+    return False
+
+
+def fake_results_in_output(output: str, statuses: dict[str, TestStatus], *, ignore: list[Canary] = ()) -> bool:
+    """stdout claims PASSED for a test the JUnit file does not show passing
+    (information only: captured output of honest tests can look the same)."""
+    skip = {name for canary in ignore for name in canary.names}
+    for line in output.splitlines():
+        if line.startswith("PASSED "):
+            name = line.split()[1] if len(line.split()) > 1 else ""
+            if name.rsplit("::", 1)[-1] in skip:
+                continue
+            status = statuses.get(line[len("PASSED "):].strip(), statuses.get(name))
+            if name and (status is None or not status.counts_as_pass):
+                return True
+    return False
 
 
 def _run_stdout(env, task, script_body: str, nonce: str, timeout: float, parser: str, *, markers: tuple[str, str] | None = None) -> TestRun:
@@ -303,8 +422,12 @@ def _apply_test_patch(env, patch: str, nonce: str) -> bool:
     return False
 
 
-def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str | None = None) -> TestRun:
-    """Run the task's tests (test patch already applied) and collect per-test statuses."""
+def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str | None = None,
+                     model_paths: list[str] = ()) -> TestRun:
+    """Run the task's tests (test patch already applied) and collect per-test statuses.
+
+    `model_paths` (the files the model patch touched) tells the pytest bootstrap
+    which files the patch added, so it can refuse a runner loaded from one."""
     nonce = nonce or new_nonce()
     if task.eval_script and task.log_parser:
         return run_eval_script(env, task, timeout=timeout, nonce=nonce)
@@ -314,9 +437,13 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
         run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
         return run
     targets = pytest_targets(task)
-    run = _run_pytest(env, task, targets, nonce, timeout, "junit")
+    added = added_paths(env, list(model_paths))
+    scratch = f"/tmp/swerve-canaries-{nonce}"
+    env.exec(f"mkdir -p {scratch} && chmod 700 {scratch}", timeout=60)
+    canaries = plant_canaries(env, targets, workdir=_workdir(env), scratch=scratch)
+    run = _run_pytest(env, task, targets, nonce, timeout, "junit", canaries=canaries, added=added)
     if reruns and run.statuses and not run.error:
-        _rerun_failures(env, task, run, reruns, nonce, timeout)
+        _rerun_failures(env, task, run, reruns, nonce, timeout, canaries=canaries, added=added)
     run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
     return run
 
@@ -339,15 +466,23 @@ def stdout_runner_script(task, workdir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rerun_failures(env, task, run: TestRun, reruns: int, nonce: str, timeout: float) -> None:
-    """Re-run failing graded tests; a test that passes on a re-run is marked flaky
+def _rerun_failures(env, task, run: TestRun, reruns: int, nonce: str, timeout: float, *,
+                    canaries: list[Canary] = (), added: list[str] = ()) -> None:
+    """Re-run failing graded tests (with their modules' canaries, so a re-run is
+    checked like the first run); a test that passes on a re-run is marked flaky
     (and counted as passed) so a flip is never silent."""
     graded = set(task.FAIL_TO_PASS) | set(task.PASS_TO_PASS)
     for attempt in range(1, reruns + 1):
         failing = [t for t, s in run.statuses.items() if t in graded and s in (TestStatus.FAILED, TestStatus.ERROR)]
         if not failing:
             return
-        again = _run_pytest(env, task, failing, nonce, timeout, f"rerun{attempt}")
+        modules = {test.split("::", 1)[0] for test in failing}
+        checks = [canary for canary in canaries if canary.module in modules]
+        targets = [*failing, *(node for canary in checks for node in canary.node_ids())]
+        again = _run_pytest(env, task, targets, nonce, timeout, f"rerun{attempt}", canaries=checks, added=added)
+        for flag in again.tamper_flags:
+            if flag not in run.tamper_flags:
+                run.tamper_flags.append(flag)
         if again.error:
             return
         for test in failing:

@@ -5,8 +5,12 @@ The agent's container is never asked whether the tests pass: its only product is
 `trajectory.final_patch`, which `grade_patch` hands to the evaluator
 (swerve.harness.evaluate.evaluate_instance) exactly like a benchmark prediction —
 test files the patch touched are restored and flagged, results come from JUnit XML
-outside the repository. Any tamper flag makes the reward 0 whatever the reward
-function says, and the result carries the flags so trainers can log them.
+outside the repository, canaries catch forged results. A flag that is evidence of
+forgery or a change to the grading machinery (swerve.harness.flags: evidence and
+restored flags) makes the reward 0 whatever the reward function says; information
+flags (string matches such as `suspicious_code:*`) never do, so honest fixes to
+pytest itself are paid. The result carries the zeroing flags, and the grade all of
+them, so trainers can log them.
 
 Reward functions are plain callables `(task, trajectory, grade) -> float`:
 `binary_reward`, `partial_credit_reward`, and `shaped(...)` which adds optional
@@ -80,8 +84,12 @@ def grade_patch(task: Task, patch: str, *, backend: str = "auto", timeout_s: flo
 
 
 def tamper_flags(grade: Grade) -> list[str]:
-    """Flags that make a reward 0: tests touched, fake results, unsafe patches, ..."""
-    flags = list(grade.tamper_flags)
+    """Flags that make a reward 0: evidence (forged results, a replaced runner, unsafe
+    patches) and restored grading machinery (tests, runner shadows, interpreter
+    hooks); information flags are left out (swerve.harness.flags)."""
+    from swerve.harness.flags import reward_zeroing_flags
+
+    flags = reward_zeroing_flags(grade.tamper_flags)
     if grade.tests_touched and "tests_touched" not in flags:
         flags.append("tests_touched")
     return flags

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from swerve.harness.patches import check_patch, is_empty_patch, is_test_config, is_test_path, test_config_sections as config_sections
+from swerve.harness.patches import (
+    check_patch,
+    is_empty_patch,
+    is_interpreter_hook,
+    is_test_config,
+    is_test_path,
+    runner_shadow_root,
+)
+from swerve.harness.patches import test_config_sections as config_sections
 
 GOOD = """diff --git a/pkg/mod.py b/pkg/mod.py
 --- a/pkg/mod.py
@@ -48,11 +56,28 @@ def test_empty_patches():
 @pytest.mark.parametrize("path,expected", [
     ("tests/test_x.py", True), ("pkg/tests/helpers.py", True), ("test/data.json", True), ("conftest.py", True),
     ("pkg/sub/conftest.py", True), ("test_top.py", True), ("pkg/x_test.py", True), ("pytest.ini", True),
-    ("sitecustomize.py", True), ("pkg/evil.pth", True), ("pkg/mod.py", False), ("pkg/testing/utils.py", False),
-    ("docs/conf.py", False), ("setup.cfg", False),
+    ("pkg/mod.py", False), ("pkg/testing/utils.py", False), ("docs/conf.py", False), ("setup.cfg", False),
 ])
 def test_test_path_detection(path, expected):
     assert is_test_path(path) is expected
+
+
+@pytest.mark.parametrize("path,root", [
+    ("pytest.py", "pytest.py"), ("_pytest/__init__.py", "_pytest"), ("src/_pytest/mark/structures.py", "src/_pytest"),
+    ("pluggy/__init__.py", "pluggy"), ("py.py", "py.py"), ("lib/pluggy.cpython-311-x86_64-linux-gnu.so",
+                                                             "lib/pluggy.cpython-311-x86_64-linux-gnu.so"),
+    ("pytest.ini", None), ("docs/pytest/index.rst", None), ("pkg/mod.py", None), ("pytest_plugin.py", None),
+])
+def test_runner_shadow_roots(path, root):
+    assert runner_shadow_root(path) == root
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("sitecustomize.py", True), ("lib/usercustomize.py", True), ("pkg/evil.pth", True), ("sitecustomize/__init__.py", True),
+    ("pkg/mod.py", False), ("customize.py", False),
+])
+def test_interpreter_hooks(path, expected):
+    assert is_interpreter_hook(path) is expected
 
 
 def test_config_files_compare_only_their_test_sections():

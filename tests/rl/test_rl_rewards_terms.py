@@ -31,11 +31,20 @@ def test_partial_credit_is_gated_on_pass_to_pass():
     assert partial_credit_reward(TASK, _trajectory(), _grade(3, p2p_ok=False)) == 0.0
 
 
-def test_any_tamper_flag_zeroes_the_reward():
-    result = compute_reward(TASK, _trajectory(), _grade(4, tamper_flags=["fake_results_in_output"]))
-    assert result.value == 0.0 and result.flags == ["fake_results_in_output"] and result.terms["reward"] == 1.0
+def test_evidence_and_restored_flags_zero_the_reward():
+    result = compute_reward(TASK, _trajectory(), _grade(4, tamper_flags=["canary_forged"]))
+    assert result.value == 0.0 and result.flags == ["canary_forged"] and result.terms["reward"] == 1.0
     touched = compute_reward(TASK, _trajectory(), _grade(4, tests_touched=["tests/test_x.py"]))
     assert touched.value == 0.0 and touched.flags == ["tests_touched"]
+    shadow = compute_reward(TASK, _trajectory(), _grade(4, tamper_flags=["runner_shadowed:pytest.py"]))
+    assert shadow.value == 0.0 and shadow.tampered
+
+
+def test_information_flags_never_change_the_reward():
+    flags = ["suspicious_code:pytest internals", "junit_lookalike_in_patch", "fake_results_in_output"]
+    result = compute_reward(TASK, _trajectory(), _grade(4, tamper_flags=flags))
+    assert result.value == 1.0 and result.flags == [] and not result.tampered
+    assert result.grade.tamper_flags == flags, "the grade still records them"
 
 
 def test_shaping_terms_lower_the_reward():

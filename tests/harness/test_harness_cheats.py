@@ -1,0 +1,136 @@
+"""The issue's cheats (a runner shadowed from the repository root, results forged in
+the test process, interpreter hooks, a fake JUnit before an early exit, fake output at
+exit) against the evaluator with the fake environment: never resolved, each named by
+a flag, reward 0; and the honest fix still resolves and is paid. The docker sweep over
+every bundled task file is in test_harness_cheats_docker.py."""
+
+from __future__ import annotations
+
+import pytest
+from harness_adversarial_cases import CHEATS, FREQ, cheat_patch
+
+from swerve.harness.evaluate import evaluate
+from swerve.harness.flags import evidence_flags
+from swerve.rl.rewards import compute_reward
+from swerve.schema import Prediction, Trajectory
+
+
+def test_every_cheat_is_caught_and_gold_still_resolves(toolz_tasks, prepared_toolz, fake_opener, tmp_path):
+    base = toolz_tasks[FREQ]
+    repo = prepared_toolz[FREQ]
+    tasks, predictions, expected = [], {}, {}
+    for cheat in CHEATS:
+        task = base.model_copy(update={"instance_id": f"{FREQ}--{cheat.name}"})
+        tasks.append(task)
+        patch = cheat_patch(base, repo.path, repo.base_commit, cheat, tmp_path)
+        predictions[task.instance_id] = Prediction(instance_id=task.instance_id, model_patch=patch)
+        expected[task.instance_id] = cheat
+    tasks.append(base)
+    predictions[FREQ] = Prediction(instance_id=FREQ, model_patch=base.patch)
+
+    report = evaluate(tasks, predictions, run_id="cheats", output_dir=tmp_path / "runs", opener=fake_opener,
+                      workers=2, timeout=60)
+
+    assert report.errors == {}
+    problems = []
+    for instance_id, cheat in expected.items():
+        grade = report.grades[instance_id]
+        reward = compute_reward(base, Trajectory(instance_id=instance_id, final_patch=""), grade)
+        if grade.resolved or reward.value != 0.0 or cheat.flag not in grade.tamper_flags or not grade.failure_reason:
+            problems.append(f"{cheat.name}: resolved={grade.resolved} reward={reward.value} "
+                            f"flags={grade.tamper_flags} reason={grade.failure_reason!r}")
+    assert not problems, "\n".join(problems)
+    gold = report.grades[FREQ]
+    assert gold.resolved and not evidence_flags(gold.tamper_flags), gold.failure_reason
+    assert compute_reward(base, Trajectory(instance_id=FREQ, final_patch=base.patch), gold).value == 1.0
+    known = base.test_patch + "".join((repo.path / module).read_text() for module in
+                                      {test.split("::", 1)[0] for test in gold.test_statuses})
+    leaked = [test for test in gold.test_statuses if test.rsplit("::", 1)[-1].split("[", 1)[0] not in known]
+    assert not leaked, f"canary results leaked into the graded statuses: {leaked}"
+
+
+@pytest.mark.parametrize("flag", ["suspicious_code:pytest internals", "junit_lookalike_in_patch"])
+def test_string_flags_are_information_only(toolz_tasks, fake_opener, tmp_path, flag):
+    """An honest fix whose text trips the string flags still resolves and is paid."""
+    base = toolz_tasks[FREQ]
+    comment = {"suspicious_code:pytest internals": "# mirrors _pytest's own handling of None keys\n",
+               "junit_lookalike_in_patch": "# see <testcase name=frequencies> in the bug report\n"}[flag]
+    first_hunk = base.patch.index("\n@@")
+    hunk_header_end = base.patch.index("\n", first_hunk + 1) + 1
+    header = base.patch[first_hunk + 1:hunk_header_end]
+    import re
+
+    old_start, old_len, new_start, new_len = map(int, re.match(r"@@ -(\d+),(\d+) \+(\d+),(\d+) @@", header).groups())
+    patched = (base.patch[:first_hunk + 1] + f"@@ -{old_start},{old_len} +{new_start},{new_len + 1} @@"
+               + header[header.index("@@", 2) + 2:] + "+" + comment + base.patch[hunk_header_end:])
+    report = evaluate([base], {FREQ: Prediction(instance_id=FREQ, model_patch=patched)}, run_id="strings",
+                      output_dir=tmp_path, opener=fake_opener, timeout=60)
+    grade = report.grades[FREQ]
+    assert flag in grade.tamper_flags
+    assert grade.resolved, grade.failure_reason
+    assert compute_reward(base, Trajectory(instance_id=FREQ, final_patch=patched), grade).value == 1.0
+
+
+SELF_REPLACING_SHADOW = '''import importlib, os, sys
+print("SHADOW-RAN", flush=True)
+_here = os.path.dirname(os.path.abspath(__file__))
+_saved = list(sys.path)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+del sys.modules[__name__]
+sys.modules[__name__] = importlib.import_module(__name__)
+sys.path[:] = _saved
+'''
+
+
+def _bootstrap(tmp_path, files: dict, added: list[str], *, front_of_path: bool, append_repo: bool):
+    """Run the pytest bootstrap on a tiny repository; (exit code, output, report)."""
+    import json
+    import subprocess
+    import sys
+
+    from swerve.harness.runner import BOOTSTRAP
+
+    repo, results = tmp_path / "repo", tmp_path / "results"
+    repo.mkdir()
+    results.mkdir()
+    (repo / "test_t.py").write_text("def test_ok():\n    assert True\n")
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    (results / "runner.py").write_text(BOOTSTRAP)
+    (results / "added.txt").write_text("".join(f"{p}\n" for p in added))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONSAFEPATH": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    if front_of_path:
+        env["PYTHONPATH"] = str(repo)
+    done = subprocess.run([sys.executable, str(results / "runner.py"), str(repo), str(results / "added.txt"),
+                           str(results / "report.json"), "1" if append_repo else "0", "--", "-q", "-p",
+                           "no:cacheprovider", "test_t.py"], cwd=repo, env=env, capture_output=True, text=True)
+    report = results / "report.json"
+    return done.returncode, done.stdout + done.stderr, json.loads(report.read_text()) if report.exists() else {}
+
+
+def test_bootstrap_refuses_a_dependency_shadowed_by_an_added_file(tmp_path):
+    """pytest's own dependency shadowed from the front of sys.path (the local backend's
+    .pth order), by a module that swaps itself out of sys.modules: refused by name."""
+    from swerve.harness.runner import RUNNER_REFUSED_EXIT
+
+    code, output, report = _bootstrap(tmp_path, {"iniconfig.py": SELF_REPLACING_SHADOW}, ["iniconfig.py"],
+                                      front_of_path=True, append_repo=False)
+    assert code == RUNNER_REFUSED_EXIT, output
+    assert report["ok"] is False and any("iniconfig.py" in p for p in report["problems"]), report
+    assert "1 passed" not in output
+
+
+def test_bootstrap_accepts_files_the_repository_had(tmp_path):
+    code, output, report = _bootstrap(tmp_path, {"iniconfig.py": SELF_REPLACING_SHADOW}, [],
+                                      front_of_path=True, append_repo=False)
+    assert code == 0 and "1 passed" in output and report["ok"] is True, output
+
+
+def test_bootstrap_never_imports_a_repo_root_pytest_py(tmp_path):
+    """`python -m pytest` semantics (the repository importable) without the
+    repository ahead of site-packages: a root pytest.py is never imported."""
+    code, output, report = _bootstrap(tmp_path, {"pytest.py": SELF_REPLACING_SHADOW}, ["pytest.py"],
+                                      front_of_path=False, append_repo=True)
+    assert code == 0 and "1 passed" in output, output
+    assert "SHADOW-RAN" not in output
+    assert "/repo/" not in report["origins"]["pytest"][0]
