@@ -146,11 +146,19 @@ def _cache_key(task: Task, source: str) -> str:
         parts += [task.base_commit, task.source_commit]
     elif kind == "path":
         path = Path(source).expanduser()
-        if (path / ".git").exists():
+        if is_git_repository(path):
             parts += [str(path.resolve()), task.source_commit or task.base_commit or _head(path)]
         elif path.is_dir():
             parts += [str(path.resolve()), _tree_fingerprint(path)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def is_git_repository(path: Path) -> bool:
+    """A work tree with .git, or a bare repository (HEAD, objects/ and refs/ at its top,
+    as SWE-bench slices and `git clone --bare` leave them; shallow ones too)."""
+    if (path / ".git").exists():
+        return True
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
 
 def _head(path: Path) -> str:
@@ -206,7 +214,7 @@ def _build(task: Task, source: str, staging: Path) -> None:
         name, version = pypi
         _download_sdist(task, name, version, work, repo)
         source_commit = _commit_folder(repo, f"{name} {version} (source distribution)")
-    elif kind == "path" and not (Path(source).expanduser() / ".git").exists():
+    elif kind == "path" and not is_git_repository(Path(source).expanduser()):
         folder = Path(source).expanduser()
         if not folder.is_dir():
             raise SourceError(
