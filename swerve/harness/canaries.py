@@ -77,7 +77,11 @@ def canary_source(canary: Canary) -> str:
 
 def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str) -> list[Canary]:
     """Append a pair of canaries to each existing module in `modules` (repo-relative
-    paths); `scratch` is a directory outside the repository to stage the text in."""
+    paths); `scratch` is a directory outside the repository to stage the text in.
+
+    Modules with a module-wide `pytestmark` get none: a parametrize or xfail mark
+    would apply to the canaries too and make an honest run look forged. Test files
+    are restored from base before this, so a patch cannot add such a mark."""
     planted: list[Canary] = []
     taken: set[str] = set()
     for module in dict.fromkeys(modules):
@@ -87,6 +91,8 @@ def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str) -
             text = env.read_file(module)
         except (FileNotFoundError, OSError):
             continue
+        if any(line.startswith("pytestmark") for line in text.splitlines()):
+            continue  # a module-wide mark (parametrize, xfail) would apply to the canaries too
         taken.update(word for word in text.replace("(", " ").split() if word.startswith("test_"))
         canary = Canary(module=module, must_pass=_name(taken), must_fail=_name(taken), token=secrets.token_hex(10))
         staged = f"{scratch}/canary-{len(planted)}.py"

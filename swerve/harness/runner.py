@@ -58,6 +58,7 @@ def _real(path):
 
 
 sys.path[:] = [p for p in sys.path if p and _real(p) != HERE]
+os.environ.pop("PYTHONSAFEPATH", None)  # applied to this interpreter; not to the tests' subprocesses
 FOUND = []
 
 

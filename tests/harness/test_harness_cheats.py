@@ -93,7 +93,7 @@ def _bootstrap(tmp_path, files: dict, added: list[str], *, front_of_path: bool, 
     repo, results = tmp_path / "repo", tmp_path / "results"
     repo.mkdir()
     results.mkdir()
-    (repo / "test_t.py").write_text("def test_ok():\n    assert True\n")
+    (repo / "test_t.py").write_text("import os\n\n\ndef test_ok():\n    assert 'PYTHONSAFEPATH' not in os.environ\n")
     for name, text in files.items():
         (repo / name).write_text(text)
     (results / "runner.py").write_text(BOOTSTRAP)
@@ -134,3 +134,94 @@ def test_bootstrap_never_imports_a_repo_root_pytest_py(tmp_path):
     assert code == 0 and "1 passed" in output, output
     assert "SHADOW-RAN" not in output
     assert "/repo/" not in report["origins"]["pytest"][0]
+
+
+def test_cheats_in_the_local_backend(toolz_tasks, prepared_toolz, tmp_path):
+    """The local backend puts the repository ahead of the shared dependencies on
+    sys.path: the runner shadow is still removed and never imported, forgery is still
+    caught, gold still resolves."""
+    from harness_adversarial_cases import CHEATS_BY_NAME
+
+    from swerve.environments import open_environment
+
+    base, repo = toolz_tasks[FREQ], prepared_toolz[FREQ]
+    tasks, predictions = [base], {FREQ: Prediction(instance_id=FREQ, model_patch=base.patch)}
+    for name in ("shadow-pytest-py", "forge-reports-in-process"):
+        copy = base.model_copy(update={"instance_id": f"{FREQ}--{name}"})
+        tasks.append(copy)
+        predictions[copy.instance_id] = Prediction(
+            instance_id=copy.instance_id,
+            model_patch=cheat_patch(base, repo.path, repo.base_commit, CHEATS_BY_NAME[name], tmp_path))
+
+    report = evaluate(tasks, predictions, run_id="local-cheats", output_dir=tmp_path / "runs", timeout=120,
+                      opener=lambda task, backend, limits, run_id: open_environment(base, "local", limits, run_id))
+
+    assert report.errors == {}
+    assert report.grades[FREQ].resolved, report.grades[FREQ].failure_reason
+    for name in ("shadow-pytest-py", "forge-reports-in-process"):
+        grade = report.grades[f"{FREQ}--{name}"]
+        assert not grade.resolved and CHEATS_BY_NAME[name].flag in grade.tamper_flags, (name, grade.tamper_flags)
+
+
+def _canary_case(passed="PASSED", failed="FAILED", message_has_token=True):
+    from swerve.harness.canaries import Canary
+    from swerve.schema import TestStatus
+
+    canary = Canary(module="tests/test_m.py", must_pass="test_keeps_tuples_12", must_fail="test_sorts_unicode_text_40",
+                    token="c0ffee")
+    statuses = {"tests/test_m.py::test_real": TestStatus.PASSED}
+    cases = ['<testcase classname="tests.test_m" name="test_real" file="tests/test_m.py"/>']
+    if passed:
+        statuses[f"tests/test_m.py::{canary.must_pass}"] = TestStatus(passed)
+    if failed:
+        statuses[f"tests/test_m.py::{canary.must_fail}"] = TestStatus(failed)
+        message = "AssertionError: c0ffee" if message_has_token else "AssertionError"
+        cases.append(f'<testcase classname="tests.test_m" name="{canary.must_fail}" file="tests/test_m.py">'
+                     f'<failure message="{message}">boom</failure></testcase>')
+    xml = f'<testsuites><testsuite>{"".join(cases)}</testsuite></testsuites>'
+    return canary, statuses, xml
+
+
+@pytest.mark.parametrize("kwargs,exit_code,fragment", [
+    ({}, 1, None),
+    ({}, 0, "exit status was 0"),
+    ({"failed": "PASSED"}, 0, "must fail reported PASSED"),
+    ({"passed": "FAILED"}, 1, "must pass reported FAILED"),
+    ({"message_has_token": False}, 1, "without its own message"),
+    ({"passed": None, "failed": None}, 0, "missing from the results"),
+])
+def test_canary_rules(kwargs, exit_code, fragment):
+    from swerve.harness.canaries import canary_disagreements, strip_canaries
+
+    canary, statuses, xml = _canary_case(**kwargs)
+    problems = canary_disagreements([canary], statuses, xml, exit_code, ["tests/test_m.py::test_real"])
+    if fragment is None:
+        assert problems == []
+    else:
+        assert any(fragment in problem for problem in problems), problems
+    assert list(strip_canaries(statuses, [canary])) == ["tests/test_m.py::test_real"]
+
+
+def test_canaries_judge_only_modules_whose_graded_tests_pass():
+    """A module that did not run (collection error, skip mark) cannot forge a pass, so
+    its missing canaries are not evidence against an honest broken patch."""
+    from swerve.harness.canaries import canary_disagreements
+    from swerve.schema import TestStatus
+
+    canary, _, xml = _canary_case()
+    statuses = {"tests/test_m.py::test_real": TestStatus.ERROR}
+    assert canary_disagreements([canary], statuses, xml, 2, ["tests/test_m.py::test_real"]) == []
+
+
+def test_canary_names_look_like_tests():
+    from swerve.harness.canaries import Canary, canary_source
+
+    canary = Canary(module="m.py", must_pass="test_keeps_tuples_12", must_fail="test_sorts_unicode_text_40", token="ab12")
+    source = canary_source(canary)
+    compile(source, "m.py", "exec")
+    assert "canary" not in source.lower() and "swerve" not in source.lower()
+    namespace: dict = {}
+    exec(source, namespace)
+    namespace[canary.must_pass]()
+    with pytest.raises(AssertionError, match="ab12"):
+        namespace[canary.must_fail]()
