@@ -260,12 +260,13 @@ def apply_patch(env, patch: str, *, workdir: str, patch_file: str, timeout: floa
     `patch_file` is an absolute path outside the repository to stage the diff in.
     The tree is reset between attempts so a half-applied fallback leaves nothing.
     """
-    env.write_file(patch_file, patch if patch.endswith("\n") else patch + "\n")
+    text = patch if patch.endswith("\n") else patch + "\n"
     quoted = shlex.quote(patch_file)
     outputs: list[str] = []
     for attempt, (method, template) in enumerate(APPLY_METHODS):
         if attempt:
-            env.reset()
+            env.reset()  # empties /tmp too: the patch file is written again
+        env.write_file(patch_file, text)
         result = env.exec(f"cd {shlex.quote(workdir)} && {template.format(p=quoted)} 2>&1", timeout=timeout)
         outputs.append(f"$ {method}\n{result.output.strip()}")
         if result.exit_code == 0 and not result.timed_out:
