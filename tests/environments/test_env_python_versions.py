@@ -144,3 +144,38 @@ def test_images_option_rejects_a_bad_value_and_exports_a_good_one(monkeypatch):
     import os
 
     assert os.environ["SWERVE_IMAGES"] == "official"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_python_39_environment_gets_target_markers_pins_and_source_only_packages(docker_client, tmp_path):
+    """A project on Python 3.9 from a 3.11 host: pytest 7.3's `tomli; python_version < "3.11"`
+    is installed, the pin holds, and docopt 0.6.2 (a source distribution only) is built in
+    a Python 3.9 container without network."""
+    from swerve.environments.images import ensure_env_image
+    from swerve.environments.sources import prepare_repo
+    from swerve.environments.wheelhouse import build_wheelhouse, read_manifest
+
+    project = tmp_path / "oldproj"
+    (project / "oldproj").mkdir(parents=True)
+    (project / "oldproj" / "__init__.py").write_text("VALUE = 1\n")
+    (project / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='oldproj', version='1.0', packages=['oldproj'],\n"
+        "      install_requires=['iniconfig', 'typing_extensions; python_version < \"3.10\"'])\n"
+    )
+    task = Task(instance_id="oldproj-py39", repo="local/oldproj", repo_source=str(project), python="3.9",
+                env_requirements=["pytest==7.3.0", "docopt==0.6.2"], test_requirements=[])
+    env_tag = ensure_env_image(task, client=docker_client)
+    wheelhouse, requirements = build_wheelhouse(task, prepare_repo(task), python="3.9")
+    manifest = read_manifest(wheelhouse)
+    names = {name.split("-")[0].lower() for name in manifest["files"]}
+    assert {"pytest", "tomli", "exceptiongroup", "docopt", "typing_extensions", "iniconfig"} <= names
+    assert manifest["python"] == "3.9"
+    assert any(name.startswith("docopt-0.6.2-") and name.endswith("-none-any.whl") for name in manifest["files"])
+    assert requirements[:2] == ["pytest==7.3.0", "docopt==0.6.2"]
+    script = ("python --version; python -c 'import pytest, tomli, docopt, typing_extensions; print(pytest.__version__)'; "
+              "pip --version | cut -d' ' -f2")
+    output = docker_client.containers.run(env_tag, ["bash", "-c", script], remove=True, user="swerve",
+                                          network_disabled=True, network_mode="none").decode().split()
+    assert output[0] == "Python" and output[1].startswith("3.9.")
+    assert output[2:] == ["7.3.0", "24.0"]
