@@ -32,3 +32,7 @@ class ImageBuildError(InfraError):
 
 class SourceError(InfraError):
     """A repository source (pypi:NAME==VERSION, git URL, path) could not be fetched."""
+
+
+class RunFolderBusy(SwerveError):
+    """Another live process holds the run folder's lock; the message names the folder and its pid."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,8 +33,9 @@ from swerve.agents.trajectory import (
 )
 from swerve.environments.base import Limits
 from swerve.errors import InfraError, SwerveError
-from swerve.fileio import append_jsonl, atomic_write_json, iter_jsonl, write_jsonl
-from swerve.processes import process_alive
+from swerve.fileio import RUN_FOLDER_LOCK, append_jsonl, atomic_write_json, iter_jsonl, run_folder_lock, write_jsonl
+from swerve.harness.abandon import reap_orphaned_containers
+from swerve.interrupts import stoppable
 from swerve.schema import Grade, Prediction, Task, Trajectory
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ TRAJECTORIES = "trajectories.jsonl"
 PREDICTIONS = "predictions.jsonl"
 INFRA_FAILURES = "infra_failures.jsonl"
 MANIFEST = "run.json"
-LOCK = ".swerve-run.lock"
+LOCK = RUN_FOLDER_LOCK
+ABANDON_WAIT_S = 4.0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class BatchResult:
     skipped: list[str] = field(default_factory=list)
     infra_failures: dict[str, str] = field(default_factory=dict)
     resolved: list[str] | None = None
+    grading_errors: dict[str, str] = field(default_factory=dict)
     exit_statuses: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -102,9 +105,9 @@ def run_batch(
     env_limits = env_limits or Limits(command_timeout_s=limits.command_timeout_s)
     if open_env is None:
         from swerve.environments import open_environment as open_env
-    with _RunLock(out):
+    with run_folder_lock(out):
         run_id = _write_manifest(out, run_id, backend, limits, env_limits, workers, model_name, policy_spec)
-        _reap_leftover_containers(run_id, backend)
+        reap_orphaned_containers(run_id, backend)
         done = {t.instance_id: t for t in read_trajectories(out / TRAJECTORIES)}
         result = BatchResult(out_dir=out, run_id=run_id)
         result.skipped = [t.instance_id for t in tasks if t.instance_id in done]
@@ -118,10 +121,11 @@ def run_batch(
                 cancel, max_infra_retries, retry_delay_s,
             )
 
-        with _TermAsInterrupt():
-            _run_all(todo, one, result, writer, cancel, workers, progress, total=len(tasks))
+        with stoppable():
+            _run_all(todo, one, result, writer, cancel, workers, progress, total=len(tasks), run_id=run_id)
             if evaluate:
-                result.resolved = _evaluate_and_link(out, tasks, run_id, backend, workers, evaluate_options or {})
+                result.resolved, result.grading_errors = _evaluate_and_link(
+                    out, tasks, run_id, backend, workers, evaluate_options or {})
     return result
 
 
@@ -134,8 +138,11 @@ def _run_all(
     workers: int,
     progress: bool,
     total: int,
+    run_id: str = "",
 ) -> None:
-    """Run the pending episodes on a thread pool, recording each one as it finishes."""
+    """Run the pending episodes on a thread pool, recording each one as it finishes.
+    On an interrupt the episodes in flight are abandoned: their environments closed at
+    once, nothing of theirs written, and the threads given a few seconds at most."""
     with _progress_bar(progress, total=total, done=len(result.skipped)) as advance:
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-episode")
         futures: dict = {}
@@ -162,10 +169,11 @@ def _run_all(
             cancel.set()
             for future in futures:
                 future.cancel()
-            _close_open_environments()
+            _abandon_episodes(run_id)
+            pool.shutdown(wait=False, cancel_futures=True)
+            wait([f for f in futures if not f.cancelled()], timeout=ABANDON_WAIT_S)
             raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
 
 
 def _record_failure(result: BatchResult, out: Path, task: Task, failure: Exception) -> None:
@@ -183,34 +191,15 @@ def _record_failure(result: BatchResult, out: Path, task: Task, failure: Excepti
     })
 
 
-class _TermAsInterrupt:
-    """SIGTERM acts like Ctrl-C in the main thread while a batch runs, so episodes are
-    cancelled and their containers closed instead of the process dying with containers
-    still running (the evaluator handles KeyboardInterrupt the same way)."""
+def _abandon_episodes(run_id: str) -> None:
+    """Close every environment still open, in parallel, so that workers stuck in a long
+    command return now; their episodes are dropped (never written) and rerun on resume."""
+    from swerve.harness.abandon import close_in_parallel, remove_own_containers
 
-    def __enter__(self) -> "_TermAsInterrupt":
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, self._exit)
-        return self
-
-    @staticmethod
-    def _exit(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
-def _close_open_environments() -> None:
-    """Close every environment still open, so workers stuck in a long command return now."""
-    try:
-        from swerve.environments import cleanup
-    except ImportError:
-        return
-    cleanup.close_all()
+    cleanup = sys.modules.get("swerve.environments.cleanup")
+    if cleanup is not None:
+        close_in_parallel(cleanup.open_environments(), wait_s=ABANDON_WAIT_S)
+    remove_own_containers(run_id)
 
 
 class _InfraFailure(SwerveError):
@@ -342,53 +331,9 @@ def _default_run_id(out: Path) -> str:
     return out.resolve().name
 
 
-class _RunLock:
-    """One batch process per run directory: a second one would write the same files."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / LOCK
-
-    def __enter__(self) -> "_RunLock":
-        if self.path.exists():
-            try:
-                pid = int(self.path.read_text().strip() or 0)
-            except ValueError:
-                pid = 0
-            if pid and pid != os.getpid() and process_alive(pid):
-                raise SwerveError(
-                    f"{self.path.parent} is in use by another swerve process (pid {pid}); wait for it or stop it"
-                )
-        self.path.write_text(str(os.getpid()))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _reap_leftover_containers(run_id: str, backend: str) -> list[str]:
-    """Remove containers of this run whose owning process is gone (a killed earlier run)."""
-    if backend == "local":
-        return []
-    try:
-        from swerve.environments.docker import docker_available, prune_containers
-
-        if not docker_available():
-            return []
-        removed = prune_containers(run_id=run_id, orphans_only=True)
-    except Exception as exc:
-        log.warning("could not remove leftover containers of %s: %s", run_id, exc)
-        return []
-    if removed:
-        log.info("removed %d container(s) left by an earlier run of %s", len(removed), run_id)
-    return removed
-
-
 def _evaluate_and_link(
     out: Path, tasks: list[Task], run_id: str, backend: str, workers: int, options: dict[str, Any]
-) -> list[str]:
+) -> tuple[list[str], dict[str, str]]:
     """Grade predictions.jsonl with the evaluator into `out` and attach grades to trajectories.
 
     The evaluator writes RUN_DIR = output_dir/run_id, so it is given out's parent and name.
@@ -402,9 +347,10 @@ def _evaluate_and_link(
         tasks, predictions, run_id=out.name, output_dir=out.parent, backend=backend, workers=workers, **options
     )
     resolved = link_grades(out)
-    for instance_id, error in sorted(getattr(report, "errors", {}).items()):
+    errors = dict(getattr(report, "errors", {}))
+    for instance_id, error in sorted(errors.items()):
         log.warning("could not grade %s (infrastructure): %s", instance_id, error)
-    return resolved
+    return resolved, errors
 
 
 def link_grades(out: str | os.PathLike) -> list[str]:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
+class _Swerve(typer.Typer):
+    """The `swerve` program. Run as a program (not through a test runner), a signal
+    stops it within seconds whatever its threads are doing (see swerve.interrupts)."""
+
+    def __call__(self, *args, **kwargs):
+        from swerve.interrupts import arm_forced_exit
+
+        arm_forced_exit()
+        return super().__call__(*args, **kwargs)
+
+
+app = _Swerve(
     name="swerve",
     help="SWE-bench-style evaluation, teacher trajectories and RL environments on real repositories.",
     no_args_is_help=True,
@@ -15,10 +26,13 @@ app = typer.Typer(
 
 @app.callback()
 def _main() -> None:
-    """Every command: environments opened in worker threads are still closed on SIGTERM."""
+    """Every command: environments opened in worker threads are still closed on SIGTERM;
+    SIGINT / SIGTERM exit with 130 / 143 (long commands stop their work first)."""
     from swerve.environments.cleanup import install_signal_handlers
+    from swerve.interrupts import install_exit_handlers
 
     install_signal_handlers()
+    install_exit_handlers()
 
 
 def _register() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from swerve.cli import app
-from swerve.cli.options import IMAGES_HELP, apply_images_option, split_instance_ids
+from swerve.cli.options import IMAGES_HELP, MAX_PATCH_BYTES, apply_images_option, split_instance_ids
 
 
 @app.command("eval")
@@ -23,6 +23,11 @@ def eval_command(
     output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),
     images: str = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP),
+    max_patch_bytes: int = typer.Option(
+        MAX_PATCH_BYTES, "--max-patch-bytes", min=0,
+        help="refuse larger patches before any environment starts, graded as the model's failure (patch_refused); "
+             "0: no limit",
+    ),
     ray: str = typer.Option(
         None, "--ray", metavar="ADDRESS|auto|local",
         help="grade instances as tasks on a Ray cluster, each node with its own Docker daemon: 'auto' (the cluster "
@@ -36,12 +41,18 @@ def eval_command(
     Example: swerve eval --tasks tests/fixtures/toolz_tasks.jsonl --predictions gold --run-id gold-check
 
     On a Ray cluster: swerve eval ... --ray auto --workers 32
+
+    Exit status: 0 every submitted instance graded; 2 bad input (the message names file,
+    line and field) or the run folder is in use; 3 some instances hit infrastructure
+    errors (re-run to retry them); 130 / 143 stopped by SIGINT / SIGTERM (re-run to resume).
     """
     from rich.console import Console
+    from rich.markup import escape
 
-    from swerve.errors import SwerveError
+    from swerve.errors import InfraError, SwerveError
     from swerve.harness.evaluate import evaluate
     from swerve.harness.tasks import load_predictions, load_tasks
+    from swerve.interrupts import exit_code_of, signal_name
 
     console = Console(stderr=True)
     if backend not in ("docker", "local", "auto"):
@@ -50,15 +61,23 @@ def eval_command(
     ids = split_instance_ids(instance_ids)
     try:
         apply_images_option(images)
-        task_list = load_tasks(tasks, instance_ids=ids)
+        required = ("FAIL_TO_PASS", "patch") if predictions == "gold" else ("FAIL_TO_PASS",)
+        task_list = load_tasks(tasks, instance_ids=ids, require=required)
         preds = load_predictions(predictions, tasks=task_list)
     except (SwerveError, ValueError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2)
     unknown = sorted(set(preds) - {t.instance_id for t in task_list})
-    if unknown and not ids:
-        console.print(f"[yellow]warning:[/] {len(unknown)} prediction(s) name no task in {tasks} (e.g. {unknown[0]}); ignored")
     submitted = sum(1 for t in task_list if t.instance_id in preds)
+    if not submitted:
+        where = "the selected tasks" if ids else tasks
+        console.print(f"[red]error:[/] {escape(predictions)}: none of its {len(preds)} prediction(s) names a task in "
+                      f"{escape(where)} (e.g. {escape(unknown[0]) if unknown else '-'}); check the instance ids and "
+                      "--tasks", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
+    if unknown and not ids:
+        console.print(f"[yellow]warning:[/] {len(unknown)} prediction(s) name no task in {escape(tasks)} "
+                      f"(e.g. {escape(unknown[0])}); ignored", soft_wrap=True, highlight=False)
     if backend == "auto" and ray:
         console.print("backend: auto (picked on each Ray node)")
     elif backend == "auto":
@@ -97,19 +116,20 @@ def eval_command(
         if bar is not None:
             bar.start()
         report = evaluate(task_list, preds, run_id=run_id, output_dir=output, workers=workers, timeout=timeout,
-                          backend=backend, reruns=reruns, progress=on_done, ray=ray)
+                          backend=backend, reruns=reruns, progress=on_done, ray=ray,
+                          max_patch_bytes=max_patch_bytes or None)
     except SwerveError as exc:
-        from rich.markup import escape
-
         if bar is not None:
             bar.stop()
-        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2)
-    except KeyboardInterrupt:
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(3 if isinstance(exc, InfraError) else 2)
+    except KeyboardInterrupt as exc:
         if bar is not None:
             bar.stop()
-        console.print(f"[yellow]interrupted[/]: finished instances are saved; re-run the same command to resume ({output / run_id})")
-        raise typer.Exit(130)
+        console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): finished instances are saved, those in flight "
+                      f"were abandoned; re-run the same command to resume ({output / run_id})",
+                      soft_wrap=True, highlight=False)
+        raise typer.Exit(exit_code_of(exc))
     finally:
         if bar is not None:
             bar.stop()
@@ -120,4 +140,8 @@ def eval_command(
         f"errors {summary['error_instances']}, reused {len(report.skipped)}) -> {report.run_dir / 'summary.json'}"
     )
     for instance_id, message in sorted(report.errors.items()):
-        console.print(f"[red]error[/] {instance_id}: {message}")
+        console.print(f"[red]error[/] {instance_id}: {escape(message)}", soft_wrap=True, highlight=False)
+    if report.errors:
+        console.print(f"{len(report.errors)} instance(s) not graded (infrastructure); re-run the same command to "
+                      "retry them", highlight=False)
+        raise typer.Exit(3)

@@ -37,3 +37,7 @@ def apply_images_option(value: str | None) -> None:
     import os
 
     os.environ[IMAGES_ENV] = chosen
+
+MAX_PATCH_BYTES = 5_000_000
+"""--max-patch-bytes' default; the same as swerve.harness.evaluate.MAX_PATCH_BYTES (not
+imported from there so that `swerve --help` stays fast)."""

@@ -41,23 +41,31 @@ def policy_factory(spec: str, *, seed: int | None = None, options: dict[str, Any
 
 
 def _guarded(action):
-    """Run `action`; bad input becomes one error line (exit 2), Ctrl-C a resume hint (exit 130)."""
-    from swerve.errors import SwerveError
+    """Run `action`; bad input becomes one error line (exit 2), an infrastructure error
+    exit 3, SIGINT / SIGTERM a resume hint (exit 130 / 143)."""
+    from rich.markup import escape
+
+    from swerve.errors import InfraError, SwerveError
+    from swerve.interrupts import exit_code_of, signal_name
 
     try:
         return action()
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished trajectories are saved; re-run the same command to resume")
-        raise typer.Exit(130)
+    except KeyboardInterrupt as exc:
+        console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): finished trajectories are saved, episodes in "
+                      "flight were abandoned; re-run the same command to resume", highlight=False)
+        raise typer.Exit(exit_code_of(exc))
     except (SwerveError, ValueError, OSError) as exc:
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2)
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(3 if isinstance(exc, InfraError) else 2)
 
 
-def _load(tasks: str, instance_ids: str | None):
+def _load(tasks: str, instance_ids: str | None, *, policy: str, graded: bool):
+    """The tasks, refusing rows that lack what this run needs: FAIL_TO_PASS when the
+    episodes are graded, the gold patch for the oracle policies."""
     from swerve.harness.tasks import load_tasks
 
-    return load_tasks(tasks, instance_ids=split_instance_ids(instance_ids))
+    required = (["FAIL_TO_PASS"] if graded else []) + (["patch"] if policy.startswith("oracle") else [])
+    return load_tasks(tasks, instance_ids=split_instance_ids(instance_ids), require=required)
 
 
 _TASKS = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or Hugging Face dataset name")
@@ -108,12 +116,15 @@ def run(
 
     Rerunning with the same --out resumes: finished tasks are skipped, infra failures retried.
     Example: swerve run --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle --out runs/oracle --evaluate
+
+    Exit status: 0 done; 2 bad input or --out in use by another process; 3 infrastructure
+    failures (re-run to retry them); 130 / 143 stopped by SIGINT / SIGTERM (re-run to resume).
     """
     from swerve.agents.batch import run_batch
     from swerve.agents.loop import EpisodeLimits
 
     _guarded(lambda: apply_images_option(images))
-    task_list = _guarded(lambda: _load(tasks, instance_ids))
+    task_list = _guarded(lambda: _load(tasks, instance_ids, policy=policy, graded=evaluate))
     limits = EpisodeLimits(
         max_steps=max_steps, max_total_tokens=max_tokens, wall_clock_s=time_limit, command_timeout_s=command_timeout,
         max_format_errors=max_format_errors, max_repeated_actions=max_repeats,
@@ -149,11 +160,13 @@ def teach(
     """Run POLICY, keep the resolved trajectories, export them as parquet chat rows for SFT.
 
     Example: swerve teach --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle-detours --out runs/teach
+
+    Exit status: as for `swerve run` (0, 2, 3, 130 / 143).
     """
     from swerve.agents.loop import EpisodeLimits
     from swerve.agents.teach import teach as run_teach
 
-    task_list = _guarded(lambda: _load(tasks, instance_ids))
+    task_list = _guarded(lambda: _load(tasks, instance_ids, policy=policy, graded=True))
     limits = EpisodeLimits(max_steps=max_steps, wall_clock_s=time_limit, command_timeout_s=command_timeout)
     loaded_tokenizer = None
     if tokenizer:
@@ -176,8 +189,11 @@ def _report(result, total: int) -> None:
         f"{len(result.infra_failures)} infra failure(s) of {total} tasks"
     )
     for instance_id, error in sorted(result.infra_failures.items()):
-        console.print(f"  [yellow]{instance_id}[/]: {error} (rerun the same command to retry)")
+        console.print(f"  [yellow]{instance_id}[/]: {error} (rerun the same command to retry)", highlight=False)
+    for instance_id, error in sorted(result.grading_errors.items()):
+        console.print(f"  [yellow]{instance_id}[/]: not graded: {error} (rerun the same command to retry)",
+                      highlight=False)
     if result.resolved is not None:
         console.print(f"resolved {len(result.resolved)} of {total}")
-    if result.infra_failures:
+    if result.infra_failures or result.grading_errors:
         raise typer.Exit(code=3)

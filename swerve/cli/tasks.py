@@ -15,9 +15,19 @@ app.add_typer(tasks_app, name="tasks")
 console = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code=1)
+def _fail(message: str, code: int = 2) -> None:
+    """One error line; exit 2 for bad input, 3 for infrastructure."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=code)
+
+
+def _interrupted(exc: BaseException) -> None:
+    from swerve.interrupts import exit_code_of, signal_name
+
+    console.print(f"[yellow]interrupted[/] ({signal_name(exc)})", highlight=False)
+    raise typer.Exit(code=exit_code_of(exc))
 
 
 @tasks_app.command("mint")
@@ -57,7 +67,11 @@ def mint(
             log=lambda message: console.print(message, highlight=False),
         )
     except SwerveError as exc:
-        _fail(str(exc))
+        from swerve.errors import InfraError
+
+        _fail(str(exc), code=3 if isinstance(exc, InfraError) else 2)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     console.print(report.summary(), highlight=False)
 
 
@@ -71,7 +85,7 @@ def list_tasks(
 
     try:
         tasks = load_tasks(file)
-    except SwerveError as exc:
+    except (SwerveError, ValueError, OSError) as exc:
         _fail(str(exc))
     table = Table(title=f"{len(tasks)} task(s) in {file}")
     table.add_column("instance_id", no_wrap=True)
@@ -101,17 +115,20 @@ def validate(
     from swerve.paths import cache_dir
 
     try:
-        tasks = load_tasks(file, instance_ids=instance_ids or None)
-    except SwerveError as exc:
+        tasks = load_tasks(file, instance_ids=instance_ids or None, require=["FAIL_TO_PASS", "patch"])
+    except (SwerveError, ValueError, OSError) as exc:
         _fail(str(exc))
     bad = 0
     output_dir = cache_dir("mint") / "validate-cli"
     for task in tasks:
-        problem = validate_task(task, backend=backend, timeout=timeout, output_dir=output_dir)
-        if not problem and task.test_patch.strip():
-            present = hidden_from_base(task)
-            if present:
-                problem = f"FAIL_TO_PASS test file(s) present at the base commit: {', '.join(present)}"
+        try:
+            problem = validate_task(task, backend=backend, timeout=timeout, output_dir=output_dir)
+            if not problem and task.test_patch.strip():
+                present = hidden_from_base(task)
+                if present:
+                    problem = f"FAIL_TO_PASS test file(s) present at the base commit: {', '.join(present)}"
+        except KeyboardInterrupt as exc:
+            _interrupted(exc)
         if problem:
             bad += 1
             console.print(f"[red]FAIL[/] {task.instance_id}: {problem}", highlight=False)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from swerve.cli import app
 from swerve.cli.options import split_instance_ids
+from swerve.interrupts import stoppable
 
 console = Console(stderr=True)
 
@@ -34,6 +35,14 @@ _SEED = typer.Option(0, "--seed", help="random seed of the trainer (and of the s
 def _fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
+
+
+def _interrupted(exc: BaseException, what: str) -> NoReturn:
+    """SIGINT / SIGTERM: say what was kept, exit 130 / 143."""
+    from swerve.interrupts import exit_code_of, signal_name
+
+    console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): {what}", soft_wrap=True, highlight=False)
+    raise typer.Exit(exit_code_of(exc))
 
 
 def _invocation(ctx: typer.Context) -> dict[str, Any]:
@@ -99,7 +108,11 @@ def rft_command(
     save_run_config(out, **_invocation(ctx), model=model_path, teacher=str(teacher), rft=settings)
     console.print(f"RFT on {len(trajectories)} teacher trajectories from {teacher} -> {out}")
     try:
-        adapter = train_rft(model_path, trajectories, out, config)
+        with stoppable():
+            adapter = train_rft(model_path, trajectories, out, config)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, f"nothing is saved until training ends; the adapter in {out / 'adapter'} (if any) is "
+                          "from an earlier run")
     except OSError as exc:
         _fail(f"--model {model}: cannot load it ({exc}); pass a local folder with config.json, weights and "
               "tokenizer, or a model name already in the Hugging Face cache")
@@ -178,9 +191,9 @@ def rl_command(
     if reward not in _REWARDS:
         _fail(f"--reward {reward!r}: use {' or '.join(_REWARDS)}")
     try:
-        task_list = load_tasks(tasks, instance_ids=split_instance_ids(instance_ids))
+        task_list = load_tasks(tasks, instance_ids=split_instance_ids(instance_ids), require=["FAIL_TO_PASS"])
     except (SwerveError, ValueError, OSError) as exc:
-        _fail(f"--tasks {tasks}: {exc}")
+        _fail(f"--tasks: {exc}")
     if not task_list:
         _fail(f"--tasks {tasks}: no tasks to train on")
     config = GRPOConfig(
@@ -209,15 +222,16 @@ def rl_command(
 
     console.print(f"GRPO on {len(task_list)} task(s), {group_size} rollouts per group, {steps} step(s) -> {out}")
     try:
-        run_grpo(
-            model_path, task_list, out, config, steps=steps, group_size=group_size, groups_per_step=groups_per_step,
-            workers=workers, backend=backend, episode_limits=limits, policy_options=policy_options,
-            reward=getattr(rewards, _REWARDS[reward]), max_staleness=max_staleness, grade_timeout_s=grade_timeout,
-            save_every=save_every, max_failed_samples=max_failed_samples, on_step=show,
-        )
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished steps are saved in {out}")
-        raise typer.Exit(130)
+        with stoppable():
+            run_grpo(
+                model_path, task_list, out, config, steps=steps, group_size=group_size,
+                groups_per_step=groups_per_step, workers=workers, backend=backend, episode_limits=limits,
+                policy_options=policy_options, reward=getattr(rewards, _REWARDS[reward]), max_staleness=max_staleness,
+                grade_timeout_s=grade_timeout, save_every=save_every, max_failed_samples=max_failed_samples,
+                on_step=show,
+            )
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, f"finished steps are saved in {out}; rollouts in flight were abandoned")
     except (ValueError, RuntimeError) as exc:
         _fail(str(exc))
     console.print(f"[green]adapter saved[/] {out / 'adapter'}")

@@ -25,6 +25,12 @@ def unregister(env) -> None:
         _open.discard(env)
 
 
+def open_environments() -> list:
+    """The environments opened in this process and not closed yet."""
+    with _lock:
+        return list(_open)
+
+
 def close_all() -> None:
     with _lock:
         envs = list(_open)

@@ -128,6 +128,12 @@ class ExecSocketTransport:
         return bytes(out)
 
     def close(self) -> None:
+        """Shut the socket down before closing it: a thread waiting in select() on it
+        (a command in flight) wakes with EOF at once instead of at its timeout."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         for closer in (getattr(self._wrapped, "close", None), self._sock.close):
             try:
                 if closer:

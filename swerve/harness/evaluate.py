@@ -20,8 +20,9 @@ from pathlib import Path
 
 import swerve
 from swerve.errors import InfraError, TaskFormatError
-from swerve.fileio import atomic_write_json, atomic_write_text
+from swerve.fileio import atomic_write_json, atomic_write_text, run_folder_lock
 from swerve.harness import tests as hidden
+from swerve.harness.abandon import close_in_parallel, reap_orphaned_containers, remove_own_containers
 from swerve.harness.flags import FORGERY_FLAGS, evidence_flags
 from swerve.harness.grading import grade_statuses
 from swerve.harness.patches import (
@@ -30,10 +31,15 @@ from swerve.harness.patches import (
     symlink_escapes_in_env,
     touched_paths,
 )
+from swerve.interrupts import stoppable
 from swerve.schema import FailureClass, Grade, Prediction, Task, TestStatus
 
 HARNESS_VERSION = "swerve-eval-1"
 INFRA_ATTEMPTS = 3
+MAX_PATCH_BYTES = 5_000_000
+"""Patches larger than this are refused before any environment starts (`--max-patch-bytes`)."""
+ABANDON_WAIT_S = 4.0
+"""On an interrupt: how long the workers get to notice that their environments are gone."""
 _SUSPICIOUS_CODE = {
     "os._exit": "os._exit(",
     "pytest internals": "_pytest",
@@ -94,6 +100,24 @@ def _trusted_statuses(statuses: Mapping[str, TestStatus], flags: list[str]) -> d
             for test, status in statuses.items()}
 
 
+def patch_size(patch: str | None) -> int:
+    return len(patch.encode("utf-8", errors="surrogatepass")) if patch else 0
+
+
+def refuse_oversized_patch(grade: Grade, task: Task, patch: str | None, limit: int | None) -> bool:
+    """Refuse (in `grade`) a patch over `limit` bytes: the model's result, not an infra
+    error, and decided before any environment starts or any byte is copied into one."""
+    size = patch_size(patch)
+    if limit is None or size <= limit:
+        return False
+    grade.failure_class = FailureClass.PATCH_REFUSED
+    grade.failure_reason = (f"patch refused: {size:,} bytes is over the {limit:,}-byte limit "
+                            "(raise it with --max-patch-bytes if the patch is genuine)")
+    grade.tamper_flags.append("oversized_patch")
+    grade.tests_status = grade_statuses(task, {})[0]
+    return True
+
+
 def _read_base_files(env, paths: list[str]) -> dict[str, str | None]:
     files: dict[str, str | None] = {}
     for path in paths:
@@ -124,6 +148,16 @@ def _close_quietly(env) -> None:
         env.close()
     except Exception:
         pass
+
+
+def _over(patch: str | None, limit: int | None) -> bool:
+    return limit is not None and patch_size(patch) > limit
+
+
+def _close_opened(future: Future) -> None:
+    """A prefetched environment that finished opening after the run stopped."""
+    if not future.cancelled() and future.exception() is None:
+        _close_quietly(future.result())
 
 
 class EvaluationStopped(Exception):
@@ -163,9 +197,11 @@ def evaluate_instance(
     instance_dir: Path | None = None,
     stop: threading.Event | None = None,
     closer: Callable | None = None,
+    max_patch_bytes: int | None = MAX_PATCH_BYTES,
 ) -> Grade:
     """Grade one prediction in a fresh environment. Raises InfraError when the
     infrastructure failed (the caller retries); returns the model's Grade otherwise.
+    A patch over `max_patch_bytes` (None: no limit) is refused without an environment.
     Raises TaskFormatError for a row that cannot be evaluated as given (no SWE-bench spec)."""
     if task.spec_error:
         raise TaskFormatError(task.spec_error)
@@ -182,6 +218,8 @@ def evaluate_instance(
     )
     started = time.monotonic()
     close = closer or _close_quietly
+    if refuse_oversized_patch(grade, task, patch, max_patch_bytes):
+        return grade
     if instance_dir is not None:
         atomic_write_text(instance_dir / "patch.diff", patch or "")
     gold_paths = touched_paths(task.patch)
@@ -385,14 +423,19 @@ def evaluate(
     opener: Callable = default_opener,
     infra_attempts: int = INFRA_ATTEMPTS,
     ray: str | None = None,
+    max_patch_bytes: int | None = MAX_PATCH_BYTES,
 ) -> RunReport:
     """Grade `predictions` against `tasks`; results land in OUTPUT_DIR/RUN_ID.
 
     Re-running with the same run id skips instances already graded for the same
     patch content and task (see `patch_key`) and re-grades changed ones.
     `progress(instance_id, grade, error)` is called as each instance finishes.
-    KeyboardInterrupt stops scheduling, closes what is open, writes the summary of
-    what finished, and re-raises: the run resumes where it stopped.
+    SIGINT / SIGTERM (KeyboardInterrupt, `swerve.interrupts.Interrupted`) abandon the
+    instances in flight: their environments are closed at once, nothing of theirs is
+    written as a grade or an error, the summary of what finished is written, and the
+    interrupt is re-raised within seconds; a resumed run grades what was abandoned.
+    One process per run folder: a second one gets RunFolderBusy (folder and pid).
+    Patches over `max_patch_bytes` are refused as the model's result (PATCH_REFUSED).
     `ray` ('auto', HOST:PORT, ray://HOST:PORT or 'local') grades each instance as a
     Ray task on a cluster node, with that node's Docker daemon (see `ray_eval`); all
     the rest (files, resume, retries, summary) stays here, on the driver.
@@ -404,17 +447,35 @@ def evaluate(
         if unknown:
             raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
         tasks = [t for t in tasks if t.instance_id in wanted]
-    remote = None
-    if ray:
-        from swerve.harness.ray_eval import RayGrader
-
-        remote = RayGrader(ray, run_id=run_id, timeout=timeout, backend=backend, reruns=reruns, limits=limits,
-                           opener=opener)
     run_dir = Path(output_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder_lock(run_dir), stoppable():
+        remote = None
+        if ray:
+            from swerve.harness.ray_eval import RayGrader
+
+            remote = RayGrader(ray, run_id=run_id, timeout=timeout, backend=backend, reruns=reruns, limits=limits,
+                               opener=opener)
+        try:
+            return _evaluate_in(run_dir, tasks, predictions, run_id=run_id, workers=workers, timeout=timeout,
+                                backend=backend, reruns=reruns, progress=progress, limits=limits, opener=opener,
+                                infra_attempts=infra_attempts, ray=ray, remote=remote,
+                                max_patch_bytes=max_patch_bytes)
+        finally:
+            if remote is not None:
+                remote.close()
+
+
+def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Prediction], *, run_id: str,
+                 workers: int, timeout: float, backend: str, reruns: int, progress, limits, opener: Callable,
+                 infra_attempts: int, ray: str | None, remote, max_patch_bytes: int | None) -> RunReport:
+    """`evaluate` once the run folder is locked and signals stop the run."""
     settings = {"workers": workers, "timeout": timeout, "backend": backend, "reruns": reruns,
-                "harness_version": HARNESS_VERSION, "instances": len(tasks), "ray": ray}
+                "harness_version": HARNESS_VERSION, "instances": len(tasks), "ray": ray,
+                "max_patch_bytes": max_patch_bytes}
     _write_manifest(run_dir, run_id, settings)
+    if remote is None and opener is default_opener:
+        reap_orphaned_containers(run_id, backend)
     report = RunReport(run_id=run_id, run_dir=run_dir)
     started = time.monotonic()
 
@@ -425,7 +486,8 @@ def evaluate(
             continue
         instance_dir = run_dir / "instances" / task.instance_id
         previous = _load_previous(instance_dir, task.instance_id)
-        if previous is not None and previous.patch_hash == patch_key(task, prediction.model_patch):
+        if (previous is not None and previous.patch_hash == patch_key(task, prediction.model_patch)
+                and not ("oversized_patch" in previous.tamper_flags and not _over(prediction.model_patch, max_patch_bytes))):
             report.grades[task.instance_id] = previous
             report.skipped.append(task.instance_id)
             if progress:
@@ -441,7 +503,8 @@ def evaluate(
     prefetched: dict[str, Future] = {}
     claimed: set[str] = set()
     upcoming = [task for task, prediction in todo
-                if is_empty_patch(prediction.model_patch) or check_patch(prediction.model_patch).ok]
+                if is_empty_patch(prediction.model_patch)
+                or (not _over(prediction.model_patch, max_patch_bytes) and check_patch(prediction.model_patch).ok)]
 
     def prefetch_next() -> None:
         """Start the next instance's environment while this one runs its tests, so
@@ -493,12 +556,16 @@ def evaluate(
             if stop.is_set():
                 return
             try:
-                if remote is not None:
+                if _over(prediction.model_patch, max_patch_bytes):
+                    grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout,
+                                              max_patch_bytes=max_patch_bytes)
+                elif remote is not None:
                     grade = remote.grade(task, prediction, instance_dir, stop)
                 else:
                     grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout, backend=backend,
                                               reruns=reruns, limits=limits, opener=tracked_opener,
-                                              instance_dir=instance_dir, stop=stop, closer=close_later)
+                                              instance_dir=instance_dir, stop=stop, closer=close_later,
+                                              max_patch_bytes=max_patch_bytes)
             except EvaluationStopped:
                 return
             except InfraError as exc:
@@ -513,30 +580,49 @@ def evaluate(
             except Exception as exc:  # a harness bug is never the model's result either
                 last_error = f"harness error: {type(exc).__name__}: {exc}"
                 break
-            if stop.is_set():
-                return
             grade.model_name_or_path = prediction.model_name_or_path
-            atomic_write_json(instance_dir / "report.json", {task.instance_id: grade.model_dump(mode="json")})
-            error_file = instance_dir / "error.json"
-            if error_file.exists():
-                error_file.unlink()
-            with lock:
+            with lock:  # never a grade once the run is stopped: its environment may have been killed under it
+                if stop.is_set():
+                    return
+                atomic_write_json(instance_dir / "report.json", {task.instance_id: grade.model_dump(mode="json")})
+                error_file = instance_dir / "error.json"
+                if error_file.exists():
+                    error_file.unlink()
                 report.grades[task.instance_id] = grade
                 report.errors.pop(task.instance_id, None)
             if progress:
                 progress(task.instance_id, grade, None)
             return
-        if stop.is_set():
-            return
-        atomic_write_json(instance_dir / "error.json", {"instance_id": task.instance_id, "error": last_error,
-                                                        "attempts": infra_attempts})
-        stale = instance_dir / "report.json"
-        if stale.exists():
-            stale.unlink()
         with lock:
+            if stop.is_set():
+                return
+            atomic_write_json(instance_dir / "error.json", {"instance_id": task.instance_id, "error": last_error,
+                                                            "attempts": infra_attempts})
+            stale = instance_dir / "report.json"
+            if stale.exists():
+                stale.unlink()
             report.errors[task.instance_id] = last_error
         if progress:
             progress(task.instance_id, None, last_error)
+
+    def abandon(pending: set) -> None:
+        """Stop: no new work, nothing more written; close what is open without waiting
+        for the threads using it; give them a few seconds to notice; remove any
+        container of this run that this process started and nobody closed."""
+        with lock:
+            stop.set()
+            opened = list(active)
+            active.clear()
+            leftovers = list(prefetched.values())
+            prefetched.clear()
+        pool.shutdown(wait=False, cancel_futures=True)
+        prefetch_pool.shutdown(wait=False, cancel_futures=True)
+        close_in_parallel(opened, wait_s=ABANDON_WAIT_S)
+        wait([f for f in [*pending, *leftovers] if not f.cancelled()], timeout=ABANDON_WAIT_S)
+        for future in leftovers:  # closed now if opened by now, else once it opens
+            future.add_done_callback(_close_opened)
+        close_pool.shutdown(wait=False)
+        remove_own_containers(run_id)
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-eval")
     pending: set = set()
@@ -547,28 +633,17 @@ def evaluate(
             for future in done:
                 future.result()
     except KeyboardInterrupt:
-        stop.set()
+        abandon(pending)
         report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
         report.summary["interrupted"] = True
         atomic_write_json(run_dir / "summary.json", report.summary)
-        try:
-            with lock:
-                opened = list(active)
-            for env in opened:
-                threading.Thread(target=_close_quietly, args=(env,), daemon=True).start()
-            pool.shutdown(wait=False, cancel_futures=True)
-            wait([f for f in pending if not f.cancelled()], timeout=60)
-            drain_prefetched()
-            close_pool.shutdown(wait=True)
-        except KeyboardInterrupt:
-            pass  # a second Ctrl-C: stop waiting; exit handlers close what is left
         raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        drain_prefetched()
-        close_pool.shutdown(wait=True)
-        if remote is not None:
-            remote.close()
+    except BaseException:
+        abandon(pending)
+        raise
+    pool.shutdown(wait=True)
+    drain_prefetched()
+    close_pool.shutdown(wait=True)
     report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
     atomic_write_json(run_dir / "summary.json", report.summary)
     return report

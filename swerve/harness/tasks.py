@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from swerve.errors import TaskFormatError
+from swerve.fileio import describe_bad_utf8
 from swerve.schema import Prediction, Task
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,22 @@ def _describe_validation(error: ValidationError) -> str:
     return f"field {field!r}: {first.get('msg', 'invalid')}{more}"
 
 
+def _not_utf8(path: Path, raw: bytes, error: UnicodeDecodeError, line: int | None = None) -> TaskFormatError:
+    return TaskFormatError(describe_bad_utf8(path, raw, error, line=line))
+
+
+def _read_utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, raw, exc) from None
+
+
 def _read_json_rows(path: Path) -> Iterator[tuple[str, Any]]:
     """(row label, row) from a JSON file holding a list or a dict of rows."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_utf8(path))
     except json.JSONDecodeError as exc:
         raise TaskFormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); expected a list of rows") from exc
     if isinstance(data, dict):
@@ -54,8 +67,11 @@ def _read_json_rows(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _read_jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, raw, exc, line=number) from None
         if not line.strip():
             continue
         try:
@@ -122,7 +138,14 @@ def _validated(model, row: Any, label: str, where: str, expected: str):
         raise TaskFormatError(f"{label}: {where}{who}: {_describe_validation(exc)}") from None
 
 
-def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None, *, resolve_specs: bool = True) -> list[Task]:
+REQUIRED_BECAUSE = {
+    "FAIL_TO_PASS": "grading needs the tests that the fix makes pass",
+    "patch": "--predictions gold and the oracle policies replay the gold patch",
+}
+
+
+def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None, *, resolve_specs: bool = True,
+               require: Iterable[str] = ()) -> list[Task]:
     """Tasks from a file or dataset, in file order, optionally filtered to `instance_ids`.
 
     Genuine SWE-bench rows (an environment_setup_commit, no test_cmd/install_cmd/eval_script
@@ -131,11 +154,14 @@ def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None, *,
     from the row's repository at environment_setup_commit), test command and parser.
 
     Raises TaskFormatError for a bad row (naming file, row, field), a duplicate
-    instance_id, or a requested instance id that is not in the source.
+    instance_id, a requested instance id that is not in the source, a source with
+    no rows, or a row whose field named in `require` (FAIL_TO_PASS, patch, ...) is
+    missing or empty.
     """
     label, rows = _rows(source)
     tasks: list[Task] = []
     seen: dict[str, str] = {}
+    required = list(require)
     for where, row in rows:
         task = _validated(Task, row, label, where, "a JSON object")
         if task.instance_id in seen:
@@ -145,6 +171,9 @@ def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None, *,
             )
         seen[task.instance_id] = where
         tasks.append(task)
+    if not tasks:
+        raise TaskFormatError(f"{label}: holds no tasks; a task file has one SWE-bench row per line (JSONL), "
+                              "a JSON list of rows, or parquet rows")
     if instance_ids:
         wanted = list(dict.fromkeys(instance_ids))
         missing = [i for i in wanted if i not in seen]
@@ -152,6 +181,13 @@ def load_tasks(source: str | Path, instance_ids: Iterable[str] | None = None, *,
             raise TaskFormatError(f"{label}: no task with instance_id {', '.join(map(repr, missing))}")
         keep = set(wanted)
         tasks = [task for task in tasks if task.instance_id in keep]
+    for task in tasks:
+        for name in required:
+            value = getattr(task, name)
+            if not (value.strip() if isinstance(value, str) else value):
+                why = REQUIRED_BECAUSE.get(name, "this command needs it")
+                raise TaskFormatError(f"{label}: {seen[task.instance_id]} (instance {task.instance_id!r}): field "
+                                      f"{name!r} is missing or empty; {why}")
     if resolve_specs:
         tasks = _with_swebench_specs(tasks)
     return tasks
@@ -196,4 +232,7 @@ def load_predictions(source: str | Path, tasks: Iterable[Task] | None = None) ->
         if prediction.instance_id in predictions:
             raise TaskFormatError(f"{label}: {where}: duplicate prediction for {prediction.instance_id!r}")
         predictions[prediction.instance_id] = prediction
+    if not predictions:
+        raise TaskFormatError(f"{label}: holds no predictions; each line needs instance_id and model_patch "
+                              "(or pass --predictions gold / empty)")
     return predictions

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swerve.errors import TaskFormatError
+from swerve.fileio import describe_bad_utf8
 
 _DIFFICULTY_KEYS = ("label", "level", "difficulty", "bucket", "name")
 _SWEBENCH_ID = re.compile(r"^(?P<owner>[^_]+(?:_[^_]+)*)__(?P<name>.+)-\d+$")
@@ -72,7 +73,11 @@ def _rows(path: Path) -> list[dict[str, Any]]:
         import pandas as pd
 
         return pd.read_parquet(path).to_dict(orient="records")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFormatError(describe_bad_utf8(path, raw, exc)) from None
     if suffix == ".jsonl" or (suffix != ".json" and not text.lstrip().startswith(("[", "{"))):
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):

@@ -282,7 +282,7 @@ def test_cli_lists_tasks(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "o__r-1-m0001" in result.output and "off_by_one" in result.output
     missing = CliRunner().invoke(app, ["tasks", "list", str(tmp_path / "nope.jsonl")])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
 
 
 def test_statement_fragment_is_trimmed_to_code_that_parses():
