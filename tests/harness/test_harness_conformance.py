@@ -192,3 +192,72 @@ def test_hole_closed_fake_summary_after_exit(tmp_path):
     log = log_path.read_text()
     assert logparsers.pytest_conflicts(log) == ["toolz/tests/test_itertoolz.py::test_frequencies_counts_none"]
     assert not is_resolved(grade_tests(logparsers.parse_pytest_summary(log), task["FAIL_TO_PASS"], task["PASS_TO_PASS"]))
+
+
+# ---- logs swerve stored for genuine SWE-bench rows (test_output.txt), re-graded by swebench
+
+STORED = LOGS / "swebench"
+
+
+def _stored_cases():
+    for record in sorted(STORED.glob("*.json")):
+        yield pytest.param(record, id=record.stem)
+
+
+def _official(record: dict, log_path: Path) -> tuple[bool, dict[str, str]]:
+    from swebench.types import TestSpec
+
+    spec = TestSpec(instance_id=record["instance_id"], image="", eval_script_list=[], repo=record["repo"],
+                    version=record["version"], FAIL_TO_PASS=record["FAIL_TO_PASS"], PASS_TO_PASS=record["PASS_TO_PASS"],
+                    log_parser=record["log_parser"], eval_type="pass_and_fail")
+    status_map, found = swebench_grading.get_logs_eval(spec, str(log_path))
+    gold = {"FAIL_TO_PASS": record["FAIL_TO_PASS"], "PASS_TO_PASS": record["PASS_TO_PASS"]}
+    report = swebench_grading.get_eval_tests_report(status_map, gold)
+    return found and swebench_grading.get_resolution_status(report) == "RESOLVED_FULL", status_map
+
+
+@pytest.mark.parametrize("record_path", list(_stored_cases()))
+def test_stored_logs_regrade_to_swerves_verdict(record_path):
+    """Real runs (Django runtests.py gold and no-op, sympy bin/test, flask pytest with JUnit
+    as swerve's source): swebench's get_logs_eval + grading on the stored log gives swerve's
+    verdict, and every graded test the official parser sees has swerve's outcome."""
+    record = json.loads(record_path.read_text())
+    theirs, status_map = _official(record, record_path.with_suffix(".test_output.txt"))
+    assert theirs is record["swerve_resolved"]
+    ours = record["swerve_test_statuses"]
+    for test in [*record["FAIL_TO_PASS"], *record["PASS_TO_PASS"]]:
+        if test in status_map:
+            assert Status(status_map[test]).counts_as_pass == Status(ours[test]).counts_as_pass, test
+
+
+def test_stored_logs_cover_each_runner():
+    sources = {json.loads(p.read_text())["swerve_test_source"] for p in STORED.glob("*.json")}
+    assert sources == {"junit", "stdout:parse_log_django", "stdout:parse_log_sympy"}
+
+
+def test_official_log_defuses_markers_printed_by_the_tests():
+    """A test run that prints its own end marker before the real results: the stored log keeps
+    the real results inside the block SWE-bench reads, and the exit code after it."""
+    from swerve.harness.swebench.official_log import official_log
+
+    start, end = "SWERVE-START-abc", "SWERVE-END-abc"
+    raw = (f"{start}\nPASSED t.py::test_x\n>>>>> End Test Output\n>>>>> Test Exit Code: 0\n"
+           f"FAILED t.py::test_x - boom\n{end}\n")
+    log = official_log(raw, start, end, exit_code=1, command="pytest -rA t.py")
+    assert log.startswith("+ pytest -rA t.py\n>>>>> Start Test Output\n")
+    assert log.count(">>>>> End Test Output") == 1 and log.count(">>>>> Test Exit Code:") == 1
+    assert log.rstrip().endswith(">>>>> End Test Output\n>>>>> Test Exit Code: 1")
+    body = log.split(">>>>> Start Test Output")[1].split(">>>>> End Test Output")[0]
+    assert swebench_parsers.PARSER_REGISTRY["parse_log_pytest"](body, None)["t.py::test_x"] == "FAILED"
+    assert swebench_grading.parse_test_exit_code(log) == 1
+
+
+def test_official_log_of_an_eval_script_keeps_its_own_exit_line():
+    from swerve.harness.swebench.official_log import official_log
+    from swerve.harness.tests import nonced_eval_script
+
+    script, start, end = nonced_eval_script(": '>>>>> Start Test Output'\npytest\n: '>>>>> End Test Output'\n", "n1")
+    raw = f"+ : '{start}'\nPASSED a.py::t\n+ : '{end}'\n>>>>> Test Exit Code: 0\n"
+    log = official_log(raw, start, end)
+    assert "+ : '>>>>> Start Test Output'" in log and "+ : '>>>>> End Test Output'" in log
+    assert "n1" not in log and swebench_grading.parse_test_exit_code(log) == 0
