@@ -21,6 +21,15 @@ class Limits:
     pids: int = 512
     command_timeout_s: float = 300.0
     output_limit_bytes: int = DEFAULT_OUTPUT_LIMIT
+    tmp_mb: int = 1024
+    """Size of the tmpfs on /tmp (the agent's $HOME lives there too); it counts against memory."""
+    disk_mb: int = 2048
+    """Most the container's writable layer (the repository and the rest of its filesystem
+    but /tmp) may grow; checked after each command (docker backend)."""
+    spool_limit_bytes: int = 8 << 20
+    """Most of one command's output kept on the host once the output limit is passed."""
+    diff_file_limit_bytes: int = 1 << 20
+    """diff() leaves out (and names) changed or new files larger than this."""
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """The docker backend: one container per environment, networking off, a non-root
-user, CPU/memory/PID limits, and a persistent shell attached through one exec.
+user, CPU/memory/PID limits, a size-limited tmpfs on /tmp, no capabilities but KILL
+(kept for the root control shell), no-new-privileges, and a persistent shell
+attached through one exec.
 
 Containers carry labels (`swerve.run`, `swerve.task`, `swerve.owner_pid`) so that
 `swerve env prune` can reap leftovers; every open environment is also closed at
@@ -12,21 +14,33 @@ import os
 import select
 import socket
 import struct
+import time
 import uuid
 from functools import lru_cache
 
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
-from swerve.environments.repo_ops import RepoOps
+from swerve.environments.repo_ops import RepoOps, restore_script
 from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import DockerUnavailable, InfraError
 from swerve.processes import process_alive
+from swerve.schema import ExecResult
 
 USER = "swerve"
 LABEL_RUN = "swerve.run"
 LABEL_TASK = "swerve.task"
 LABEL_OWNER = "swerve.owner_pid"
 KEEPER_CMD = ["sleep", "infinity"]
+PRISTINE = "/opt/swerve/pristine"
+WIPED = ("/tmp", "/dev/shm", "/dev/mqueue")
+"""Writable by the agent's user and emptied by reset() ($HOME is /tmp/swerve-home)."""
+DISK_LIMIT_EXIT_CODE = 125
+DISK_CHECK_AFTER_S = 0.2
+DISK_CHECK_EVERY_S = 2.0
+CONTROL_CAPABILITIES = ("KILL",)
+"""The one capability the container keeps: the root control shell kills the agent's
+processes (a process of another user) on timeout and reset. The agent's user has no
+capability, no setuid program to gain one, and no-new-privileges set."""
 
 
 @lru_cache(maxsize=1)
@@ -172,7 +186,11 @@ class DockerEnvironment(RepoOps):
                 name=name,
                 detach=True,
                 init=True,
-                user=USER,
+                user="root",
+                security_opt=["no-new-privileges"],
+                cap_drop=["ALL"],
+                cap_add=list(CONTROL_CAPABILITIES),
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.limits.tmp_mb}m,mode=1777"},
                 working_dir=workdir,
                 network_mode="none",
                 network_disabled=True,
@@ -196,16 +214,22 @@ class DockerEnvironment(RepoOps):
             extra={"container": self.container.name},
         )
         self._keeper_pid = 0
+        self._disk_checked = 0.0
+        self.control = ShellSession(
+            self._start_control, lambda _pid: None, output_limit=1 << 20, default_timeout=120
+        )
         self.shell = ShellSession(
             self._start_shell,
             self._kill_children,
             output_limit=self.limits.output_limit_bytes,
             default_timeout=self.limits.command_timeout_s,
+            spool_limit=self.limits.spool_limit_bytes,
             init_script=f"cd {workdir} && export HOME=/tmp/swerve-home && mkdir -p $HOME",
         )
         try:
-            self.shell.run("true", timeout=60)
             self._keeper_pid = self._find_keeper()
+            self._pristine = self._root_exec(f"test -f {PRISTINE}/git-meta.tar")[0] == 0
+            self.shell.run("true", timeout=60)
         except BaseException:
             self.close()
             raise
@@ -239,12 +263,43 @@ class DockerEnvironment(RepoOps):
         return cls(task.image, instance_id=task.instance_id, base_commit=task.base_commit, workdir=task.workdir,
                    limits=limits, run_id=run_id, client=client, image_digest=digest)
 
+    def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
+        """Run `cmd` in the persistent shell; afterwards the writable layer's size is
+        checked (after any command of DISK_CHECK_AFTER_S or more, else at most every
+        DISK_CHECK_EVERY_S): past `limits.disk_mb`, every process the command left is
+        killed and the result says so, with exit code DISK_LIMIT_EXIT_CODE."""
+        result = super().exec(cmd, timeout)
+        now = time.monotonic()
+        if result.duration_s < DISK_CHECK_AFTER_S and now - self._disk_checked < DISK_CHECK_EVERY_S:
+            return result
+        self._disk_checked = now
+        used = self.disk_used_bytes()
+        if used <= self.limits.disk_mb * (1 << 20):
+            return result
+        self._kill_children(self.shell.inner_pid)
+        note = (
+            f"\n[swerve: the environment's disk limit of {self.limits.disk_mb} MB was passed "
+            f"({used / (1 << 20):.0f} MB written outside /tmp); the command's processes were killed; "
+            "delete files to go on]\n"
+        )
+        return result.model_copy(update={"output": result.output + note, "exit_code": DISK_LIMIT_EXIT_CODE})
+
+    def disk_used_bytes(self) -> int:
+        """Bytes in the container's writable layer (what it wrote outside its tmpfs mounts)."""
+        rows = self.client.api.containers(all=True, size=True, filters={"id": self.container.id})
+        return int(rows[0].get("SizeRw") or 0) if rows else 0
+
     def _start_shell(self) -> ExecSocketTransport:
         return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
 
-    def _root_exec(self, script: str, shell: str = "sh") -> tuple[int, str]:
-        result = self.container.exec_run([shell, "-c", script], user="root", stdout=True, stderr=True)
-        return result.exit_code, result.output.decode("utf-8", errors="replace")
+    def _start_control(self) -> ExecSocketTransport:
+        return ExecSocketTransport(self.client, self.container.id, user="root", workdir="/", env={})
+
+    def _root_exec(self, script: str) -> tuple[int, str]:
+        """Run `script` in the control shell: a root bash started before the agent ran
+        anything, which the agent's user can neither signal nor trace."""
+        result = self.control.run(script, limit=0)
+        return result.exit_code, result.output
 
     def _find_keeper(self) -> int:
         code, out = self._root_exec("cat /proc/1/task/1/children")
@@ -252,20 +307,30 @@ class DockerEnvironment(RepoOps):
         return pids[0] if pids else 0
 
     def _kill_children(self, shell_pid: int) -> None:
-        """Kill every process in the container but init, the keeper and the shell."""
+        """Kill every process in the container but init, the keeper, the control shell
+        and the agent's shell."""
         spare = " ".join(str(p) for p in (self._keeper_pid, shell_pid) if p)
-        self._root_exec(kill_all_but_snippet(spare), shell="bash")
+        self._root_exec(kill_all_but_snippet(spare))
 
-    def kill_others_snippet(self) -> str:
-        return kill_all_but_snippet(str(self._keeper_pid or ""))
+    def _stop_everything(self) -> None:
+        self._root_exec(kill_all_but_snippet(str(self._keeper_pid or "")))
+
+    def _restore_script(self) -> str:
+        return restore_script(
+            self.workdir, self.base_commit, PRISTINE if self._pristine else "",
+            wipe=list(WIPED), objects_owned_by_root=True, preserve=self._preserve,
+        )
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (removing the container ends it)."""
         if not self._mark_closed():
             return
         try:
-            if getattr(self, "shell", None) is not None:
-                self.shell._transport and self.shell._transport.close()
+            for session in (getattr(self, "shell", None), getattr(self, "control", None)):
+                if session is not None:
+                    session.discard_spools()
+                    if session._transport is not None:
+                        session._transport.close()
         finally:
             if self.container is not None:
                 try:

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,13 @@ from swerve.schema import Task
 
 log = logging.getLogger(__name__)
 
-IMAGES_FORMAT = "1"
+IMAGES_FORMAT = "2"
 TIERS = ("rootfs", "base", "env", "instance", "official")
 BOOTSTRAP_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "patch", "ca-certificates", "procps")
 WHEELS_IN_IMAGE = "/opt/swerve/wheels"
 VENV = "/opt/venv"
 PRESERVE_FILE = "/opt/swerve/preserve.txt"
+PRISTINE = "/opt/swerve/pristine"
 BASE_IMAGE_ENV = "SWERVE_BASE_IMAGE"
 PYTHON_SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 """The Debian suite whose python3 is each Python version (what debootstrap can give)."""
@@ -161,6 +163,9 @@ RUN {checks} \\
  && python3 -c 'import venv, ensurepip' \\
  && if getent passwd 1000 >/dev/null; then userdel -r "$(getent passwd 1000 | cut -d: -f1)" || true; fi \\
  && useradd --create-home --uid 1000 --shell /bin/bash swerve \\
+ && chown -R root:root /home/swerve && chmod 755 /home/swerve \\
+ && rm -rf /var/tmp && ln -s /tmp /var/tmp && if [ -d /run/lock ]; then chmod 755 /run/lock; fi \\
+ && find / -xdev -perm /6000 -type f -exec chmod ug-s {{}} + \\
  && mkdir -p /opt/swerve \\
  && python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' > /opt/swerve/python-version
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8
@@ -416,10 +421,7 @@ def _env_dockerfile(base: str, has_requirements: bool, tooling: list[str] | None
     return f"""FROM {base}
 COPY wheels/ {WHEELS_IN_IMAGE}/
 COPY requirements.txt /opt/swerve/requirements.txt
-RUN mkdir -p {VENV} && chown swerve:swerve {VENV}
-USER swerve
-RUN python3 -m venv {VENV}{install}
-USER root
+RUN PIP_NO_CACHE_DIR=1 python3 -m venv {VENV}{install}
 ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH PIP_NO_INDEX=1 PIP_FIND_LINKS={WHEELS_IN_IMAGE} \\
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 """
@@ -440,7 +442,7 @@ def ensure_instance_image(
         return ensure_official_instance(task, client, rebuild=rebuild)
     env_tag, env_id, repo, manifest = _ensure_env(task, client, base_image)
     install_script = _install_script(task, repo, manifest.get("project", ""))
-    dockerfile = _instance_dockerfile(env_tag, task.workdir, repo.base_commit)
+    dockerfile = _instance_dockerfile(env_tag, task.workdir, repo.base_commit, project_packages(repo.path))
     inputs = _hash(IMAGES_FORMAT, "instance", env_tag, env_id, task.instance_id, repo.base_commit, install_script,
                    dockerfile)
     tag = f"swerve-instance:{inputs[:12]}"
@@ -523,21 +525,55 @@ def _install_script(task: Task, repo: PreparedRepo, project: str) -> str:
     return f"set -e\n{exports}cd {shlex.quote(task.workdir)}\n{pre_install}{command}\n"
 
 
-def _instance_dockerfile(env_tag: str, workdir: str, base_commit: str) -> str:
+def _instance_dockerfile(env_tag: str, workdir: str, base_commit: str, packages: list[str] | None = None) -> str:
+    """The repository installed by root (so /opt/venv stays root's and read-only to the agent),
+    then handed to `swerve`, all but the base's git object files (root's, so the agent
+    cannot rewrite them); what reset() restores is recorded under /opt/swerve/pristine;
+    what could hold the original code (the wheelhouse, pip's wheels and caches, copies of
+    the project vendored by other packages) is removed."""
     wd = json.dumps(workdir)
+    vendored = " ".join(f"-name {shlex.quote(name)} -o -name {shlex.quote(name + '.py')} -o" for name in packages or [])
+    drop_vendored = (
+        f" \\\n && find / -xdev \\( -path /proc -o -path {wd} \\) -prune -o -path '*/_vendor/*' "
+        f"\\( {vendored[:-3]} \\) -prune -exec rm -rf {{}} +"
+        if vendored else ""
+    )
     return f"""FROM {env_tag}
-COPY --chown=1000:1000 repo/ {wd}
+COPY repo/ {wd}
 COPY install.sh /opt/swerve/install.sh
 RUN git config --system safe.directory '*'
-USER swerve
 WORKDIR {wd}
-RUN bash /opt/swerve/install.sh \\
- && git ls-files --others --exclude-standard --directory | sed 's|^|/|' >> .git/info/exclude
-USER root
-RUN git -C {wd} ls-files --others --ignored --exclude-standard --directory > {PRESERVE_FILE}
+RUN PIP_ROOT_USER_ACTION=ignore bash /opt/swerve/install.sh \\
+ && git ls-files --others --exclude-standard --directory | sed 's|^|/|' >> .git/info/exclude \\
+ && git config gc.auto 0 \\
+ && find {wd} \\( -path {wd}/.git/objects/'*' -type f \\) -o -exec chown -h 1000:1000 {{}} + \\
+ && git ls-files --others --ignored --exclude-standard --directory > {PRESERVE_FILE} \\
+ && mkdir -p {PRISTINE} \\
+ && tar -C {wd} -cf {PRISTINE}/git-meta.tar --exclude=.git/objects --exclude=.git/index --exclude=.git/logs .git \\
+ && (cd {wd} && find .git/objects -type f | LC_ALL=C sort > {PRISTINE}/git-objects.txt) \\
+ && sed 's|/$||' {PRESERVE_FILE} > {PRISTINE}/preserved.txt \\
+ && tar -C {wd} -cf {PRISTINE}/preserved.tar --verbatim-files-from -T {PRISTINE}/preserved.txt \\
+ && rm -rf {WHEELS_IN_IMAGE} /usr/share/python-wheels /root/.cache /tmp/* /var/cache/apt/archives/*.deb{drop_vendored}
 USER swerve
-ENV SWERVE_BASE_COMMIT={base_commit} SWERVE_WORKDIR={wd}
+ENV SWERVE_BASE_COMMIT={base_commit} SWERVE_WORKDIR={wd} SWERVE_PRISTINE={PRISTINE}
 """
+
+
+def project_packages(repo: Path) -> list[str]:
+    """The project's top-level import names: packages and modules at the repository's
+    root or under src/ (setup.py, conftest.py and the like excluded)."""
+    skip = {"setup", "conftest", "noxfile", "tasks", "docs", "tests", "test", "testing", "examples", "benchmarks"}
+    names = set()
+    for folder in (repo, repo / "src"):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            stem = entry.name[:-3] if entry.name.endswith(".py") and entry.is_file() else entry.name
+            if stem in skip or not stem.isidentifier():
+                continue
+            if entry.is_dir() and (entry / "__init__.py").is_file() or entry.is_file() and entry.name.endswith(".py"):
+                names.add(stem)
+    return sorted(names)
 
 
 # ---------------------------------------------------------------- listing
@@ -607,7 +643,10 @@ def _ensure_tier(client: Any, tag: str, build: Callable[[], str], rebuild: bool 
         image_id = None if rebuild else _image_id(client, tag)
         if image_id is not None:
             return image_id, True
-        return build(), False
+        started = time.monotonic()
+        image_id = build()
+        log.info("built %s in %.1f s", tag, time.monotonic() - started)
+        return image_id, False
 
 
 def _build(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
-from swerve.environments.repo_ops import RepoOps
-from swerve.environments.shell import ShellSession, kill_all_but_snippet
+from swerve.environments.repo_ops import RepoOps, restore_script
+from swerve.environments.shell import ShellSession
 from swerve.errors import InfraError
 
 
@@ -149,6 +150,7 @@ class LocalEnvironment(RepoOps):
         try:
             workdir = self._clone(Path(repo_path), base_commit)
             venv = self._make_venv(deps_site_packages or [], workdir)
+            self._record_pristine(workdir)
         except BaseException:
             self.close()
             raise
@@ -176,6 +178,7 @@ class LocalEnvironment(RepoOps):
             output_limit=self.limits.output_limit_bytes,
             default_timeout=self.limits.command_timeout_s,
             spool_dir=str(self.root),
+            spool_limit=self.limits.spool_limit_bytes,
             init_script=f"cd {workdir}",
         )
         try:
@@ -216,6 +219,21 @@ class LocalEnvironment(RepoOps):
             shutil.copy(exclude, workdir / ".git" / "info" / "exclude")
         return workdir
 
+    def _record_pristine(self, workdir: Path) -> None:
+        """What reset() restores the repository's .git from (see `restore_script`)."""
+        pristine = self.root / "pristine"
+        pristine.mkdir()
+        script = (
+            "rm -rf .git/logs && "
+            f"tar -cf {shlex.quote(str(pristine / 'git-meta.tar'))} --exclude=.git/objects --exclude=.git/index "
+            f"--exclude=.git/logs .git && find .git/objects ! -type d | LC_ALL=C sort > "
+            f"{shlex.quote(str(pristine / 'git-objects.txt'))} && tar -cf {shlex.quote(str(pristine / 'preserved.tar'))} "
+            "-T /dev/null"
+        )
+        done = subprocess.run(["bash", "-c", script], cwd=workdir, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise InfraError(f"local environment: could not record the pristine .git: {done.stderr.strip()[:300]}")
+
     def _make_venv(self, deps_site_packages: list[str], workdir: Path) -> Path:
         """A light per-environment virtualenv: no pip, the shared dependencies and the
         repository (its root, and src/ for src layouts) on its path through .pth files."""
@@ -237,7 +255,9 @@ class LocalEnvironment(RepoOps):
                 "bwrap", "--die-with-parent", "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/",
                 "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                 *[arg for path in self._shared_paths for arg in ("--ro-bind", path, path)],
-                "--bind", str(self.root), str(self.root), "--chdir", self.info.workdir, *shell,
+                "--bind", str(self.root), str(self.root),
+                *[arg for path in self._read_only_paths() for arg in ("--ro-bind", path, path)],
+                "--chdir", self.info.workdir, *shell,
             ]
         if self.isolation == "unshare":
             return ["unshare", "-n", "-r", *shell]
@@ -260,10 +280,26 @@ class LocalEnvironment(RepoOps):
             except (ProcessLookupError, PermissionError):
                 pass
 
-    def kill_others_snippet(self) -> str:
+    def _read_only_paths(self) -> list[str]:
+        """Inside the sandbox: the virtualenv, the pristine record and the base's packs."""
+        packs = Path(self.info.workdir) / ".git" / "objects" / "pack"
+        return [str(self.root / "venv"), str(self.root / "pristine"), *([str(packs)] if packs.is_dir() else [])]
+
+    def _stop_everything(self) -> None:
+        """Kill the shell's process group (and, under bubblewrap, its PID namespace with
+        every process in it); without bubblewrap, also what the shell started."""
+        transport = self.shell._transport
+        if transport is not None:
+            self._kill_children(0)
+            transport.close()
+
+    def _restore_script(self) -> str:
+        wipe = [str(self.root / "home"), str(self.root / "tmp")]
         if self.isolation == "bwrap":
-            return kill_all_but_snippet("")
-        return "kill -9 $(jobs -p) 2>/dev/null; true"
+            wipe.append("/tmp")
+        return restore_script(
+            self.workdir, self.base_commit, str(self.root / "pristine"), wipe=wipe, objects_owned_by_root=False,
+        )
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (stopping the shell ends it)."""

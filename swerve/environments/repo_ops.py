@@ -13,6 +13,74 @@ from swerve.schema import ExecResult
 
 PRESERVE_LIST = "/opt/swerve/preserve.txt"
 GIT = "git -c core.pager=cat -c core.quotepath=off -c color.ui=false"
+SAFE_GIT = "git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false"
+
+
+def restore_script(
+    workdir: str,
+    base_commit: str,
+    pristine: str,
+    *,
+    wipe: list[str],
+    objects_owned_by_root: bool,
+    prologue: str = "",
+    preserve: list[str] | None = None,
+) -> str:
+    """Shell code, run as the agent's user in a new shell after every other process of
+    that user was killed, that restores what an episode can write:
+
+    - every folder in `wipe` (/tmp, /dev/shm, $HOME, ...) emptied, System V IPC removed;
+    - `.git` as built: everything but `objects` and `index` replaced from
+      PRISTINE/git-meta.tar (config, hooks, info, HEAD, refs, packed-refs); object files
+      not in PRISTINE/git-objects.txt deleted; with `objects_owned_by_root`, the base's
+      own object files must still be root's (the agent cannot have changed them);
+    - the work tree at the base commit, every untracked file removed, and the files the
+      image build left there (build metadata) put back from PRISTINE/preserved.tar.
+
+    A repository the agent replaced by something git would not trust (.git or its objects
+    folder a link) fails the reset: the environment should then be recreated.
+
+    Without `pristine` (an image built without the record, e.g. an older one), only the
+    folders are wiped and the work tree is reset, keeping the `preserve` paths."""
+    wd = shlex.quote(workdir)
+    p = shlex.quote(pristine)
+    wiped = " ".join(shlex.quote(d) for d in wipe)
+    owner_check = (
+        f'find .git/objects -type f -user 0 | LC_ALL=C sort | cmp -s - {p}/git-objects.txt '
+        '|| { echo "swerve: the base commit\'s git objects were replaced"; exit 3; }; '
+        if objects_owned_by_root
+        else ""
+    )
+    wipe_and_enter = (
+        f"{prologue}"
+        f"for __d in {wiped}; do [ -d \"$__d\" ] && [ ! -L \"$__d\" ] || continue; "
+        'find "$__d" -xdev -mindepth 1 -type d ! -perm -u=rwx -exec chmod u+rwx {} + 2>/dev/null; '
+        'find "$__d" -xdev -mindepth 1 -delete 2>/dev/null; done; '
+        "ipcrm --all 2>/dev/null; "
+        f"chmod u+rwx {wd} 2>/dev/null; cd {wd} || exit 3; "
+    )
+    if not pristine:
+        keep = " ".join(f"-e {shlex.quote(path)}" for path in preserve or [])
+        return (
+            wipe_and_enter + f"{SAFE_GIT} reset --hard -q {base_commit} && {SAFE_GIT} clean -ffdqx {keep}"
+        )
+    return (
+        wipe_and_enter
+        + '[ -d .git ] && [ ! -L .git ] && [ -d .git/objects ] && [ ! -L .git/objects ] '
+        '|| { echo "swerve: .git was replaced"; exit 3; }; '
+        "chmod -R u+rwX .git 2>/dev/null; "
+        "find .git -mindepth 1 -maxdepth 1 ! -name objects ! -name index -exec rm -rf {} + && "
+        f"tar -xf {p}/git-meta.tar && "
+        f"find .git/objects ! -type d | LC_ALL=C sort | LC_ALL=C comm -23 - {p}/git-objects.txt "
+        "| tr '\\n' '\\0' | xargs -0 -r rm -f && "
+        "find .git/objects -mindepth 1 -type d -empty -delete && mkdir -p .git/objects/info .git/objects/pack && "
+        f"{owner_check}"
+        f"{{ {SAFE_GIT} ls-files -v | grep -q '^[a-zS]' && rm -f .git/index; true; }} && "
+        f"{{ {SAFE_GIT} reset --hard -q {base_commit} 2>/dev/null "
+        f"|| {{ rm -f .git/index && {SAFE_GIT} reset --hard -q {base_commit}; }}; }} && "
+        f"{{ {SAFE_GIT} clean -ffdqx 2>/dev/null || {{ chmod -R u+rwX . && {SAFE_GIT} clean -ffdqx; }}; }} && "
+        f"tar -xf {p}/preserved.tar && rm -rf .git/ORIG_HEAD .git/logs"
+    )
 
 
 class RepoOps:
@@ -78,34 +146,50 @@ class RepoOps:
 
     def diff(self) -> str:
         """Changes against the base commit, untracked files included, without touching
-        the repository's own index (a scratch copy of it is used)."""
+        the repository's own index (a scratch copy of it is used). Untracked files larger
+        than `limits.diff_file_limit_bytes` (tracked files larger than 16 times that, at
+        least 16 MiB) are left out, each named on a `# swerve: left out of the diff: ...`
+        line before the diff (git apply skips it), so a huge file cannot fill the host's memory."""
         wd = shlex.quote(self.workdir)
+        limit = int(getattr(getattr(self, "limits", None), "diff_file_limit_bytes", 1 << 20))
+        tracked_limit = max(16 * limit, 16 << 20)
         cmd = (
-            f'__i=$(mktemp) && cp {wd}/.git/index "$__i" 2>/dev/null; '
-            f'GIT_INDEX_FILE="$__i" {GIT} -C {wd} add -A >/dev/null 2>&1 && '
-            f'GIT_INDEX_FILE="$__i" {GIT} -C {wd} diff --cached --binary --no-ext-diff {self.base_commit}; '
-            '__rc=$?; rm -f "$__i"; (exit $__rc)'
+            f'( cd {wd} && __i=$(mktemp) && cp .git/index "$__i" 2>/dev/null; __x=(); '
+            f'while IFS=$\'\\t\' read -r -d \'\' __s __f; do __f=${{__f#./}}; __x+=(":(exclude,literal)$__f"); '
+            f'printf \'# swerve: left out of the diff: %s (%s bytes, over the %s-byte limit)\\n\' "$__f" "$__s" {limit}; '
+            f'done < <({GIT} ls-files -z --others --exclude-standard | sed -z \'s|^|./|\' '
+            f'| xargs -0 -r sh -c \'find "$@" -prune -type f -size +{limit}c -printf "%s\\t%p\\0" 2>/dev/null\' _; '
+            f'{GIT} ls-files -z --modified | sed -z \'s|^|./|\' '
+            f'| xargs -0 -r sh -c \'find "$@" -prune -type f -size +{tracked_limit}c -printf "%s\\t%p\\0" 2>/dev/null\' _); '
+            f'GIT_INDEX_FILE="$__i" {GIT} add -A -- . "${{__x[@]}}" >/dev/null 2>&1 && '
+            f'GIT_INDEX_FILE="$__i" {GIT} diff --cached --binary --no-ext-diff {self.base_commit}; '
+            '__rc=$?; rm -f "$__i"; exit $__rc )'
         )
         result = self.shell.run(cmd, timeout=300, limit=0)
         if result.exit_code != 0:
             raise InfraError(f"git diff failed in {self.workdir}: {result.output.strip()[:300]}")
         return result.output
 
-    def kill_others_snippet(self) -> str:
-        """Shell code, run by the shell itself, that kills every process it started."""
+    def _stop_everything(self) -> None:
+        """Kill every process the agent could have started (the backend's job)."""
+        raise NotImplementedError
+
+    def _restore_script(self) -> str:
+        """The shell code that puts everything an episode can write back as the image had it."""
         raise NotImplementedError
 
     def reset(self) -> None:
-        """Back to the base commit: kill what runs, drop edits and untracked files
-        (keeping what the image build left, e.g. build metadata), start a fresh shell."""
-        wd = shlex.quote(self.workdir)
-        keep = " ".join(f"-e {shlex.quote(p)}" for p in self._preserve)
-        result = self.shell.renew(
-            f"{self.kill_others_snippet()}; cd {wd} && "
-            f"{GIT} -C {wd} reset --hard -q {self.base_commit} && {GIT} -C {wd} clean -fdqx {keep}"
-        )
+        """Back to the image's state: every process of the agent killed; a new shell (no
+        function, trap or variable of the old one survives); the repository at the base
+        commit with its git configuration, hooks, refs and objects as built; /tmp, $HOME
+        and the other writable places emptied (see `restore_script`)."""
+        with self._lock:
+            if self._closed:
+                raise InfraError(f"environment for {self.info.instance_id} is closed")
+            self._stop_everything()
+            result = self.shell.fresh(self._restore_script())
         if result.exit_code != 0:
-            raise InfraError(f"reset failed in {self.workdir}: {result.output.strip()[:300]}")
+            raise InfraError(f"reset failed in {self.workdir}: {result.output.strip()[-300:]}")
 
     def __enter__(self):
         return self

@@ -78,15 +78,17 @@ def ansi_c_quote(text: str) -> str:
 
 
 class OutputCapture:
-    """Collects a command's output with a byte cap: head and tail kept in memory,
-    the full output spooled to a file once the cap is passed."""
+    """Collects a command's output with a byte cap: head and tail kept in memory; once
+    the cap is passed the output is also spooled to a file, up to `spool_limit` bytes."""
 
-    def __init__(self, limit: int, spool_dir: str | None) -> None:
+    def __init__(self, limit: int, spool_dir: str | None, spool_limit: int = 8 << 20) -> None:
         self.limit = max(limit, 64)
         self.spool_dir = spool_dir
+        self.spool_limit = spool_limit
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
+        self.spooled = 0
         self.spool_path: str | None = None
         self._spool = None
 
@@ -100,23 +102,30 @@ class OutputCapture:
                 return
             fd, self.spool_path = tempfile.mkstemp(prefix="swerve-output-", suffix=".log", dir=self.spool_dir)
             self._spool = os.fdopen(fd, "wb")
-            self._spool.write(self.head)
+            self._write_spool(bytes(self.head))
             combined = self.head + data
             keep = self.limit // 2
             self.head, self.tail = bytearray(combined[:keep]), bytearray(combined[keep:])
         else:
             self.tail += data
-        self._spool.write(data)
+        self._write_spool(data)
         excess = len(self.tail) - self.limit // 2
         if excess > 0:
             del self.tail[:excess]
+
+    def _write_spool(self, data: bytes) -> None:
+        room = self.spool_limit - self.spooled
+        if room > 0 and self._spool is not None:
+            self._spool.write(data[:room])
+            self.spooled += min(room, len(data))
 
     def finish(self) -> tuple[str, bool]:
         if self._spool is None:
             return self.head.decode("utf-8", errors="replace"), False
         self._spool.close()
         cut = self.total - len(self.head) - len(self.tail)
-        note = f"\n[... {cut} bytes cut; full output in {self.spool_path} ...]\n"
+        kept = "full output" if self.spooled >= self.total else f"its first {self.spooled} bytes"
+        note = f"\n[... {cut} bytes cut; {kept} in {self.spool_path} until the next command ...]\n"
         text = self.head.decode("utf-8", errors="replace") + note + self.tail.decode("utf-8", errors="replace")
         return text, True
 
@@ -133,12 +142,15 @@ class ShellSession:
         default_timeout: float,
         spool_dir: str | None = None,
         init_script: str = "",
+        spool_limit: int = 8 << 20,
     ) -> None:
         self._start = start
         self._kill_children = kill_children
         self.output_limit = output_limit
         self.default_timeout = default_timeout
         self.spool_dir = spool_dir
+        self.spool_limit = spool_limit
+        self._spools: list[str] = []
         self.init_script = init_script
         self._nonce = secrets.token_hex(12)
         self._marker = f"__SWERVE_END_{self._nonce}__".encode()
@@ -148,41 +160,58 @@ class ShellSession:
 
     def _ensure(self) -> Transport:
         if self._transport is None:
-            self._transport = self._start()
-            self.inner_pid = 0
-            pid = self._run(f"echo $$; export -p > /tmp/.swerve-env-{self._nonce}", timeout=60, limit=0)
-            self.inner_pid = int(pid.output.strip()) if pid.exit_code == 0 and pid.output.strip().isdigit() else 0
-            if self.init_script:
-                result = self._run(self.init_script, timeout=60, limit=self.output_limit)
-                if result.exit_code != 0:
-                    raise InfraError(f"shell start-up script failed ({result.exit_code}): {result.output[-500:]}")
+            self._start_fresh()
+        assert self._transport is not None
         return self._transport
 
-    def renew(self, prelude: str) -> ExecResult:
-        """Run `prelude`, then replace the shell by a fresh one on the same pipe
-        (`exec env -i bash` with the start-up environment restored): cwd, variables
-        and functions are reset without starting a process from outside."""
-        result = self.run(prelude)
-        if result.exit_code != 0 or self._transport is None:
-            return result
-        env_file = f"/tmp/.swerve-env-{self._nonce}"
-        self._transport.send(
-            f"exec env -i /bin/bash --noprofile --norc -c '. {env_file}; exec /bin/bash --noprofile --norc'\n".encode()
-        )
+    def _start_fresh(self, prelude: str = "", prelude_timeout: float = 300.0) -> ExecResult | None:
+        """Start a new shell; run `prelude` first (its result is returned, and a failure
+        stops there), then learn the shell's pid and run the start-up script."""
+        self._transport = self._start()
+        self.inner_pid = 0
+        result = None
+        if prelude:
+            result = self._run(prelude, timeout=prelude_timeout, limit=self.output_limit)
+            if result.exit_code != 0 or self._transport is None:
+                return result
         pid = self._run("echo $$", timeout=60, limit=0)
-        if pid.exit_code != 0 or pid.shell_restarted:
-            self.restart()
-            return result
-        self.inner_pid = int(pid.output.strip() or 0)
+        self.inner_pid = int(pid.output.strip()) if pid.exit_code == 0 and pid.output.strip().isdigit() else 0
         if self.init_script:
-            self._run(self.init_script, timeout=60, limit=self.output_limit)
+            started = self._run(self.init_script, timeout=60, limit=self.output_limit)
+            if started.exit_code != 0:
+                raise InfraError(f"shell start-up script failed ({started.exit_code}): {started.output[-500:]}")
         return result
+
+    def fresh(self, prelude: str, timeout: float = 300.0) -> ExecResult:
+        """Replace the shell by a new process (nothing the old one defined, trapped or
+        exported survives; the caller has killed the old one) whose first command is
+        `prelude`. The result is the prelude's."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+        result = self._start_fresh(prelude, timeout)
+        assert result is not None
+        return result
+
+    def _keep_spool(self, capture: OutputCapture) -> None:
+        if capture.spool_path:
+            self._spools.append(capture.spool_path)
+
+    def discard_spools(self) -> None:
+        """Delete the host-side output spools of earlier commands."""
+        spools, self._spools = self._spools, []
+        for path in spools:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def restart(self) -> None:
         self.stop()
         self._ensure()
 
     def stop(self) -> None:
+        self.discard_spools()
         transport, self._transport = self._transport, None
         if transport is not None:
             try:
@@ -192,7 +221,9 @@ class ShellSession:
             transport.close()
 
     def run(self, cmd: str, timeout: float | None = None, *, limit: int | None = None) -> ExecResult:
-        """Run `cmd`; `limit=0` means no output cap (for file reads)."""
+        """Run `cmd`; `limit=0` means no output cap (for file reads). The output spool of
+        the previous command, if any, is deleted first."""
+        self.discard_spools()
         self._ensure()
         return self._run(cmd, timeout=timeout or self.default_timeout, limit=self.output_limit if limit is None else limit)
 
@@ -203,7 +234,7 @@ class ShellSession:
             f"eval {ansi_c_quote(cmd + chr(10))} </dev/null 2>&1; "
             f"printf '\\n%s %d\\n' {self._marker.decode()} $?\n"
         )
-        capture = OutputCapture(limit if limit > 0 else 1 << 62, self.spool_dir)
+        capture = OutputCapture(limit if limit > 0 else 1 << 62, self.spool_dir, self.spool_limit)
         window = bytearray()
         started = time.monotonic()
         deadline = started + timeout
@@ -234,6 +265,7 @@ class ShellSession:
         except (EOFError, TimeoutError, OSError) as exc:
             capture.add(bytes(window))
             text, truncated = capture.finish()
+            self._keep_spool(capture)
             self.stop()
             reason = "timed out and the shell did not recover" if timed_out else f"the shell exited ({type(exc).__name__})"
             return ExecResult(
@@ -247,6 +279,7 @@ class ShellSession:
                 shell_restarted=True,
             )
         text, truncated = capture.finish()
+        self._keep_spool(capture)
         if timed_out:
             text += f"\n[swerve: command timed out after {timeout:g}s and was killed]\n"
         return ExecResult(

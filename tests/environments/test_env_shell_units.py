@@ -31,3 +31,36 @@ def test_capture_keeps_head_and_tail_and_spools_the_rest(tmp_path):
     assert text.startswith("00000\n") and text.endswith("00999\n")
     assert f"{len(data) - 100} bytes cut" in text
     assert open(capture.spool_path, "rb").read() == data
+
+
+def test_capture_spools_at_most_its_spool_limit(tmp_path):
+    capture = OutputCapture(100, str(tmp_path), spool_limit=1000)
+    for _ in range(100):
+        capture.add(b"y" * 333)
+    text, truncated = capture.finish()
+    assert truncated and capture.total == 33300
+    assert len(open(capture.spool_path, "rb").read()) == 1000
+    assert "its first 1000 bytes" in text
+
+
+def test_a_commands_spool_is_deleted_with_the_next_command_and_on_stop(tmp_path):
+    import os
+
+    from swerve.environments.local import PipeTransport
+    from swerve.environments.shell import ShellSession
+
+    session = ShellSession(
+        lambda: PipeTransport(["bash", "--noprofile", "--norc"], cwd=str(tmp_path), env={"PATH": "/usr/bin:/bin"}),
+        lambda _pid: None, output_limit=1000, default_timeout=30, spool_dir=str(tmp_path), spool_limit=5000,
+    )
+    try:
+        big = session.run("head -c 100000 /dev/zero | tr '\\0' x")
+        assert big.truncated and big.output_bytes == 100000
+        assert os.path.getsize(big.full_output_path) == 5000
+        assert session.run("echo next").output.strip() == "next"
+        assert not os.path.exists(big.full_output_path)
+        last = session.run("head -c 50000 /dev/zero")
+        assert os.path.exists(last.full_output_path)
+    finally:
+        session.stop()
+    assert not os.path.exists(last.full_output_path)

@@ -1,0 +1,69 @@
+"""No answer in the environment: every bundled task's instance image is scanned for
+the gold patch's added lines and the hidden tests' lines (every file, every git
+object of every repository, every archive member) and none is found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swerve.environments.answer_scan import answer_needles, scan_image
+from swerve.environments.images import ensure_base_image, ensure_instance_image, project_packages
+from swerve.environments.sources import prepare_repo
+from swerve.harness.tasks import load_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK_FILES = sorted((ROOT / "examples").glob("*.jsonl")) + [ROOT / "tests" / "fixtures" / "toolz_tasks.jsonl"]
+
+pytestmark = pytest.mark.docker
+
+
+def _bundled_tasks():
+    seen, tasks = set(), []
+    for path in TASK_FILES:
+        for task in load_tasks(path):
+            key = (task.repo_source, task.base_patch, task.patch, task.test_patch)
+            if key not in seen:
+                seen.add(key)
+                tasks.append(task)
+    return tasks
+
+
+def test_the_scanner_sees_plain_files_and_compressed_git_objects(docker_client, toolz_image, toolz_task):
+    repo = prepare_repo(toolz_task)
+    line = next(
+        text.strip() for text in (repo.path / "toolz" / "itertoolz.py").read_text().splitlines()
+        if len(text.strip()) > 40
+    )
+    result = scan_image(docker_client, toolz_image.tag, [line])
+    places = {(leak.where, leak.path) for leak in result.leaks}
+    assert ("file", f"{toolz_image.workdir}/toolz/itertoolz.py") in places
+    assert ("git objects", f"{toolz_image.workdir}/.git") in places
+    assert result.files > 1000
+
+
+def test_no_bundled_task_image_holds_its_gold_patch_or_hidden_tests(docker_client):
+    tasks = _bundled_tasks()
+    assert len(tasks) >= 36
+    base = ensure_base_image(docker_client)
+    problems = []
+    for task in tasks:
+        repo = prepare_repo(task)
+        needles = answer_needles(task.patch, task.test_patch, repo.path)
+        assert needles, f"{task.instance_id}: nothing to look for"
+        packages = project_packages(repo.path)
+        # Lines the task-independent base image (Debian, Python's standard library) already
+        # has are idioms, not answers, unless they sit in a copy of the project itself.
+        generic = {
+            line
+            for leak in scan_image(docker_client, base, needles).leaks
+            if not any(f"/{name}/" in leak.path or f"/{name}.py" in leak.path for name in packages)
+            for line in leak.lines
+        }
+        image = ensure_instance_image(task, client=docker_client)
+        for leak in scan_image(docker_client, image.tag, needles).leaks:
+            found = [line for line in leak.lines if line not in generic]
+            if found:
+                problems.append(f"{task.instance_id}: {leak.where} {leak.path}: {found[:3]}")
+    assert not problems, "\n".join(problems[:40])
