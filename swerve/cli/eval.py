@@ -50,6 +50,7 @@ def eval_command(
     from rich.markup import escape
 
     from swerve.errors import InfraError, SwerveError
+    from swerve.environments.official_images import with_images
     from swerve.harness.evaluate import evaluate
     from swerve.harness.tasks import load_predictions, load_tasks
     from swerve.interrupts import exit_code_of, signal_name
@@ -62,7 +63,7 @@ def eval_command(
     try:
         apply_images_option(images)
         required = ("FAIL_TO_PASS", "patch") if predictions == "gold" else ("FAIL_TO_PASS",)
-        task_list = load_tasks(tasks, instance_ids=ids, require=required)
+        task_list = with_images(load_tasks(tasks, instance_ids=ids, require=required), images)
         preds = load_predictions(predictions, tasks=task_list)
     except (SwerveError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)

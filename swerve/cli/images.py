@@ -30,12 +30,13 @@ def build(
 ) -> None:
     """Build (or find cached) the instance image of every task. A failed task is reported with its log; the others still build."""
     from swerve.environments.images import docker_client, ensure_instance_image
+    from swerve.environments.official_images import with_images
     from swerve.errors import SwerveError
     from swerve.harness.tasks import load_tasks
 
     try:
         apply_images_option(images)
-        selected = load_tasks(tasks, instance_ids=instance_ids or None)
+        selected = with_images(load_tasks(tasks, instance_ids=instance_ids or None), images)
         client = docker_client()
     except (SwerveError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")

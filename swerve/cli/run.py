@@ -122,9 +122,10 @@ def run(
     """
     from swerve.agents.batch import run_batch
     from swerve.agents.loop import EpisodeLimits
+    from swerve.environments.official_images import with_images
 
     _guarded(lambda: apply_images_option(images))
-    task_list = _guarded(lambda: _load(tasks, instance_ids, policy=policy, graded=evaluate))
+    task_list = _guarded(lambda: with_images(_load(tasks, instance_ids, policy=policy, graded=evaluate), images))
     limits = EpisodeLimits(
         max_steps=max_steps, max_total_tokens=max_tokens, wall_clock_s=time_limit, command_timeout_s=command_timeout,
         max_format_errors=max_format_errors, max_repeated_actions=max_repeats,

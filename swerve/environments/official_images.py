@@ -8,11 +8,12 @@ and a timeout; a failed pull says how to preload it.
 
 swerve never asks for a hand-made image: it derives a small tier from the
 official one (tag `swerve-official:<hash>`, keyed by the official image's id)
-that adds what its environments need: the non-root user `swerve` (uid 1000)
-owning /testbed, the conda environment `testbed` first on PATH, the repository's
+that adds what its environments need, as swerve's own tiers have it: the
+non-root user `swerve` (uid 1000) owning /testbed (the base's git object files
+stay root's), the conda environment `testbed` first on PATH, the repository's
 history cut to the base commit and its ancestors (no tag, branch or reflog that
-reaches a later commit, such as the fix), and the list of ignored files reset()
-keeps.
+reaches a later commit, such as the fix), no setuid bits, a read-only home, and
+the record reset() restores from (/opt/swerve/pristine).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ DEFAULT_PULL_TIMEOUT_S = 1800.0
 IMAGE_MODES = ("auto", "local", "official")
 CONDA_ENV = "/opt/miniconda3/envs/testbed"
 OFFICIAL_WORKDIR = "/testbed"
-OFFICIAL_FORMAT = "1"
+PRESERVE_FILE = "/opt/swerve/preserve.txt"
+PRISTINE = "/opt/swerve/pristine"
 
 Progress = Callable[[int, int], None]
 """progress(bytes done, bytes total) while an image is pulled."""
@@ -78,6 +80,20 @@ def official_image_name(instance_id: str, namespace: str | None = None, tag: str
 def official_image_for(task: Task, namespace: str | None = None, tag: str | None = None) -> str:
     """The row's own `image` when it carries one, else the official name derived from its id."""
     return task.image.strip() or official_image_name(task.instance_id, namespace, tag)
+
+
+def with_images(tasks: list[Task], mode: str | None) -> list[Task]:
+    """`tasks` as `--images MODE` wants them: under 'official' each names its official image
+    in `image`, under 'local' none does, under 'auto' they are unchanged. The choice then
+    travels with each task (to worker processes and Ray nodes)."""
+    if mode is None:
+        return tasks
+    chosen = images_mode(mode)
+    if chosen == "official":
+        return [task.model_copy(update={"image": official_image_for(task)}) for task in tasks]
+    if chosen == "local":
+        return [task.model_copy(update={"image": ""}) if task.image else task for task in tasks]
+    return tasks
 
 
 def ensure_official_image(
@@ -172,20 +188,30 @@ def derived_dockerfile(official: str, base_commit: str, workdir: str = OFFICIAL_
             "git stash clear",
             "git reflog expire --expire=now --all",
             "git gc -q --prune=now",
+            "git config gc.auto 0",
             "if getent passwd 1000 >/dev/null && [ \"$(getent passwd 1000 | cut -d: -f1)\" != swerve ]; then "
             "userdel \"$(getent passwd 1000 | cut -d: -f1)\" || true; fi",
             "getent passwd swerve >/dev/null || useradd --create-home --uid 1000 --shell /bin/bash swerve",
-            f"chown -R swerve:swerve {workdir}",
-            "mkdir -p /opt/swerve",
-            "git ls-files --others --ignored --exclude-standard --directory > /opt/swerve/preserve.txt",
+            "chown -R root:root /home/swerve && chmod 755 /home/swerve",
+            "rm -rf /var/tmp && ln -s /tmp /var/tmp && if [ -d /run/lock ]; then chmod 755 /run/lock; fi",
+            "find / -xdev -perm /6000 -type f -exec chmod ug-s {} +",
             "git ls-files --others --exclude-standard --directory | sed 's|^|/|' >> .git/info/exclude",
+            f"find {workdir} \\( -path {workdir}/.git/objects/'*' -type f \\) -o -exec chown -h 1000:1000 {{}} +",
+            f"mkdir -p {PRISTINE}",
+            f"git ls-files --others --ignored --exclude-standard --directory > {PRESERVE_FILE}",
+            f"tar -C {workdir} -cf {PRISTINE}/git-meta.tar --exclude=.git/objects --exclude=.git/index "
+            "--exclude=.git/logs .git",
+            f"find .git/objects -type f | LC_ALL=C sort > {PRISTINE}/git-objects.txt",
+            f"sed 's|/$||' {PRESERVE_FILE} > {PRISTINE}/preserved.txt",
+            f"tar -C {workdir} -cf {PRISTINE}/preserved.tar --verbatim-files-from -T {PRISTINE}/preserved.txt",
+            "rm -rf /root/.cache /tmp/*",
         ]
     )
     return f"""FROM {official}
 USER root
 RUN ["bash", "-c", {json.dumps(script)}]
 ENV PATH={CONDA_ENV}/bin:/opt/miniconda3/bin:$PATH CONDA_DEFAULT_ENV=testbed CONDA_PREFIX={CONDA_ENV} \\
-    LANG=C.UTF-8 LC_ALL=C.UTF-8 SWERVE_BASE_COMMIT={base_commit} SWERVE_WORKDIR={wd}
+    LANG=C.UTF-8 LC_ALL=C.UTF-8 SWERVE_BASE_COMMIT={base_commit} SWERVE_WORKDIR={wd} SWERVE_PRISTINE={PRISTINE}
 USER swerve
 WORKDIR {wd}
 """

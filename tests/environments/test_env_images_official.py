@@ -89,11 +89,13 @@ def test_official_image_gets_swerves_tier_with_its_user_conda_python_and_a_cut_h
     script = (
         "id -un; id -u; stat -c %U /testbed; command -v python; git rev-parse HEAD; git tag | wc -l; "
         f"git cat-file -e {later} 2>/dev/null && echo later-present || echo later-gone; "
-        "git status --porcelain | wc -l; cat /opt/swerve/preserve.txt; echo $SWERVE_BASE_COMMIT"
+        "git status --porcelain | wc -l; cat /opt/swerve/preserve.txt; echo $SWERVE_BASE_COMMIT; "
+        "find .git/objects -type f ! -user root | wc -l; ls /opt/swerve/pristine; find / -xdev -perm /6000 -type f | wc -l"
     )
     lines = _run(docker_client, ref.tag, script).split()
     assert lines == ["swerve", "1000", "swerve", "/opt/miniconda3/envs/testbed/bin/python", base, "0", "later-gone",
-                     "0", "calc.egg-info/", base]
+                     "0", "calc.egg-info/", base, "0", "git-meta.tar", "git-objects.txt", "preserved.tar",
+                     "preserved.txt", "0"]
     again = images.ensure_instance_image(task, client=docker_client, images="official")
     assert again.cached and again.id == ref.id
     labels = docker_client.images.get(ref.tag).labels
@@ -113,6 +115,11 @@ def test_an_environment_runs_in_the_derived_tier(docker_client, standin, monkeyp
         env.write_file("calc.py", "def add(a, b):\n    return a + b\n")
         assert "+    return a + b" in env.diff()
         assert env.info.image.startswith("swerve-official:")
+        env.exec("touch stray.txt; rm -rf calc.egg-info")
+        env.reset()
+        assert env.diff() == ""
+        assert env.exec("ls calc.egg-info; cat calc.py").output.split() == ["PKG-INFO", "def", "add(a,", "b):",
+                                                                           "return", "a", "-", "b"]
 
 
 @pytest.mark.docker

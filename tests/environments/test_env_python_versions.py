@@ -179,3 +179,16 @@ def test_a_python_39_environment_gets_target_markers_pins_and_source_only_packag
                                           network_disabled=True, network_mode="none").decode().split()
     assert output[0] == "Python" and output[1].startswith("3.9.")
     assert output[2:] == ["7.3.0", "24.0"]
+
+
+def test_with_images_makes_the_choice_travel_with_each_task(monkeypatch):
+    from swerve.environments.official_images import with_images
+
+    monkeypatch.setenv("SWERVE_OFFICIAL_NAMESPACE", "swebench")
+    monkeypatch.delenv("SWERVE_OFFICIAL_TAG", raising=False)
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    rows = [_task(), Task(instance_id="a__b-2", repo="a/b", image="own/image:1")]
+    official = with_images(rows, "official")
+    assert [t.image for t in official] == ["swebench/sweb.eval.x86_64.owner_1776_proj-1:latest", "own/image:1"]
+    assert [t.image for t in with_images(rows, "local")] == ["", ""]
+    assert with_images(rows, "auto") == rows and with_images(rows, None) == rows
