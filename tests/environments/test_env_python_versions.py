@@ -192,3 +192,14 @@ def test_with_images_makes_the_choice_travel_with_each_task(monkeypatch):
     assert [t.image for t in official] == ["swebench/sweb.eval.x86_64.owner_1776_proj-1:latest", "own/image:1"]
     assert [t.image for t in with_images(rows, "local")] == ["", ""]
     assert with_images(rows, "auto") == rows and with_images(rows, None) == rows
+
+
+def test_the_image_salt_changes_every_tier_but_the_debian_bootstrap(monkeypatch):
+    from swerve.environments import images
+
+    monkeypatch.delenv("SWERVE_IMAGE_SALT", raising=False)
+    plain = {tier: images._hash("2", tier, "inputs") for tier in ("rootfs", "base", "env", "instance", "official")}
+    monkeypatch.setenv("SWERVE_IMAGE_SALT", "cold-1")
+    salted = {tier: images._hash("2", tier, "inputs") for tier in plain}
+    assert salted["rootfs"] == plain["rootfs"]
+    assert all(salted[tier] != plain[tier] for tier in ("base", "env", "instance", "official"))

@@ -1,0 +1,195 @@
+"""The genuine SWE-bench slice end to end: image builds (cold and warm, per instance),
+gold / no-op / shipped-model verdicts against the official ones, and gold evaluation
+wall time against the bare test-command floor in the same run.
+
+    python bench/swebench_slice.py [--slice DIR] [--no-cold] [--keep-cold-images]
+
+Cold: every tier above the Debian bootstrap is built anew for each instance (a fresh
+$SWERVE_HOME for the prepared repository and the wheelhouse, $SWERVE_IMAGE_SALT for the
+images); the suite's base is built by the first instance of each suite; the Debian
+bootstrap (one per suite, shared by everything) is timed apart when it is missing.
+pip's own download cache is not cleared. Warm: the same call again. The cold images are
+removed at the end (unless --keep-cold-images); the evaluations use the regular ones.
+
+The floor is, per instance, only the row's test command (eval_commands, test_cmd and
+directives) run in its instance image with the gold and test patches applied.
+Prints per-instance lines, then as the last line one JSON object with gold_resolved,
+noop_resolved, official_agreement, build_cold_s, build_warm_s (per-instance means; the
+per-instance values beside them) and overhead_ratio (gold evaluation wall / floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SLICE = ROOT.parent / "shared" / "swebench-slice"
+README_NAMES = ("README.md", "README.rst", "README")
+
+
+def _rows(slice_dir: Path, folder: Path) -> Path:
+    rows = [json.loads(line) for line in (slice_dir / "rows.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["repo_source"] = (slice_dir / "repos" / f"{row['repo'].replace('/', '__')}.git").resolve().as_uri()
+    path = folder / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _noop_patch(task) -> str:
+    """A blank line added at the top of the README: the tests still run."""
+    from swerve.harness.swebench.requirements import local_git_dir
+
+    repo = local_git_dir(task.repo_source)
+    for name in README_NAMES:
+        shown = subprocess.run(["git", "-C", str(repo), "show", f"{task.base_commit}:{name}"],
+                               capture_output=True, text=True)
+        if shown.returncode == 0:
+            first = shown.stdout.splitlines()[0]
+            return f"diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n@@ -1 +1,2 @@\n+\n {first}\n"
+    raise SystemExit(f"{task.instance_id}: no README at the base commit")
+
+
+def _time_builds(tasks, keep: bool) -> tuple[dict, dict, float | None]:
+    """(cold s, warm s) per instance and the bootstrap time when one was needed."""
+    from swerve.environments import images
+
+    client = images.docker_client()
+    bootstrap = None
+    for suite in sorted({images.suite_for_python(t.python, t.instance_id) for t in tasks if t.python}):
+        started = time.monotonic()
+        _, origin = images._ensure_rootfs(client, suite)
+        spent = time.monotonic() - started
+        if spent > 5:
+            bootstrap = (bootstrap or 0.0) + spent
+            print(f"debootstrap {suite}: {spent:.1f}s", file=sys.stderr)
+    saved = {key: os.environ.get(key) for key in ("SWERVE_HOME", images.SALT_ENV)}
+    cold, warm, built = {}, {}, []
+    with tempfile.TemporaryDirectory(prefix="swerve-cold-home-") as home:
+        os.environ["SWERVE_HOME"] = home
+        os.environ[images.SALT_ENV] = uuid.uuid4().hex
+        try:
+            for task in tasks:
+                started = time.monotonic()
+                ref = images.ensure_instance_image(task, client=client)
+                cold[task.instance_id] = round(time.monotonic() - started, 2)
+                started = time.monotonic()
+                again = images.ensure_instance_image(task, client=client)
+                warm[task.instance_id] = round(time.monotonic() - started, 3)
+                assert again.cached and again.id == ref.id
+                built += [ref.tag, images.ensure_env_image(task, client=client)]
+                print(f"{task.instance_id}: Python {task.python}: cold {cold[task.instance_id]:.1f}s, "
+                      f"warm {warm[task.instance_id]:.3f}s", file=sys.stderr)
+            built += sorted({images.ensure_base_image(client, suite=images.suite_for_python(t.python, t.instance_id))
+                             for t in tasks})
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if not keep:
+                for tag in built:
+                    try:
+                        client.images.remove(tag)
+                    except Exception as exc:
+                        print(f"kept {tag}: {exc}", file=sys.stderr)
+    return cold, warm, bootstrap
+
+
+def _floor(tasks) -> dict:
+    """Seconds of the bare test command per instance (patches applied untimed)."""
+    from swerve.environments import open_environment
+    from swerve.harness.patches import apply_patch
+
+    floor = {}
+    for task in tasks:
+        with open_environment(task, "docker", None, "bench-floor") as env:
+            workdir = env.info.workdir
+            for index, patch in enumerate((task.patch, task.test_patch)):
+                applied = apply_patch(env, patch, workdir=workdir, patch_file=f"/tmp/bench-{index}.diff")
+                if not applied.applied:
+                    raise SystemExit(f"{task.instance_id}: patch {index} did not apply: {applied.output[-300:]}")
+            lines = [f"cd {shlex.quote(workdir)}", *task.eval_commands,
+                     f"{task.test_cmd} {' '.join(shlex.quote(d) for d in task.test_directives)} > /dev/null 2>&1"]
+            started = time.monotonic()
+            env.exec("\n".join(lines), timeout=1800)
+            floor[task.instance_id] = round(time.monotonic() - started, 3)
+    return floor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slice", type=Path, default=Path(os.environ.get("SWERVE_SWEBENCH_SLICE", DEFAULT_SLICE)),
+                        help="the slice folder (rows.jsonl, repos/, devin_predictions.jsonl)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold build timings")
+    parser.add_argument("--keep-cold-images", action="store_true", help="keep the images the cold builds made")
+    args = parser.parse_args()
+
+    from swerve.environments.images import ensure_instance_image
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions, load_tasks
+    from swerve.schema import Prediction
+
+    with tempfile.TemporaryDirectory(prefix="swerve-slice-bench-") as scratch:
+        folder = Path(scratch)
+        tasks = load_tasks(str(_rows(args.slice, folder)))
+        official = {}
+        model = {}
+        for line in (args.slice / "devin_predictions.jsonl").read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                official[row["instance_id"]] = bool(row["official_resolved"])
+                model[row["instance_id"]] = Prediction.model_validate(row)
+        cold, warm, bootstrap = ({}, {}, None) if args.no_cold else _time_builds(tasks, args.keep_cold_images)
+        for task in tasks:  # the regular images, untimed
+            ensure_instance_image(task)
+        floor = _floor(tasks)
+        started = time.monotonic()
+        gold = evaluate(tasks, load_predictions("gold", tasks), run_id="gold", output_dir=folder, backend="docker")
+        gold_wall = time.monotonic() - started
+        noop = evaluate(tasks, {t.instance_id: Prediction(instance_id=t.instance_id, model_name_or_path="noop",
+                                                          model_patch=_noop_patch(t)) for t in tasks},
+                        run_id="noop", output_dir=folder, backend="docker")
+        verdicts = evaluate(tasks, model, run_id="model", output_dir=folder, backend="docker")
+    agree = {iid: bool(verdicts.grades[iid].resolved) == official[iid] for iid in official if iid in verdicts.grades}
+    for task in tasks:
+        iid = task.instance_id
+        grade = gold.grades.get(iid)
+        print(f"{iid}: python {task.python}; gold {'resolved' if grade and grade.resolved else 'NOT resolved'} "
+              f"in {grade.durations.get('total_s', 0.0) if grade else 0:.1f}s (floor {floor[iid]:.1f}s); "
+              f"noop {'resolved' if noop.grades.get(iid) and noop.grades[iid].resolved else 'unresolved'}; "
+              f"model {'agrees' if agree.get(iid) else 'DIFFERS'} (official {official.get(iid)})", file=sys.stderr)
+    floor_total = sum(floor.values())
+    mean = lambda values: round(sum(values) / len(values), 3) if values else None  # noqa: E731
+    print(json.dumps({
+        "instances": len(tasks),
+        "python": {t.instance_id: t.python for t in tasks},
+        "gold_resolved": gold.summary["resolved_instances"],
+        "noop_resolved": noop.summary["resolved_instances"],
+        "official_agreement": sum(agree.values()),
+        "official_disagreements": sorted(iid for iid, same in agree.items() if not same),
+        "build_cold_s": mean(list(cold.values())),
+        "build_warm_s": mean(list(warm.values())),
+        "build_warm_max_s": max(warm.values()) if warm else None,
+        "build_cold_per_instance_s": cold,
+        "build_warm_per_instance_s": warm,
+        "debootstrap_s": round(bootstrap, 1) if bootstrap else None,
+        "gold_wall_s": round(gold_wall, 2),
+        "floor_s": round(floor_total, 2),
+        "overhead_ratio": round(gold_wall / floor_total, 3) if floor_total else None,
+        "errors": {**gold.errors, **noop.errors, **verdicts.errors},
+    }))
+
+
+if __name__ == "__main__":
+    main()
