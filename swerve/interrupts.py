@@ -49,7 +49,7 @@ def signal_name(exc: BaseException) -> str:
     return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
 
 
-def arm_forced_exit(after_s: float = 8.0) -> None:
+def arm_forced_exit(after_s: float = 6.0) -> None:
     """Command-line programs: exit at the latest `after_s` seconds after the first
     SIGINT/SIGTERM, and at once on a second one. Also installs a process-wide handler
     so that a signal outside any `stoppable()` region exits with 128 + signum."""
@@ -95,13 +95,17 @@ def _note_signal(signum: int) -> None:
 
 def _deadline(code: int, after_s: float) -> None:
     threading.Event().wait(after_s)
-    force_exit(code, wait_s=max(0.5, 9.5 - after_s))
+    force_exit(code, wait_s=max(0.5, 9.0 - after_s))
 
 
 def force_exit(code: int, wait_s: float = 1.5) -> None:
     """Close the open environments (for at most `wait_s`) and exit now, without
     waiting for worker threads; a container left behind carries this dead pid as its
     owner and is removed by the next run (`swerve env prune` too)."""
+    if os.environ.get("SWERVE_DEBUG_STOP"):  # which threads did not stop in time, and where
+        import faulthandler
+
+        faulthandler.dump_traceback(all_threads=True)
     cleanup = sys.modules.get("swerve.environments.cleanup")
     if cleanup is not None:
         closer = threading.Thread(target=cleanup.close_all, name="swerve-close-all", daemon=True)

@@ -169,9 +169,10 @@ def _run_all(
             cancel.set()
             for future in futures:
                 future.cancel()
+            give_up = time.monotonic() + ABANDON_WAIT_S
             _abandon_episodes(run_id)
             pool.shutdown(wait=False, cancel_futures=True)
-            wait([f for f in futures if not f.cancelled()], timeout=ABANDON_WAIT_S)
+            wait([f for f in futures if not f.cancelled()], timeout=max(0.0, give_up - time.monotonic()))
             raise
         pool.shutdown(wait=True)
 

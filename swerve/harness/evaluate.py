@@ -617,8 +617,9 @@ def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Pre
             prefetched.clear()
         pool.shutdown(wait=False, cancel_futures=True)
         prefetch_pool.shutdown(wait=False, cancel_futures=True)
+        give_up = time.monotonic() + ABANDON_WAIT_S
         close_in_parallel(opened, wait_s=ABANDON_WAIT_S)
-        wait([f for f in [*pending, *leftovers] if not f.cancelled()], timeout=ABANDON_WAIT_S)
+        wait([f for f in [*pending, *leftovers] if not f.cancelled()], timeout=max(0.0, give_up - time.monotonic()))
         for future in leftovers:  # closed now if opened by now, else once it opens
             future.add_done_callback(_close_opened)
         close_pool.shutdown(wait=False)

@@ -232,3 +232,102 @@ def test_non_pytest_runner_is_parsed_from_stdout_between_nonce_markers(toolz_tas
         assert grade.resolved is (kind == "gold"), (grade.failure_reason, grade.test_statuses)
         if kind == "broken":
             assert grade.tests_status["PASS_TO_PASS"]["failure"] == [name.format("test_counts_ints")]
+
+
+class _DiesWhenClosed:
+    """A fake environment whose hidden-test run raises SIGINT in this process and then
+    blocks until the environment is closed, returning what a killed container returns:
+    the order of a real interrupt (stop first, then the container goes)."""
+
+    def __init__(self, env, signum) -> None:
+        import threading
+
+        self._env = env
+        self._signum = signum
+        self._closed = threading.Event()
+        self.interrupted = False
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def exec(self, cmd, timeout=None):
+        import os
+
+        from swerve.schema import ExecResult
+
+        if "junitxml" in cmd and not self.interrupted:
+            self.interrupted = True
+            os.kill(os.getpid(), self._signum)
+            assert self._closed.wait(30), "the interrupted run never closed the environment"
+            return ExecResult(output="Killed\n", exit_code=137, duration_s=0.0)
+        return self._env.exec(cmd, timeout=timeout)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._env.close()
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_instance_interrupted_mid_test_is_never_saved_and_is_graded_on_resume(toolz_tasks, fake_opener, tmp_path,
+                                                                                 signame, code):
+    """As the command line runs it: environments are also closed by the SIGTERM cleanup
+    handler; the evaluator's own handler must stop the run before anything is killed."""
+    import signal
+
+    from swerve.environments.cleanup import install_signal_handlers
+
+    install_signal_handlers()
+    tasks = list(toolz_tasks.values())
+    gold = load_predictions("gold", tasks)
+    victim = tasks[1].instance_id
+    wrapped = []
+
+    def opener(task, backend, limits, run_id):
+        env = fake_opener(task, backend, limits, run_id)
+        if task.instance_id == victim and not wrapped:
+            env = _DiesWhenClosed(env, getattr(signal, signame))
+            wrapped.append(env)
+        return env
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        evaluate(tasks, gold, run_id="mid-test", output_dir=tmp_path, opener=opener, workers=1)
+    assert getattr(stopped.value, "exit_code", None) == code
+    folder = tmp_path / "mid-test" / "instances" / victim
+    assert wrapped and wrapped[0].interrupted
+    assert not (folder / "report.json").exists() and not (folder / "error.json").exists()
+    summary = json.loads((tmp_path / "mid-test" / "summary.json").read_text())
+    assert summary["interrupted"] is True and victim not in summary["completed_ids"] and summary["error_ids"] == []
+    assert all(env.closed for env in fake_opener.opened)
+
+    resumed = evaluate(tasks, gold, run_id="mid-test", output_dir=tmp_path, opener=fake_opener, workers=1)
+    assert victim not in resumed.skipped
+    assert resumed.summary["resolved_ids"] == sorted(toolz_tasks)
+    assert not (tmp_path / "mid-test" / ".swerve-run.lock").exists()
+
+
+def test_oversized_patches_are_refused_without_an_environment_and_regraded_when_allowed(toolz_tasks, fake_opener,
+                                                                                       tmp_path):
+    task = toolz_tasks[FREQ]
+    gold = load_predictions("gold", [task])
+    limit = len(task.patch.encode()) - 1
+    refused = evaluate([task], gold, run_id="size", output_dir=tmp_path, opener=fake_opener, max_patch_bytes=limit)
+    grade = refused.grades[FREQ]
+    assert grade.failure_class is FailureClass.PATCH_REFUSED and not grade.resolved
+    assert f"over the {limit:,}-byte limit" in grade.failure_reason and "oversized_patch" in grade.tamper_flags
+    assert refused.errors == {} and fake_opener.opened == []
+    assert not (tmp_path / "size" / "instances" / FREQ / "patch.diff").exists()
+
+    again = evaluate([task], gold, run_id="size", output_dir=tmp_path, opener=fake_opener, max_patch_bytes=limit)
+    assert again.skipped == [FREQ] and fake_opener.opened == []
+    allowed = evaluate([task], gold, run_id="size", output_dir=tmp_path, opener=fake_opener)
+    assert allowed.skipped == [] and allowed.grades[FREQ].resolved
+
+
+def test_the_run_folder_lock_is_reentrant_in_one_process_and_removed_after(tmp_path):
+    from swerve.fileio import RUN_FOLDER_LOCK, run_folder_lock
+
+    with run_folder_lock(tmp_path / "run"):
+        with run_folder_lock(tmp_path / "run"):
+            pass
+        assert (tmp_path / "run" / RUN_FOLDER_LOCK).read_text() == str(__import__("os").getpid())
+    assert not (tmp_path / "run" / RUN_FOLDER_LOCK).exists()
