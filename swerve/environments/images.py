@@ -49,7 +49,7 @@ from swerve.environments.wheelhouse import (
     read_manifest,
     scm_version_env,
 )
-from swerve.errors import ImageBuildError
+from swerve.errors import ImageBuildError, TaskFormatError
 from swerve.fileio import file_lock
 from swerve.paths import cache_dir
 from swerve.schema import Task
@@ -105,18 +105,19 @@ def wanted_python(task: Task) -> str:
         return ""
     parts = text.split(".")
     if len(parts) < 2 or parts[0] != "3" or not parts[1].isdigit():
-        raise ImageBuildError(
+        raise TaskFormatError(
             f"{task.instance_id}: python {text!r} is not a Python version like 3.9; fix the task's `python`"
         )
     return f"3.{int(parts[1])}"
 
 
 def suite_for_python(python: str, instance_id: str) -> str:
-    """The Debian suite shipping `python`; an ImageBuildError naming the alternatives if none does."""
+    """The Debian suite shipping `python`; a TaskFormatError (bad input, not retried) naming
+    the alternatives if none does."""
     suite = PYTHON_SUITES.get(python)
     if suite is None:
         shipped = ", ".join(f"{version} ({name})" for version, name in PYTHON_SUITES.items())
-        raise ImageBuildError(
+        raise TaskFormatError(
             f"{instance_id}: no Debian suite ships Python {python} (swerve bootstraps {shipped}); run this row in "
             f"its official image (--images official) or name a base image with Python {python} (--base-image)"
         )

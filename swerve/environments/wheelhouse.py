@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -31,6 +32,8 @@ from swerve.environments.target_wheels import BuildSdists, download_for_python, 
 from swerve.errors import ImageBuildError
 from swerve.paths import cache_dir
 from swerve.schema import Task
+
+logger = logging.getLogger(__name__)
 
 WHEELHOUSE_FORMAT = "2"
 MANIFEST = "wheelhouse.json"
@@ -78,6 +81,7 @@ def build_wheelhouse(
         return final, read_manifest(final)["requirements"]
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     log: list[str] = []
+    started = time.monotonic()
     try:
         if python:
             manifest = _build_for_python(task, repo, staging, log, python, build_sdists)
@@ -97,6 +101,7 @@ def build_wheelhouse(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    logger.info("built wheelhouse %s (Python %s) in %.1f s", key, python or host_python(), time.monotonic() - started)
     return final, read_manifest(final)["requirements"]
 
 

@@ -21,7 +21,7 @@ from swerve.environments.target_wheels import (
     target_flags,
     unmet_requirements,
 )
-from swerve.errors import ImageBuildError
+from swerve.errors import ImageBuildError, TaskFormatError
 from swerve.schema import Task
 
 
@@ -33,7 +33,7 @@ def test_default_python_keeps_the_hosts_path_and_versions_are_normalised():
     assert wanted_python(_task()) == ""
     assert wanted_python(_task(python="3.9")) == "3.9"
     assert wanted_python(_task(python="3.09.2")) == "3.9"
-    with pytest.raises(ImageBuildError, match="owner__proj-1: python 'py39'"):
+    with pytest.raises(TaskFormatError, match="owner__proj-1: python 'py39'"):
         wanted_python(_task(python="py39"))
 
 
@@ -45,7 +45,7 @@ def test_each_shipped_python_has_its_suite():
 
 @pytest.mark.parametrize("python", ["3.5", "3.6", "3.7", "3.8", "3.10", "3.12"])
 def test_a_python_no_suite_ships_is_one_line_naming_the_row_and_the_official_image(python):
-    with pytest.raises(ImageBuildError) as info:
+    with pytest.raises(TaskFormatError) as info:
         suite_for_python(python, "astropy__astropy-12907")
     message = str(info.value)
     assert "\n" not in message
@@ -203,3 +203,19 @@ def test_the_image_salt_changes_every_tier_but_the_debian_bootstrap(monkeypatch)
     salted = {tier: images._hash("2", tier, "inputs") for tier in plain}
     assert salted["rootfs"] == plain["rootfs"]
     assert all(salted[tier] != plain[tier] for tier in ("base", "env", "instance", "official"))
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_row_whose_python_no_suite_ships_is_one_bad_task_line_and_the_others_are_graded(docker_client, tmp_path):
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions, load_tasks
+
+    good = load_tasks(str(Path(__file__).resolve().parents[1] / "fixtures" / "toolz_tasks.jsonl"))[0]
+    bad = good.model_copy(update={"instance_id": "owner__proj-38", "python": "3.8"})
+    report = evaluate([good, bad], load_predictions("gold", [good, bad]), run_id="py38", output_dir=tmp_path,
+                      backend="docker")
+    assert report.grades[good.instance_id].resolved
+    message = report.errors["owner__proj-38"]
+    assert message.startswith("bad task: owner__proj-38: no Debian suite ships Python 3.8")
+    assert "--images official" in message and "\n" not in message
