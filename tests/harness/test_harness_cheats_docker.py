@@ -181,3 +181,39 @@ def test_fixes_to_pytest_itself_resolve_and_forgery_inside_it_does_not(docker_cl
     forged = grades["forge-inside-pytest"]
     assert not forged.resolved and "canary_forged" in forged.tamper_flags, (forged.tamper_flags, forged.failure_reason)
     assert compute_reward(task, Trajectory(instance_id=task.instance_id, final_patch=""), forged).value == 0.0
+
+
+def test_swe_env_episodes_that_cheat_earn_nothing(docker_client):
+    """A policy with a shell writes the cheats inside its own episode container and
+    submits; SweEnv grades the final diff in a fresh container: reward 0, flagged."""
+    import base64
+
+    from harness_adversarial_cases import package_init
+
+    from swerve.rl.env import SweEnv
+    from swerve.schema import Completion, ToolCall
+
+    task = load_tasks(ROOT / "examples/smoke.jsonl")[0]
+
+    def write(path: str, text: str, append: bool = False) -> Completion:
+        blob = base64.b64encode(text.encode()).decode()
+        command = f"printf %s {blob} | base64 -d {'>>' if append else '>'} {path}"
+        return Completion(tool_calls=[ToolCall(name="bash", arguments={"command": command})])
+
+    submit = Completion(tool_calls=[ToolCall(name="submit", arguments={})])
+    episodes = {
+        "shadow-pytest-py": [write("pytest.py", CHEATS_BY_NAME["shadow-pytest-py"].files["pytest.py"])],
+        "forge-reports-in-process": [write(package_init(task), CHEATS_BY_NAME["forge-reports-in-process"]
+                                           .append_to_package, append=True)],
+    }
+    with SweEnv(task, backend="docker", run_id="test-swe-env-cheats") as env:
+        for name, turns in episodes.items():
+            env.reset()
+            for turn in turns:
+                env.step(turn)
+            _, reward, done, _, info = env.step(submit)
+            trajectory = info["trajectory"]
+            assert done and reward == 0.0, (name, trajectory.reward_info)
+            assert trajectory.final_patch.strip(), name
+            assert CHEATS_BY_NAME[name].flag in trajectory.reward_info["flags"], (name, trajectory.reward_info)
+            assert trajectory.reward_info["resolved"] is False
