@@ -159,3 +159,34 @@ def test_requirement_lines_become_plain_specifiers():
 def test_slice_is_present():
     """The slice is the data these tests read; its absence is an error, not a skip."""
     assert (SLICE / "rows.jsonl").is_file(), f"{SLICE}: the SWE-bench slice is missing; set SWERVE_SWEBENCH_SLICE"
+
+
+def test_parquet_rows_resolve_like_jsonl(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = slice_rows()
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    tasks = {t.instance_id: t for t in load_tasks(path)}
+    assert tasks["pallets__flask-5014"].python == "3.11" and "Werkzeug==2.3.7" in tasks["pallets__flask-5014"].env_requirements
+    assert tasks["sympy__sympy-22706"].log_parser == "parse_log_sympy"
+
+
+def test_official_images_need_no_requirements_from_a_remote_source(monkeypatch):
+    """With --images official the row's environment is in its image: a remote source is not
+    cloned at load time just to read a requirements file."""
+    row = {**slice_rows()[3], "repo_source": "https://example.invalid/pallets/flask.git"}
+    monkeypatch.setenv("SWERVE_IMAGES", "official")
+    [task] = resolve_rows([Task.model_validate(row)])
+    assert task.spec_error == "" and task.test_cmd == "pytest -rA"
+    assert "requirements.txt not read: the row runs in its official image" in task.spec_source
+    assert "Werkzeug==2.3.7" in task.env_requirements
+
+
+def test_unreachable_remote_source_is_one_line(monkeypatch):
+    row = {**slice_rows()[3], "repo_source": "https://example.invalid/pallets/flask.git"}
+    monkeypatch.setenv("SWERVE_IMAGES", "local")
+    [task] = resolve_rows([Task.model_validate(row)])
+    assert task.spec_error.startswith("pallets__flask-5014: cannot read the requirements:")
+    assert "\n" not in task.spec_error and task.test_cmd == ""

@@ -61,7 +61,9 @@ def environment_requirements(task: Task, spec: dict) -> tuple[list[str], str]:
     packages = (spec.get("packages") or "").strip()
     found: list[str] = []
     origin = ""
-    if packages in ("requirements.txt", "environment.yml"):
+    if packages in ("requirements.txt", "environment.yml") and _in_official_image(task):
+        origin = f"{packages} not read: the row runs in its official image, which holds its environment"
+    elif packages in ("requirements.txt", "environment.yml"):
         from_file, origin = _file_requirements(
             task.repo, task.repo_source, task.environment_setup_commit.strip(), task.instance_id, packages
         )
@@ -71,6 +73,19 @@ def environment_requirements(task: Task, spec: dict) -> tuple[list[str], str]:
         origin = "packages"
     found.extend(spec.get("pip_packages") or [])
     return reqs.later_pins_win(found), origin
+
+
+def _in_official_image(task: Task) -> bool:
+    """The row runs in SWE-bench's prebuilt image (--images official / $SWERVE_IMAGES) and its
+    source is remote: reading its requirements would clone it for nothing (or fail offline)."""
+    if reqs.local_git_dir(task.repo_source) is not None:
+        return False
+    from swerve.environments.official_images import uses_official_image
+
+    try:
+        return uses_official_image(task)
+    except Exception:
+        return False
 
 
 def apply_spec(task: Task) -> Task:
@@ -83,7 +98,9 @@ def apply_spec(task: Task) -> Task:
                         "give the row a test_cmd")
     requirements, origin = environment_requirements(task, spec)
     where = f"{provenance()} specs[{task.repo}][{task.version}]"
-    if origin and origin != "packages":
+    if origin.startswith(("requirements.txt", "environment.yml")):
+        where += f"; {origin}"
+    elif origin and origin != "packages":
         where += f"; requirements {origin} from {task.repo_source}"
     pre_install = [c for c in [repo_install_command(task.repo)] if c] + list(spec.get("pre_install") or [])
     update = {
