@@ -80,7 +80,8 @@ def _remote_mirror(url: str, instance_id: str) -> Path:
     try:
         return Path(sources._mirror(stand_in, url))
     except SourceError as exc:
-        raise SpecError(f"{instance_id}: cannot read the requirements: {exc}") from None
+        why = str(exc).removeprefix(f"{instance_id}: ")
+        raise SpecError(f"{instance_id}: cannot read the requirements: {why} (or point repo_source at a local clone)") from None
 
 
 def _excluded(line: str) -> bool:
