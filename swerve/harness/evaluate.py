@@ -447,23 +447,23 @@ def evaluate(
         if unknown:
             raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
         tasks = [t for t in tasks if t.instance_id in wanted]
-    run_dir = Path(output_dir) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder_lock(run_dir), stoppable():
-        remote = None
-        if ray:
-            from swerve.harness.ray_eval import RayGrader
+    remote = None
+    if ray:  # before anything is written: a missing Ray is bad input, not a run
+        from swerve.harness.ray_eval import RayGrader
 
-            remote = RayGrader(ray, run_id=run_id, timeout=timeout, backend=backend, reruns=reruns, limits=limits,
-                               opener=opener)
-        try:
+        remote = RayGrader(ray, run_id=run_id, timeout=timeout, backend=backend, reruns=reruns, limits=limits,
+                           opener=opener)
+    run_dir = Path(output_dir) / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with run_folder_lock(run_dir), stoppable():
             return _evaluate_in(run_dir, tasks, predictions, run_id=run_id, workers=workers, timeout=timeout,
                                 backend=backend, reruns=reruns, progress=progress, limits=limits, opener=opener,
                                 infra_attempts=infra_attempts, ray=ray, remote=remote,
                                 max_patch_bytes=max_patch_bytes)
-        finally:
-            if remote is not None:
-                remote.close()
+    finally:
+        if remote is not None:
+            remote.close()
 
 
 def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Prediction], *, run_id: str,

@@ -87,6 +87,8 @@ def verdicts(run_dir: Path) -> dict[str, tuple[bool, str]]:
 
 def check_stopped(client, run_id: str, signum: int, code: int, took: float, out: str) -> None:
     print(f"{run_id}: {signal.Signals(signum).name} -> exit {code} in {took:.2f} s")
+    if os.environ.get("SWERVE_DEBUG_STOP"):
+        print(out)
     assert code == 128 + signum, out[-2000:]
     assert took < STOP_WITHIN_S, f"{signal.Signals(signum).name} took {took:.1f} s to stop the run"
     assert "Traceback" not in out and "interrupted" in out, out[-2000:]
@@ -193,3 +195,16 @@ def test_run_oracle_interrupted_resumes_to_every_task_once_and_resolved(docker_c
     assert all(row["exit_status"] == "submitted" for row in rows)
     assert {i: v for i, v in verdicts(out_dir).items()} == {i: reference[i] for i in IDS[:2]}
     assert containers_of(docker_client, run_id) == []
+
+
+def test_train_rl_interrupted_during_rollouts_stops_in_time_and_leaves_no_container(docker_client, tmp_path):
+    """`swerve train rl` (the tiny model) stopped by SIGTERM while rollouts run."""
+    out_dir = tmp_path / "rl-interrupt"
+    process = swerve("train", "rl", "--model", "tiny", "--tasks", str(FIXTURE), "--out", str(out_dir),
+                     "--group-size", "2", "--steps", "2", "--max-turns", "3", "--max-new-tokens", "16",
+                     "--backend", "docker", "--workers", "2")
+    wait_for(lambda: containers_of(docker_client, out_dir.name), process, "the first rollout's container started")
+    time.sleep(random.Random(4).uniform(0.2, 1.5))
+    assert process.poll() is None
+    code, took, out = interrupt(process, signal.SIGTERM)
+    check_stopped(docker_client, out_dir.name, signal.SIGTERM, code, took, out)
