@@ -59,6 +59,8 @@ def iter_jsonl(path: str | os.PathLike, *, skip_torn_last_line: bool = True) -> 
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
+            if skip_torn_last_line and number == len(raw_lines) and not raw.endswith(b"\n"):
+                break  # cut in the middle of a character by a killed writer
             raise ValueError(describe_bad_utf8(path, raw, exc, line=number)) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -102,3 +102,41 @@ def test_bad_prediction_rows(tmp_path):
     _jsonl(tmp_path / "q.jsonl", [{"instance_id": "a"}, {"instance_id": "a"}])
     with pytest.raises(TaskFormatError, match="duplicate prediction"):
         load_predictions(tmp_path / "q.jsonl")
+
+
+def test_bytes_that_are_not_utf8_name_file_line_and_field(tmp_path):
+    good = json.dumps(ROW).encode()
+    bad = json.dumps({**ROW, "instance_id": "o__r-2", "hints_text": "na\u00efve"}, ensure_ascii=False).encode("latin-1")
+    (tmp_path / "t.jsonl").write_bytes(good + b"\n" + bad + b"\n")
+    with pytest.raises(TaskFormatError, match=r"t.jsonl:2: not valid UTF-8 \(byte 0xef at column \d+, field 'hints_text'\)"):
+        load_tasks(tmp_path / "t.jsonl")
+    (tmp_path / "t.json").write_bytes(b"[\n" + good + b",\n" + bad + b"\n]\n")
+    with pytest.raises(TaskFormatError, match=r"t.json:3: not valid UTF-8 .*field 'hints_text'"):
+        load_tasks(tmp_path / "t.json")
+
+
+def test_empty_sources_and_required_fields(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(TaskFormatError, match="empty.jsonl: holds no tasks"):
+        load_tasks(tmp_path / "empty.jsonl")
+    with pytest.raises(TaskFormatError, match="empty.jsonl: holds no predictions"):
+        load_predictions(tmp_path / "empty.jsonl")
+    rows = _jsonl(tmp_path / "t.jsonl", [ROW, {**ROW, "instance_id": "o__r-2", "FAIL_TO_PASS": "[]", "patch": ""}])
+    assert len(load_tasks(rows)) == 2  # nothing required: listing, minting
+    with pytest.raises(TaskFormatError, match=r"line 2 \(instance 'o__r-2'\): field 'FAIL_TO_PASS' is missing or empty"):
+        load_tasks(rows, require=["FAIL_TO_PASS"])
+    with pytest.raises(TaskFormatError, match=r"line 2 .*field 'patch'"):
+        load_tasks(rows, require=["patch"])
+    assert [t.instance_id for t in load_tasks(rows, instance_ids=["o__r-1"], require=["FAIL_TO_PASS", "patch"])] == [
+        "o__r-1"]  # only the selected rows must have them
+
+
+def test_iter_jsonl_skips_a_last_line_cut_inside_a_character(tmp_path):
+    from swerve.fileio import iter_jsonl
+
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'{"a": "\xc3\xa9"}\n{"b": "\xc3')
+    assert list(iter_jsonl(path)) == [(1, {"a": "\u00e9"})]
+    path.write_bytes(b'{"a": "\xe9"}\n{"b": 1}\n')
+    with pytest.raises(ValueError, match=r"records.jsonl:1: not valid UTF-8 .*field 'a'"):
+        list(iter_jsonl(path))
