@@ -184,3 +184,21 @@ def test_a_run_folder_in_use_is_refused_naming_it_and_the_holder(tmp_path):
         holder.wait(timeout=30)
     result = invoke(*eval_args(tmp_path, FIXTURE, "empty"))
     assert result.exit_code == 0, result.output
+
+
+def test_eval_exits_3_when_instances_hit_infrastructure_errors(tmp_path, monkeypatch):
+    import swerve.environments
+    import swerve.harness.evaluate
+    from swerve.errors import InfraError
+
+    def no_environment(task, backend, limits, run_id):
+        raise InfraError("the daemon went away")
+
+    monkeypatch.setattr(swerve.environments, "open_environment", no_environment)
+    monkeypatch.setattr(swerve.harness.evaluate.time, "sleep", lambda seconds: None)
+    result = invoke(*eval_args(tmp_path, FIXTURE, "gold", "--instance-ids", ROWS[0]["instance_id"]))
+    assert result.exit_code == 3, result.output
+    assert "the daemon went away" in result.output and "re-run the same command" in result.output
+    assert "Traceback" not in result.output
+    error = json.loads((tmp_path / "runs" / "bad" / "instances" / ROWS[0]["instance_id"] / "error.json").read_text())
+    assert error["attempts"] == 3
