@@ -108,6 +108,8 @@ def ensure_official_image(
         timeout_s = float(os.environ.get(PULL_TIMEOUT_ENV, "") or DEFAULT_PULL_TIMEOUT_S)
     try:
         pull_image(client, name, timeout_s=timeout_s, progress=progress or _default_progress(name))
+        if progress is None and sys.stderr.isatty():
+            sys.stderr.write("\n")
     except Exception as exc:
         raise ImageBuildError(
             f"{who}: official image {name} is not in the local Docker daemon and could not be pulled "
@@ -133,7 +135,7 @@ def pull_image(client: Any, name: str, *, timeout_s: float, progress: Progress |
                 if "error" in event:
                     raise RuntimeError(str(event["error"]).strip())
                 detail = event.get("progressDetail") or {}
-                if event.get("id") and detail.get("total"):
+                if event.get("id") and detail.get("total") and event.get("status") == "Downloading":
                     layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
                     if progress is not None:
                         progress(sum(c for c, _ in layers.values()), sum(t for _, t in layers.values()))

@@ -219,3 +219,47 @@ def test_a_row_whose_python_no_suite_ships_is_one_bad_task_line_and_the_others_a
     message = report.errors["owner__proj-38"]
     assert message.startswith("bad task: owner__proj-38: no Debian suite ships Python 3.8")
     assert "--images official" in message and "\n" not in message
+
+
+class _FakePullApi:
+    def __init__(self, events, gate=None):
+        self.events, self.gate, self.asked = events, gate, []
+
+    def pull(self, repository, tag, stream, decode):
+        self.asked.append((repository, tag))
+        if self.gate is not None:
+            self.gate.wait()
+        yield from self.events
+
+
+class _FakePullClient:
+    def __init__(self, api):
+        self.api = api
+
+
+def test_pull_reports_download_progress_and_fails_on_an_error_event_or_the_timeout():
+    from swerve.environments.official_images import pull_image
+
+    events = [
+        {"status": "Pulling fs layer", "id": "a"},
+        {"status": "Downloading", "id": "a", "progressDetail": {"current": 50, "total": 100}},
+        {"status": "Downloading", "id": "b", "progressDetail": {"current": 10, "total": 300}},
+        {"status": "Extracting", "id": "a", "progressDetail": {"current": 99, "total": 100}},
+        {"status": "Downloading", "id": "a", "progressDetail": {"current": 100, "total": 100}},
+    ]
+    seen = []
+    api = _FakePullApi(events)
+    pull_image(_FakePullClient(api), "ns/sweb.eval.x86_64.a_1776_b-1:v1", timeout_s=30,
+               progress=lambda done, total: seen.append((done, total)))
+    assert api.asked == [("ns/sweb.eval.x86_64.a_1776_b-1", "v1")]
+    assert seen == [(50, 100), (60, 400), (110, 400)]
+    with pytest.raises(RuntimeError, match="manifest unknown"):
+        pull_image(_FakePullClient(_FakePullApi([{"error": "manifest unknown"}])), "x:y", timeout_s=30)
+    import threading
+
+    never_before_the_timeout = threading.Event()
+    try:
+        with pytest.raises(TimeoutError, match="timed out after 0 s"):
+            pull_image(_FakePullClient(_FakePullApi(events, never_before_the_timeout)), "x:y", timeout_s=0.1)
+    finally:
+        never_before_the_timeout.set()
