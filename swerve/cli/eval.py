@@ -43,7 +43,8 @@ def eval_command(
     On a Ray cluster: swerve eval ... --ray auto --workers 32
 
     Exit status: 0 every submitted instance graded; 2 bad input (the message names file,
-    line and field) or the run folder is in use; 3 some instances hit infrastructure
+    line and field; or rows no SWE-bench spec covers, the others graded) or the run folder
+    is in use; 3 some instances hit infrastructure
     errors (re-run to retry them); 130 / 143 stopped by SIGINT / SIGTERM (re-run to resume).
     """
     from rich.console import Console
@@ -142,7 +143,14 @@ def eval_command(
     )
     for instance_id, message in sorted(report.errors.items()):
         console.print(f"[red]error[/] {instance_id}: {escape(message)}", soft_wrap=True, highlight=False)
-    if report.errors:
-        console.print(f"{len(report.errors)} instance(s) not graded (infrastructure); re-run the same command to "
+    bad_rows = [i for i, message in report.errors.items() if message.startswith("bad task:")]
+    infra = len(report.errors) - len(bad_rows)
+    if bad_rows:
+        console.print(f"{len(bad_rows)} instance(s) not graded (bad task rows); fix them as each line says",
+                      highlight=False)
+    if infra:
+        console.print(f"{infra} instance(s) not graded (infrastructure); re-run the same command to "
                       "retry them", highlight=False)
         raise typer.Exit(3)
+    if bad_rows:
+        raise typer.Exit(2)

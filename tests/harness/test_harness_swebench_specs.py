@@ -190,3 +190,29 @@ def test_unreachable_remote_source_is_one_line(monkeypatch):
     [task] = resolve_rows([Task.model_validate(row)])
     assert task.spec_error.startswith("pallets__flask-5014: cannot read the requirements:")
     assert "\n" not in task.spec_error and task.test_cmd == ""
+
+
+def test_a_row_no_spec_covers_is_one_error_and_the_others_are_graded(toolz_tasks, fake_opener, tmp_path):
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions
+
+    bad = resolve_rows([Task.model_validate({**slice_rows()[0], "instance_id": "sympy__sympy-0", "version": "0.0"})])[0]
+    good = next(iter(toolz_tasks.values()))
+    report = evaluate([bad, good], load_predictions("gold", [bad, good]), run_id="bad-row", output_dir=tmp_path,
+                      opener=fake_opener)
+    assert report.errors == {"sympy__sympy-0": f"bad task: {bad.spec_error}"}
+    assert report.grades[good.instance_id].resolved
+
+
+def test_cli_eval_exits_2_for_rows_no_spec_covers(tmp_path):
+    from typer.testing import CliRunner
+
+    from swerve.cli import app
+
+    rows = write_slice_rows(tmp_path / "rows.jsonl", [{**slice_rows()[0], "instance_id": "sympy__sympy-0", "version": "0.0"}])
+    result = CliRunner().invoke(app, ["eval", "--tasks", str(rows), "--predictions", "gold", "--run-id", "bad",
+                                      "--output", str(tmp_path / "runs"), "--no-progress", "--backend", "local"],
+                                env={"COLUMNS": "400", "NO_COLOR": "1"})
+    assert result.exit_code == 2, result.output
+    assert "error sympy__sympy-0: bad task: sympy__sympy-0: no SWE-bench spec for sympy/sympy version '0.0'" in result.output
+    assert "(bad task rows)" in result.output and "Traceback" not in result.output
