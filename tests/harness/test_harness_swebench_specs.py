@@ -216,3 +216,30 @@ def test_cli_eval_exits_2_for_rows_no_spec_covers(tmp_path):
     assert result.exit_code == 2, result.output
     assert "error sympy__sympy-0: bad task: sympy__sympy-0: no SWE-bench spec for sympy/sympy version '0.0'" in result.output
     assert "(bad task rows)" in result.output and "Traceback" not in result.output
+
+
+def test_remote_source_requirements_come_from_swerves_mirror_fetched_once(tmp_path, monkeypatch):
+    """A remote source is read from the clone swerve keeps of it (here a file:// URL treated
+    as remote); loading more rows of the same repository fetches nothing again."""
+    from swerve.environments import sources
+    from swerve.harness.swebench import requirements as reqs
+    from swerve.harness.swebench import resolve
+
+    monkeypatch.setenv("SWERVE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SWERVE_IMAGES", "local")
+    monkeypatch.setattr(reqs, "local_git_dir", lambda source: None)
+    resolve._file_requirements.cache_clear()
+    calls = []
+    real_git = sources.git
+
+    def counting_git(args, *a, **k):
+        calls.append(args[:2])
+        return real_git(args, *a, **k)
+
+    monkeypatch.setattr(sources, "git", counting_git)
+    row = slice_rows()[3]
+    first = resolve_rows([Task.model_validate(row)])[0]
+    second = resolve_rows([Task.model_validate({**row, "instance_id": "pallets__flask-5014-again"})])[0]
+    assert "Werkzeug==2.3.7" in first.env_requirements and first.env_requirements == second.env_requirements
+    assert ["clone", "-q"] in calls and ["remote", "update"] not in calls
+    resolve._file_requirements.cache_clear()

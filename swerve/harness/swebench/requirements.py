@@ -63,20 +63,21 @@ def open_commit(repo_source: str, commit: str, *, instance_id: str) -> CommitRea
     """A reader for `commit` of the row's repository, from a local copy only."""
     local = local_git_dir(repo_source)
     if local is None:
-        local = _remote_mirror(repo_source, instance_id)
+        local = _remote_mirror(repo_source, commit, instance_id)
     if not local.exists():
         raise SpecError(f"{instance_id}: repo_source {repo_source!r} does not exist; point it at a clone of the "
                         "repository (a path or a file:// URL)")
     return CommitReader(local, commit, instance_id=instance_id, source=repo_source)
 
 
-def _remote_mirror(url: str, instance_id: str) -> Path:
-    """swerve's shared clone of a remote git source (the one image builds use)."""
+def _remote_mirror(url: str, commit: str, instance_id: str) -> Path:
+    """swerve's shared clone of a remote git source (the one image builds use); fetched
+    again only when it lacks `commit`."""
     from swerve.environments import sources
     from swerve.errors import SourceError
     from swerve.schema import Task
 
-    stand_in = Task(instance_id=instance_id, repo="remote/source", repo_source=url)
+    stand_in = Task(instance_id=instance_id, repo="remote/source", repo_source=url, base_commit=commit)
     try:
         return Path(sources._mirror(stand_in, url))
     except SourceError as exc:
