@@ -313,12 +313,6 @@ def _ensure_env(task: Task, client: Any, base_image: str | None) -> tuple[str, s
             f"base image has Python {inside}; run swerve with Python {inside} or pick a base image with Python "
             f"{host_python()} (--base-image)"
         )
-    wanted = task.python.strip()
-    if wanted not in ("", "3") and inside != wanted and not inside.startswith(wanted + "."):
-        raise ImageBuildError(
-            f"{task.instance_id}: environment image: the task asks for Python {wanted} but the base image has "
-            f"Python {inside}; pick a base image with Python {wanted} (--base-image) or change the task's `python`"
-        )
     manifest = read_manifest(wheelhouse)
     dockerfile = _env_dockerfile(base, bool(requirements))
     inputs = _hash(IMAGES_FORMAT, "env", base, base_id, manifest["content_hash"], json.dumps(requirements), dockerfile)
@@ -547,7 +541,8 @@ RUN git config --system safe.directory '*'
 WORKDIR {wd}
 RUN PIP_ROOT_USER_ACTION=ignore bash /opt/swerve/install.sh \\
  && git ls-files --others --exclude-standard --directory | sed 's|^|/|' >> .git/info/exclude \\
- && git config gc.auto 0 \\
+ && git config gc.auto 0 && git config core.logAllRefUpdates false \\
+ && git update-ref ORIG_HEAD HEAD && rm -rf .git/logs \\
  && find {wd} \\( -path {wd}/.git/objects/'*' -type f \\) -o -exec chown -h 1000:1000 {{}} + \\
  && git ls-files --others --ignored --exclude-standard --directory > {PRESERVE_FILE} \\
  && mkdir -p {PRISTINE} \\
