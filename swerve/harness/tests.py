@@ -166,7 +166,7 @@ def tampered_test_files(env, model_paths: list[str]) -> list[str]:
     """Test-related files the model patch touched that must go back to base."""
     touched = []
     for path in model_paths:
-        if is_interpreter_hook(path) or runner_shadow_root(path):
+        if is_interpreter_hook(path):
             continue
         if is_test_path(path):
             touched.append(path)
