@@ -97,18 +97,29 @@ def _plain(value):
     return value
 
 
+def _own_modules() -> dict[str, types.ModuleType]:
+    return {name: module for name, module in sys.modules.items() if name == PACKAGE or name.startswith(PACKAGE + ".")}
+
+
 def table_data(site: Path) -> dict:
-    """The data part of the table (everything but provenance) from an installed tree."""
-    constants = _load_constants(site)
-    return {
-        "specs": _plain(constants.MAP_REPO_VERSION_TO_SPECS_PY),
-        "install": _plain(constants.MAP_REPO_TO_INSTALL_PY),
-        "requirements_paths": _plain(constants.MAP_REPO_TO_REQS_PATHS),
-        "environment_yml_paths": _plain(constants.MAP_REPO_TO_ENV_YML_PATHS),
-        "log_parsers": _parser_names(site),
-        "non_test_exts": _plain(constants.NON_TEST_EXTS),
-        "replace_requirements": _replacements(site),
-    }
+    """The data part of the table (everything but provenance) from an installed tree. The
+    process's own `swebench` modules (another release, perhaps) are put back afterwards."""
+    saved = _own_modules()
+    try:
+        constants = _load_constants(site)
+        return {
+            "specs": _plain(constants.MAP_REPO_VERSION_TO_SPECS_PY),
+            "install": _plain(constants.MAP_REPO_TO_INSTALL_PY),
+            "requirements_paths": _plain(constants.MAP_REPO_TO_REQS_PATHS),
+            "environment_yml_paths": _plain(constants.MAP_REPO_TO_ENV_YML_PATHS),
+            "log_parsers": _parser_names(site),
+            "non_test_exts": _plain(constants.NON_TEST_EXTS),
+            "replace_requirements": _replacements(site),
+        }
+    finally:
+        for name in _own_modules():
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 def build_table(site: Path) -> dict:

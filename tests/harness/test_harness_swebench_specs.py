@@ -48,9 +48,16 @@ def test_shipped_table_equals_the_swebench_release_it_names(tmp_path):
         capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    import swebench.harness.grading as grading_before
+
     fresh = generator.build_table(tmp_path)
     assert generator.differences(shipped, fresh) == []
     assert fresh["provenance"]["version"] == version
+    # the process's own swebench (5.x) is untouched by reading the 4.x tree
+    import swebench.harness.grading as grading_after
+    from swebench.types import TestSpec  # noqa: F401  (5.x only)
+
+    assert grading_before is grading_after
 
 
 def test_generator_check_mode_reports_a_difference(tmp_path):
@@ -243,3 +250,4 @@ def test_remote_source_requirements_come_from_swerves_mirror_fetched_once(tmp_pa
     assert "Werkzeug==2.3.7" in first.env_requirements and first.env_requirements == second.env_requirements
     assert ["clone", "-q"] in calls and ["remote", "update"] not in calls
     resolve._file_requirements.cache_clear()
+
