@@ -37,9 +37,12 @@ def remove_own_containers(run_id: str) -> list[str]:
         client = docker_backend.docker_client()
         labels = [f"{docker_backend.LABEL_RUN}={run_id}", f"{docker_backend.LABEL_OWNER}={os.getpid()}"]
         removed = []
-        for container in client.containers.list(all=True, filters={"label": labels}):
-            container.remove(force=True, v=True)
-            removed.append(container.name)
+        for container in client.containers.list(all=True, sparse=True, filters={"label": labels}):
+            try:
+                container.remove(force=True, v=True)
+            except Exception:  # removed meanwhile by its own close()
+                continue
+            removed.append((container.attrs.get("Names") or [container.id])[0].lstrip("/"))
         return removed
     except Exception as exc:
         log.warning("could not remove the containers of %s: %s", run_id, exc)
