@@ -32,15 +32,20 @@ LABEL_TASK = "swerve.task"
 LABEL_OWNER = "swerve.owner_pid"
 KEEPER_CMD = ["sleep", "infinity"]
 PRISTINE = "/opt/swerve/pristine"
+RUN_DIR = "/run/swerve"
+"""Root's folder for the reset stamp and the respawn flags (the agent cannot write it)."""
+STAMP = f"{RUN_DIR}/reset-stamp"
+"""Root's: touched when the container starts and after each reset (see `restore_script`)."""
 WIPED = ("/tmp", "/dev/shm", "/dev/mqueue")
 """Writable by the agent's user and emptied by reset() ($HOME is /tmp/swerve-home)."""
 DISK_LIMIT_EXIT_CODE = 125
 DISK_CHECK_AFTER_S = 0.2
 DISK_CHECK_EVERY_S = 2.0
-CONTROL_CAPABILITIES = ("KILL",)
-"""The one capability the container keeps: the root control shell kills the agent's
-processes (a process of another user) on timeout and reset. The agent's user has no
-capability, no setuid program to gain one, and no-new-privileges set."""
+CONTROL_CAPABILITIES = ("KILL", "SETUID", "SETGID")
+"""What the container keeps, for swerve's own root processes only: KILL for the control
+shell, which kills the agent's processes (another user's) on timeout and reset; SETUID
+and SETGID for the respawner, which starts the agent's bash as `swerve` (setpriv). The
+agent's user has no capability, no setuid program to gain one, and no-new-privileges."""
 
 
 @lru_cache(maxsize=1)
@@ -76,11 +81,13 @@ class ExecSocketTransport:
     pass the payloads on.
     """
 
-    def __init__(self, client, container_id: str, *, user: str, workdir: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, client, container_id: str, *, user: str, workdir: str, env: dict[str, str], argv: list[str] | None = None
+    ) -> None:
         api = client.api
         created = api.exec_create(
             container_id,
-            ["bash", "--noprofile", "--norc"],
+            argv or ["bash", "--noprofile", "--norc"],
             stdin=True,
             stdout=True,
             stderr=True,
@@ -214,6 +221,8 @@ class DockerEnvironment(RepoOps):
             extra={"container": self.container.name},
         )
         self._keeper_pid = 0
+        self._respawner = False
+        self._respawn_flag = f"{RUN_DIR}/respawn-{uuid.uuid4().hex}"
         self._disk_checked = 0.0
         self.control = ShellSession(
             self._start_control, lambda _pid: None, output_limit=1 << 20, default_timeout=120
@@ -229,6 +238,9 @@ class DockerEnvironment(RepoOps):
         try:
             self._keeper_pid = self._find_keeper()
             self._pristine = self._root_exec(f"test -f {PRISTINE}/git-meta.tar")[0] == 0
+            self._respawner = self._root_exec(f"mkdir -p {RUN_DIR} && command -v setpriv >/dev/null")[0] == 0
+            self.shell.respawns = self._respawner
+            self._touch_stamp()
             self.shell.run("true", timeout=60)
         except BaseException:
             self.close()
@@ -290,7 +302,22 @@ class DockerEnvironment(RepoOps):
         return int(rows[0].get("SizeRw") or 0) if rows else 0
 
     def _start_shell(self) -> ExecSocketTransport:
-        return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
+        """The agent's bash. With setpriv in the image it runs under a root respawner
+        (a loop the agent's user can neither signal nor trace) that starts a new bash on
+        the same exec when reset() has killed the old one and raised the respawn flag;
+        otherwise, and when the bash exits on its own, the exec ends. The flag stays up
+        until the reset is over, so a fork refused while a killed fork bomb's processes are
+        still being reaped is simply tried again."""
+        if not self._respawner:
+            return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
+        loop = (
+            f"while :; do setpriv --reuid={USER} --regid={USER} --init-groups "
+            f"env HOME=/home/{USER} USER={USER} LOGNAME={USER} bash --noprofile --norc; "
+            f"[ -s {self._respawn_flag} ] || exit; done"
+        )
+        return ExecSocketTransport(
+            self.client, self.container.id, user="root", workdir=self.info.workdir, env={}, argv=["sh", "-c", loop]
+        )
 
     def _start_control(self) -> ExecSocketTransport:
         return ExecSocketTransport(self.client, self.container.id, user="root", workdir="/", env={})
@@ -309,17 +336,26 @@ class DockerEnvironment(RepoOps):
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
         and the agent's shell."""
-        spare = " ".join(str(p) for p in (self._keeper_pid, shell_pid) if p)
+        spare = " ".join(str(p) for p in (self._keeper_pid, self.shell.parent_pid, shell_pid) if p)
         self._root_exec(kill_all_but_snippet(spare))
 
     def _stop_everything(self) -> None:
-        self._root_exec(kill_all_but_snippet(str(self._keeper_pid or "")))
+        """Every process but init, the keeper and the respawner; the respawner, its flag
+        raised, then starts a new bash (see `_start_shell`)."""
+        respawner = self.shell.parent_pid if self._respawner and self.shell._transport is not None else 0
+        raise_flag = f"echo 1 > {self._respawn_flag}; " if respawner else ""
+        spare = " ".join(str(p) for p in (self._keeper_pid, respawner) if p)
+        self._root_exec(raise_flag + kill_all_but_snippet(spare))
 
     def _restore_script(self) -> str:
         return restore_script(
             self.workdir, self.base_commit, PRISTINE if self._pristine else "",
-            wipe=list(WIPED), objects_owned_by_root=True, preserve=self._preserve,
+            wipe=list(WIPED), objects_owned_by_root=True, stamp=STAMP, preserve=self._preserve,
         )
+
+    def _touch_stamp(self) -> None:
+        """Builtins only (no process to start): the stamp's times renewed, the flag lowered."""
+        self._root_exec(f": > {STAMP} && : > {self._respawn_flag}")
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (removing the container ends it)."""

@@ -224,7 +224,7 @@ class LocalEnvironment(RepoOps):
         pristine = self.root / "pristine"
         pristine.mkdir()
         script = (
-            "rm -rf .git/logs && "
+            "git config core.logAllRefUpdates false && git update-ref ORIG_HEAD HEAD && rm -rf .git/logs && "
             f"tar -cf {shlex.quote(str(pristine / 'git-meta.tar'))} --exclude=.git/objects --exclude=.git/index "
             f"--exclude=.git/logs .git && find .git/objects ! -type d | LC_ALL=C sort > "
             f"{shlex.quote(str(pristine / 'git-objects.txt'))} && tar -cf {shlex.quote(str(pristine / 'preserved.tar'))} "
@@ -233,6 +233,7 @@ class LocalEnvironment(RepoOps):
         done = subprocess.run(["bash", "-c", script], cwd=workdir, capture_output=True, text=True)
         if done.returncode != 0:
             raise InfraError(f"local environment: could not record the pristine .git: {done.stderr.strip()[:300]}")
+        self._touch_stamp()
 
     def _make_venv(self, deps_site_packages: list[str], workdir: Path) -> Path:
         """A light per-environment virtualenv: no pip, the shared dependencies and the
@@ -299,7 +300,11 @@ class LocalEnvironment(RepoOps):
             wipe.append("/tmp")
         return restore_script(
             self.workdir, self.base_commit, str(self.root / "pristine"), wipe=wipe, objects_owned_by_root=False,
+            stamp=str(self.root / "pristine" / "stamp"),
         )
+
+    def _touch_stamp(self) -> None:
+        (self.root / "pristine" / "stamp").touch()
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (stopping the shell ends it)."""

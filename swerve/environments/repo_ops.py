@@ -13,7 +13,10 @@ from swerve.schema import ExecResult
 
 PRESERVE_LIST = "/opt/swerve/preserve.txt"
 GIT = "git -c core.pager=cat -c core.quotepath=off -c color.ui=false"
-SAFE_GIT = "git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false"
+SAFE_GIT = (
+    "git -c core.hooksPath=/dev/null -c core.fsmonitor=false -c core.untrackedCache=false "
+    "-c core.logAllRefUpdates=false"
+)
 
 
 def restore_script(
@@ -23,7 +26,7 @@ def restore_script(
     *,
     wipe: list[str],
     objects_owned_by_root: bool,
-    prologue: str = "",
+    stamp: str = "",
     preserve: list[str] | None = None,
 ) -> str:
     """Shell code, run as the agent's user in a new shell after every other process of
@@ -34,52 +37,72 @@ def restore_script(
       PRISTINE/git-meta.tar (config, hooks, info, HEAD, refs, packed-refs); object files
       not in PRISTINE/git-objects.txt deleted; with `objects_owned_by_root`, the base's
       own object files must still be root's (the agent cannot have changed them);
-    - the work tree at the base commit, every untracked file removed, and the files the
-      image build left there (build metadata) put back from PRISTINE/preserved.tar.
+    - the work tree at the base commit, every untracked file removed, and the `preserve`
+      paths the image build left there (build metadata) put back from PRISTINE/preserved.tar.
+
+    `stamp` names a file the agent cannot touch, touched after each reset: a part whose
+    inode change time (which no user can set) is not newer is left as it is, so an
+    episode that did not touch .git or the build metadata costs no restore of them.
 
     A repository the agent replaced by something git would not trust (.git or its objects
-    folder a link) fails the reset: the environment should then be recreated.
-
-    Without `pristine` (an image built without the record, e.g. an older one), only the
-    folders are wiped and the work tree is reset, keeping the `preserve` paths."""
+    folder a link) fails the reset: the environment should then be recreated. Without
+    `pristine` (an image built without the record), the folders are wiped and the work
+    tree is reset, keeping the `preserve` paths. Runs in a subshell: it leaves no variable."""
     wd = shlex.quote(workdir)
     p = shlex.quote(pristine)
     wiped = " ".join(shlex.quote(d) for d in wipe)
+    kept = [path.rstrip("/") for path in preserve or [] if path.strip("/")]
+    keep = " ".join(f"-e {shlex.quote('/' + path)}" for path in kept)
+    quoted_kept = " ".join(shlex.quote(path) for path in kept)
+    enter = (
+        f"find {wiped} -xdev -mindepth 1 -delete 2>/dev/null || {{ find {wiped} -xdev -mindepth 1 -type d "
+        f"-exec chmod u+rwx {{}} + 2>/dev/null; find {wiped} -xdev -mindepth 1 -delete 2>/dev/null; }}; "
+        "for f in /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem; do [ -r $f ] || continue; "
+        "mapfile -t l < $f; [ ${#l[@]} -gt 1 ] && { ipcrm --all 2>/dev/null; break; }; done; "
+        f"[ -w {wd} ] && [ -x {wd} ] || chmod u+rwx {wd} 2>/dev/null; cd {wd} || exit 3; "
+    )
+    if not pristine:
+        return f"( {enter}{SAFE_GIT} reset --hard -q {base_commit} && {SAFE_GIT} clean -ffdqx {keep} )"
+    stamped = shlex.quote(stamp) if stamp else "/nonexistent"
     owner_check = (
         f'find .git/objects -type f -user 0 | LC_ALL=C sort | cmp -s - {p}/git-objects.txt '
         '|| { echo "swerve: the base commit\'s git objects were replaced"; exit 3; }; '
         if objects_owned_by_root
         else ""
     )
-    wipe_and_enter = (
-        f"{prologue}"
-        f"for __d in {wiped}; do [ -d \"$__d\" ] && [ ! -L \"$__d\" ] || continue; "
-        'find "$__d" -xdev -mindepth 1 -type d ! -perm -u=rwx -exec chmod u+rwx {} + 2>/dev/null; '
-        'find "$__d" -xdev -mindepth 1 -delete 2>/dev/null; done; '
-        "ipcrm --all 2>/dev/null; "
-        f"chmod u+rwx {wd} 2>/dev/null; cd {wd} || exit 3; "
+    restore_kept = (
+        f"for k in {quoted_kept}; do [ -e \"$k\" ] || kept=1; done; "
+        f"if [ -n \"$kept\" ]; then rm -rf {quoted_kept} && tar -xf {p}/preserved.tar || exit 3; fi; "
+        if kept else ""
     )
-    if not pristine:
-        keep = " ".join(f"-e {shlex.quote(path)}" for path in preserve or [])
-        return (
-            wipe_and_enter + f"{SAFE_GIT} reset --hard -q {base_commit} && {SAFE_GIT} clean -ffdqx {keep}"
-        )
     return (
-        wipe_and_enter
-        + '[ -d .git ] && [ ! -L .git ] && [ -d .git/objects ] && [ ! -L .git/objects ] '
+        f"( {enter}"
+        '[ -d .git ] && [ ! -L .git ] && [ -d .git/objects ] && [ ! -L .git/objects ] '
         '|| { echo "swerve: .git was replaced"; exit 3; }; '
-        "chmod -R u+rwX .git 2>/dev/null; "
-        "find .git -mindepth 1 -maxdepth 1 ! -name objects ! -name index -exec rm -rf {} + && "
-        f"tar -xf {p}/git-meta.tar && "
+        # one walk finds what changed since the last reset: .git's metadata, its objects,
+        # its index, the preserved build files (everything, when there is no stamp)
+        f"if [ -e {stamped} ]; then mapfile -t changed < <(find .git {quoted_kept} -cnewer {stamped} "
+        "-print 2>/dev/null); else changed=(.git/config .git/objects .git/index "
+        f"{' '.join(shlex.quote(k + '/') for k in kept)}); fi; "
+        "meta=; objects=; index=; kept=; for c in \"${changed[@]}\"; do case $c in "
+        ".git/objects|.git/objects/*) objects=1;; .git/index) index=1;; .git|.git/*) meta=1;; *) kept=1;; esac; done; "
+        "if [ -n \"$meta\" ]; then "
+        "find .git -mindepth 1 -maxdepth 1 ! -name objects ! -name index -exec rm -rf {} + 2>/dev/null "
+        "|| { chmod -R u+rwX .git 2>/dev/null; find .git -mindepth 1 -maxdepth 1 ! -name objects ! -name index "
+        "-exec rm -rf {} +; }; "
+        f"tar -xf {p}/git-meta.tar || exit 3; fi; "
+        "if [ -n \"$objects\" ]; then "
         f"find .git/objects ! -type d | LC_ALL=C sort | LC_ALL=C comm -23 - {p}/git-objects.txt "
-        "| tr '\\n' '\\0' | xargs -0 -r rm -f && "
-        "find .git/objects -mindepth 1 -type d -empty -delete && mkdir -p .git/objects/info .git/objects/pack && "
-        f"{owner_check}"
-        f"{{ {SAFE_GIT} ls-files -v | grep -q '^[a-zS]' && rm -f .git/index; true; }} && "
-        f"{{ {SAFE_GIT} reset --hard -q {base_commit} 2>/dev/null "
-        f"|| {{ rm -f .git/index && {SAFE_GIT} reset --hard -q {base_commit}; }}; }} && "
-        f"{{ {SAFE_GIT} clean -ffdqx 2>/dev/null || {{ chmod -R u+rwX . && {SAFE_GIT} clean -ffdqx; }}; }} && "
-        f"tar -xf {p}/preserved.tar && rm -rf .git/ORIG_HEAD .git/logs"
+        "| tr '\\n' '\\0' | xargs -0 -r rm -f; "
+        "find .git/objects -mindepth 1 -type d -empty -delete; mkdir -p .git/objects/info .git/objects/pack; "
+        f"{owner_check}fi; "
+        f"if [ -n \"$index\" ]; then {SAFE_GIT} ls-files -v | grep -q '^[a-zS]' && rm -f .git/index; fi; "
+        f"{SAFE_GIT} reset --hard -q {base_commit} 2>/dev/null "
+        f"|| {{ rm -f .git/index && {SAFE_GIT} reset --hard -q {base_commit}; }} || exit 3; "
+        f"{SAFE_GIT} clean -ffdqx {keep} 2>/dev/null || {{ chmod -R u+rwX . && {SAFE_GIT} clean -ffdqx {keep}; }} "
+        "|| exit 3; "
+        f"{restore_kept}"
+        "true )"
     )
 
 
@@ -178,6 +201,9 @@ class RepoOps:
         """The shell code that puts everything an episode can write back as the image had it."""
         raise NotImplementedError
 
+    def _touch_stamp(self) -> None:
+        """Mark the moment the restore finished (see `restore_script`'s `stamp`)."""
+
     def reset(self) -> None:
         """Back to the image's state: every process of the agent killed; a new shell (no
         function, trap or variable of the old one survives); the repository at the base
@@ -188,6 +214,8 @@ class RepoOps:
                 raise InfraError(f"environment for {self.info.instance_id} is closed")
             self._stop_everything()
             result = self.shell.fresh(self._restore_script())
+            if result.exit_code == 0:
+                self._touch_stamp()
         if result.exit_code != 0:
             raise InfraError(f"reset failed in {self.workdir}: {result.output.strip()[-300:]}")
 

@@ -143,6 +143,7 @@ class ShellSession:
         spool_dir: str | None = None,
         init_script: str = "",
         spool_limit: int = 8 << 20,
+        respawns: bool = False,
     ) -> None:
         self._start = start
         self._kill_children = kill_children
@@ -150,6 +151,8 @@ class ShellSession:
         self.default_timeout = default_timeout
         self.spool_dir = spool_dir
         self.spool_limit = spool_limit
+        self.respawns = respawns
+        self.parent_pid = 0
         self._spools: list[str] = []
         self.init_script = init_script
         self._nonce = secrets.token_hex(12)
@@ -164,18 +167,28 @@ class ShellSession:
         assert self._transport is not None
         return self._transport
 
-    def _start_fresh(self, prelude: str = "", prelude_timeout: float = 300.0) -> ExecResult | None:
-        """Start a new shell; run `prelude` first (its result is returned, and a failure
-        stops there), then learn the shell's pid and run the start-up script."""
-        self._transport = self._start()
+    def _start_fresh(
+        self, prelude: str = "", prelude_timeout: float = 300.0, *, same_transport: bool = False
+    ) -> ExecResult | None:
+        """Start a new shell (on the current transport when `same_transport`: its other
+        end has started a new bash); run `prelude` first (its result is returned, and a
+        failure stops there), then learn the shell's pid and run the start-up script."""
+        if not same_transport:
+            self._transport = self._start()
+        else:
+            # The first bytes may meet the dying shell or the respawner's notice of its
+            # death: a throwaway command takes them, and the stream is in step after it.
+            self._run("true", timeout=60, limit=0)
+            if self._transport is None:
+                self._transport = self._start()
         self.inner_pid = 0
         result = None
         if prelude:
             result = self._run(prelude, timeout=prelude_timeout, limit=self.output_limit)
             if result.exit_code != 0 or self._transport is None:
                 return result
-        pid = self._run("echo $$", timeout=60, limit=0)
-        self.inner_pid = int(pid.output.strip()) if pid.exit_code == 0 and pid.output.strip().isdigit() else 0
+        pids = self._run("echo $$ $PPID", timeout=60, limit=0).output.split()
+        self.inner_pid, self.parent_pid = (int(pids[0]), int(pids[1])) if len(pids) == 2 and "".join(pids).isdigit() else (0, 0)
         if self.init_script:
             started = self._run(self.init_script, timeout=60, limit=self.output_limit)
             if started.exit_code != 0:
@@ -186,12 +199,26 @@ class ShellSession:
         """Replace the shell by a new process (nothing the old one defined, trapped or
         exported survives; the caller has killed the old one) whose first command is
         `prelude`. The result is the prelude's."""
+        if self.respawns and self._transport is not None:
+            self._drain()
+            if self._transport is not None:
+                result = self._start_fresh(prelude, timeout, same_transport=True)
+                assert result is not None
+                return result
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()
         result = self._start_fresh(prelude, timeout)
         assert result is not None
         return result
+
+    def _drain(self) -> None:
+        """Drop output the killed shell's processes left in the pipe."""
+        try:
+            while self._transport is not None and self._transport.recv(0.0):
+                pass
+        except EOFError:
+            self._transport = None
 
     def _keep_spool(self, capture: OutputCapture) -> None:
         if capture.spool_path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from swerve.environments.answer_scan import answer_needles, scan_image
-from swerve.environments.images import ensure_base_image, ensure_instance_image, project_packages
+from swerve.environments.images import ensure_base_image, ensure_env_image, ensure_instance_image, project_packages
 from swerve.environments.sources import prepare_repo
 from swerve.harness.tasks import load_tasks
 
@@ -43,27 +43,39 @@ def test_the_scanner_sees_plain_files_and_compressed_git_objects(docker_client, 
     assert result.files > 1000
 
 
+def _inside_a_copy_of(path: str, packages: list[str]) -> bool:
+    parts = set(path.replace("!", "/").split("/"))
+    return any(name in parts or f"{name}.py" in parts for name in packages)
+
+
 def test_no_bundled_task_image_holds_its_gold_patch_or_hidden_tests(docker_client):
     tasks = _bundled_tasks()
     assert len(tasks) >= 36
-    base = ensure_base_image(docker_client)
-    problems = []
+    needles, packages, envs = {}, {}, {}
     for task in tasks:
         repo = prepare_repo(task)
-        needles = answer_needles(task.patch, task.test_patch, repo.path)
-        assert needles, f"{task.instance_id}: nothing to look for"
-        packages = project_packages(repo.path)
-        # Lines the task-independent base image (Debian, Python's standard library) already
-        # has are idioms, not answers, unless they sit in a copy of the project itself.
-        generic = {
-            line
-            for leak in scan_image(docker_client, base, needles).leaks
-            if not any(f"/{name}/" in leak.path or f"/{name}.py" in leak.path for name in packages)
-            for line in leak.lines
-        }
+        needles[task.instance_id] = answer_needles(task.patch, task.test_patch, repo.path)
+        assert needles[task.instance_id], f"{task.instance_id}: nothing to look for"
+        packages[task.instance_id] = project_packages(repo.path)
+        envs.setdefault(ensure_env_image(task, client=docker_client), []).append(task)
+    # Lines that the task-independent base image (Debian, the standard library) or the
+    # environment image (the dependencies, built before the repository is copied in)
+    # already has are idioms, not answers -- unless they sit in a copy of the project.
+    generic: dict[str, set[str]] = {}
+    for image, group in [(ensure_base_image(docker_client), tasks), *envs.items()]:
+        wanted = sorted({line for task in group for line in needles[task.instance_id]})
+        leaks = scan_image(docker_client, image, wanted).leaks
+        for task in group:
+            mine = set(needles[task.instance_id])
+            generic.setdefault(task.instance_id, set()).update(
+                line for leak in leaks if not _inside_a_copy_of(leak.path, packages[task.instance_id])
+                for line in leak.lines if line in mine
+            )
+    problems = []
+    for task in tasks:
         image = ensure_instance_image(task, client=docker_client)
-        for leak in scan_image(docker_client, image.tag, needles).leaks:
-            found = [line for line in leak.lines if line not in generic]
+        for leak in scan_image(docker_client, image.tag, needles[task.instance_id]).leaks:
+            found = [line for line in leak.lines if line not in generic[task.instance_id]]
             if found:
                 problems.append(f"{task.instance_id}: {leak.where} {leak.path}: {found[:3]}")
     assert not problems, "\n".join(problems[:40])

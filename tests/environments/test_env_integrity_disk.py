@@ -36,13 +36,18 @@ def test_writing_past_the_disk_limit_is_stopped_and_reported(toolz_image):
         writer = env.exec("(while :; do head -c 5000000 /dev/zero >> grow.bin; sleep 0.05; done) & sleep 3")
         assert writer.exit_code == DISK_LIMIT_EXIT_CODE
         assert "disk limit of 40 MB was passed" in writer.output
-        size = int(env.exec("stat -c %s grow.bin").output.split()[-1])
+        size = _number(env.exec("stat -c %s grow.bin").output)
         later = env.exec("sleep 1; stat -c %s grow.bin")
-        assert int(later.output.split()[0]) == size, "the writer still runs"
+        assert _number(later.output) == size, "the writer still runs"
         assert later.exit_code == DISK_LIMIT_EXIT_CODE, "still over the limit: said again"
         env.reset()
         assert env.exec("ls grow.bin small.bin 2>&1; true").output.count("No such file") == 2
         assert env.disk_used_bytes() < 40 << 20
+
+
+def _number(output: str) -> int:
+    """The first line of `output` that is a number (bash may first report the killed job)."""
+    return int(next(line for line in output.splitlines() if line.strip().isdigit()))
 
 
 def test_the_output_spool_is_capped_and_deleted_with_its_command(toolz_image):

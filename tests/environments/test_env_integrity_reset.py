@@ -86,10 +86,11 @@ def test_the_agent_can_write_only_the_repository_and_tmp(toolz_image):
 def test_no_setuid_program_no_capability_and_no_new_privileges(toolz_image):
     with _env(toolz_image) as env:
         assert env.exec("find / -xdev -perm /6000 -type f 2>/dev/null").output.strip() == ""
-        status = env.exec("grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status").output
+        status = env.exec("grep -E '^(CapEff|CapPrm|CapInh|CapAmb|CapBnd|NoNewPrivs)' /proc/self/status").output
         fields = dict(line.split(":\t") for line in status.strip().splitlines())
         assert int(fields["CapEff"], 16) == 0 and int(fields["CapPrm"], 16) == 0
-        assert int(fields["CapBnd"], 16) == 1 << 5  # CAP_KILL only, for the root control shell
+        assert int(fields["CapBnd"], 16) == 0b111 << 5  # KILL, SETGID, SETUID: for swerve's root processes only
+        assert int(fields["CapInh"], 16) == 0 and int(fields["CapAmb"], 16) == 0
         assert fields["NoNewPrivs"].strip() == "1"
         su = env.exec("echo | su -c id root 2>&1; echo rc=$?")
         assert "uid=0" not in su.output and "rc=0" not in su.output
