@@ -440,12 +440,27 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
     added = added_paths(env, list(model_paths))
     scratch = f"/tmp/swerve-canaries-{nonce}"
     env.exec(f"mkdir -p {scratch} && chmod 700 {scratch}", timeout=60)
-    canaries = plant_canaries(env, targets, workdir=_workdir(env), scratch=scratch)
+    canaries = [] if _stops_early(task) else plant_canaries(env, targets, workdir=_workdir(env), scratch=scratch)
     run = _run_pytest(env, task, targets, nonce, timeout, "junit", canaries=canaries, added=added)
     if reruns and run.statuses and not run.error:
         _rerun_failures(env, task, run, reruns, nonce, timeout, canaries=canaries, added=added)
     run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
     return run
+
+
+def _stops_early(task) -> bool:
+    """The test command stops at the first failure (`-x`, `--maxfail`): a must-fail
+    canary would stop it, so such runs get no canaries."""
+    try:
+        words = shlex.split(task.test_cmd or "")
+    except ValueError:
+        return False
+
+    def short_flags_with_x(word: str) -> bool:
+        return (word.startswith("-") and not word.startswith(("--", "-r", "-k", "-m", "-p", "-o", "-W"))
+                and word[1:].isalpha() and "x" in word[1:])
+
+    return any(w in ("--exitfirst",) or w.startswith("--maxfail") or short_flags_with_x(w) for w in words)
 
 
 def pytest_targets(task) -> list[str]:

@@ -225,3 +225,13 @@ def test_canary_names_look_like_tests():
     namespace[canary.must_pass]()
     with pytest.raises(AssertionError, match="ab12"):
         namespace[canary.must_fail]()
+
+
+@pytest.mark.parametrize("command,stops", [
+    ("python -m pytest -x", True), ("pytest --maxfail=1", True), ("pytest -vx", True), ("pytest --exitfirst", True),
+    ("pytest -rA", False), ("pytest -rxs", False), ("pytest -k xyz", False), ("", False),
+])
+def test_runs_that_stop_at_the_first_failure_get_no_canaries(toolz_tasks, command, stops):
+    from swerve.harness.tests import _stops_early
+
+    assert _stops_early(toolz_tasks[FREQ].model_copy(update={"test_cmd": command})) is stops
