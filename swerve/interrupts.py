@@ -119,6 +119,14 @@ def force_exit(code: int, wait_s: float = 1.5) -> None:
     os._exit(code)
 
 
+def exit_if_armed(code: int) -> None:
+    """For the command line once the interrupted work is abandoned and what finished is
+    saved: exit now rather than wait for worker threads still inside their last call.
+    Returns (does nothing) unless `arm_forced_exit` was called."""
+    if _forced_exit_after is not None:
+        force_exit(code, wait_s=1.0)
+
+
 @contextmanager
 def stoppable() -> Iterator[None]:
     """While inside: SIGINT and SIGTERM raise `Interrupted` in the main thread (the

@@ -54,7 +54,7 @@ def eval_command(
     from swerve.environments.official_images import with_images
     from swerve.harness.evaluate import evaluate
     from swerve.harness.tasks import load_predictions, load_tasks
-    from swerve.interrupts import exit_code_of, signal_name
+    from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     console = Console(stderr=True)
     if backend not in ("docker", "local", "auto"):
@@ -131,6 +131,7 @@ def eval_command(
         console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): finished instances are saved, those in flight "
                       f"were abandoned; re-run the same command to resume ({output / run_id})",
                       soft_wrap=True, highlight=False)
+        exit_if_armed(exit_code_of(exc))
         raise typer.Exit(exit_code_of(exc))
     finally:
         if bar is not None:

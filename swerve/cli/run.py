@@ -46,13 +46,14 @@ def _guarded(action):
     from rich.markup import escape
 
     from swerve.errors import InfraError, SwerveError
-    from swerve.interrupts import exit_code_of, signal_name
+    from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     try:
         return action()
     except KeyboardInterrupt as exc:
         console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): finished trajectories are saved, episodes in "
                       "flight were abandoned; re-run the same command to resume", highlight=False)
+        exit_if_armed(exit_code_of(exc))
         raise typer.Exit(exit_code_of(exc))
     except (SwerveError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)

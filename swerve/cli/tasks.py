@@ -24,9 +24,10 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _interrupted(exc: BaseException) -> None:
-    from swerve.interrupts import exit_code_of, signal_name
+    from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     console.print(f"[yellow]interrupted[/] ({signal_name(exc)})", highlight=False)
+    exit_if_armed(exit_code_of(exc))
     raise typer.Exit(code=exit_code_of(exc))
 
 

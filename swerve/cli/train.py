@@ -39,9 +39,10 @@ def _fail(message: str) -> NoReturn:
 
 def _interrupted(exc: BaseException, what: str) -> NoReturn:
     """SIGINT / SIGTERM: say what was kept, exit 130 / 143."""
-    from swerve.interrupts import exit_code_of, signal_name
+    from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): {what}", soft_wrap=True, highlight=False)
+    exit_if_armed(exit_code_of(exc))
     raise typer.Exit(exit_code_of(exc))
 
 
