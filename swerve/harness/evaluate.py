@@ -118,6 +118,17 @@ def refuse_oversized_patch(grade: Grade, task: Task, patch: str | None, limit: i
     return True
 
 
+def _python_of(env, task: Task) -> dict[str, str]:
+    """The image's Python (major.minor, as swerve's images record it) and where the row's
+    environment came from, for the report; empty where the image does not say."""
+    found = {"spec_source": task.spec_source} if task.spec_source else {}
+    try:
+        version = env.read_file("/opt/swerve/python-version").strip()
+    except (FileNotFoundError, OSError):
+        return found
+    return {"python": version, **found} if version[:1].isdigit() and len(version) < 16 else found
+
+
 def _read_base_files(env, paths: list[str]) -> dict[str, str | None]:
     files: dict[str, str | None] = {}
     for path in paths:
@@ -247,7 +258,8 @@ def evaluate_instance(
         grade.durations["env_start_s"] = round(time.monotonic() - started, 3)
         info = getattr(env, "info", None)
         if info is not None:
-            grade.environment = {"backend": info.backend, "image": info.image, "image_digest": info.image_digest}
+            grade.environment = {"backend": info.backend, "image": info.image, "image_digest": info.image_digest,
+                                 **_python_of(env, task)}
         if stop is not None and stop.is_set():
             raise EvaluationStopped()
         base_files = _read_base_files(env, list(dict.fromkeys([*check.paths, *gold_paths])))

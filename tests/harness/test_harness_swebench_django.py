@@ -41,6 +41,7 @@ def test_django_task_grades_through_runtests_and_the_django_parser(docker_client
             assert grade.failure_class is FailureClass.EMPTY_PATCH
             continue
         assert grade.test_source == "stdout:parse_log_django", grade.failure_reason
+        assert grade.environment["python"] == "3.11"
         script = (instance_dir / "eval.sh").read_text()
         assert "./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1 humanize_tests.tests" in script
         theirs, status_map = official_verdict(task, instance_dir / "test_output.txt")

@@ -110,8 +110,10 @@ def test_gold_fails_only_where_the_tests_need_the_network(slice_runs):
 
 
 def test_each_row_runs_under_its_spec_python(slice_runs):
-    tasks, folder, _ = slice_runs
+    tasks, folder, runs = slice_runs
     for task in tasks:
+        environment = runs["gold"].grades[task.instance_id].environment
+        assert environment["python"] == task.python and environment["spec_source"] == task.spec_source
         log = (folder / "slice-gold" / "instances" / task.instance_id / "test_output.txt").read_text()
         # pytest's header ("Python 3.9.2") and sympy's bin/test header ("(3.9.2-final-0)") both name it
         assert f"Python {task.python}." in log or f"({task.python}." in log, (task.instance_id, task.python, log[:600])
