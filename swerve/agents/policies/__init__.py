@@ -21,7 +21,7 @@ from swerve.agents.policies.spec import SPEC_FORMS, parse_policy_spec, typed_opt
 
 __all__ = ["Policy", "SCRIPTED_KINDS", "SPEC_FORMS", "make_policy", "resolve_model_path"]
 
-SCRIPTED_KINDS = ("oracle", "oracle-detours", "noop", "replay")
+SCRIPTED_KINDS = ("oracle", "oracle-detours", "oracle-stochastic", "noop", "replay")
 TINY_MODEL_NAME = "tiny"
 
 
