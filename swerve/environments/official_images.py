@@ -190,7 +190,8 @@ def derived_dockerfile(official: str, base_commit: str, workdir: str = OFFICIAL_
             "git stash clear",
             "git reflog expire --expire=now --all",
             "git gc -q --prune=now",
-            "git config gc.auto 0",
+            "git config gc.auto 0 && git config core.logAllRefUpdates false",
+            "git update-ref ORIG_HEAD HEAD && rm -rf .git/logs",
             "if getent passwd 1000 >/dev/null && [ \"$(getent passwd 1000 | cut -d: -f1)\" != swerve ]; then "
             "userdel \"$(getent passwd 1000 | cut -d: -f1)\" || true; fi",
             "getent passwd swerve >/dev/null || useradd --create-home --uid 1000 --shell /bin/bash swerve",
