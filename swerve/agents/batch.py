@@ -45,7 +45,7 @@ PREDICTIONS = "predictions.jsonl"
 INFRA_FAILURES = "infra_failures.jsonl"
 MANIFEST = "run.json"
 LOCK = RUN_FOLDER_LOCK
-ABANDON_WAIT_S = 4.0
+ABANDON_WAIT_S = 3.0
 
 
 @dataclass
@@ -169,10 +169,8 @@ def _run_all(
             cancel.set()
             for future in futures:
                 future.cancel()
-            give_up = time.monotonic() + ABANDON_WAIT_S
-            _abandon_episodes(run_id)
+            _abandon_episodes(run_id, [f for f in futures if not f.cancelled()])
             pool.shutdown(wait=False, cancel_futures=True)
-            wait([f for f in futures if not f.cancelled()], timeout=max(0.0, give_up - time.monotonic()))
             raise
         pool.shutdown(wait=True)
 
@@ -192,14 +190,18 @@ def _record_failure(result: BatchResult, out: Path, task: Task, failure: Excepti
     })
 
 
-def _abandon_episodes(run_id: str) -> None:
+def _abandon_episodes(run_id: str, running: list) -> None:
     """Close every environment still open, in parallel, so that workers stuck in a long
-    command return now; their episodes are dropped (never written) and rerun on resume."""
+    command return now; their episodes are dropped (never written) and rerun on resume.
+    The workers get a moment to return (one opening an environment closes it), then any
+    container of the run this process started is removed."""
     from swerve.harness.abandon import close_in_parallel, remove_own_containers
 
+    give_up = time.monotonic() + ABANDON_WAIT_S
     cleanup = sys.modules.get("swerve.environments.cleanup")
     if cleanup is not None:
         close_in_parallel(cleanup.open_environments(), wait_s=ABANDON_WAIT_S)
+    wait(running, timeout=max(0.0, give_up - time.monotonic()))
     remove_own_containers(run_id)
 
 

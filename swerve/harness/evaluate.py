@@ -38,7 +38,7 @@ HARNESS_VERSION = "swerve-eval-1"
 INFRA_ATTEMPTS = 3
 MAX_PATCH_BYTES = 5_000_000
 """Patches larger than this are refused before any environment starts (`--max-patch-bytes`)."""
-ABANDON_WAIT_S = 4.0
+ABANDON_WAIT_S = 3.0
 """On an interrupt: how long the workers get to notice that their environments are gone."""
 _SUSPICIOUS_CODE = {
     "os._exit": "os._exit(",
