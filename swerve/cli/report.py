@@ -129,10 +129,22 @@ def report(
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 when a run directory has problems."),
 ) -> None:
     """Score runs: pass rate, FAIL_TO_PASS/PASS_TO_PASS, edit distance, revert rate, steps,
-    tokens; per task, repository and difficulty; runs compared with a bootstrap CI."""
+    tokens; per task, repository and difficulty; runs compared with a bootstrap CI.
+
+    A multi-attempt run (`swerve run --attempts N`) gets pass@k for k = 1..N, mean pass@1
+    with a bootstrap interval, solves per task, the resolved rate of each `swerve select`
+    result, and (--html) the pass@k curve; its attempt folders RUN/attempts/* are
+    ordinary runs for the tables above."""
     from swerve.errors import SwerveError
+    from swerve.reports.attempts import is_multi_attempt
     from swerve.reports.build import build_report
 
+    multi = [run_dir for run_dir in run_dirs if is_multi_attempt(run_dir)]
+    for run_dir in multi:
+        _report_attempts(run_dir, html if len(run_dirs) == 1 else None, output_format, bootstrap_samples, seed)
+    run_dirs = [run_dir for run_dir in run_dirs if run_dir not in multi]
+    if not run_dirs:
+        return
     try:
         result = build_report(run_dirs, tasks=tasks, html=html, samples=bootstrap_samples, seed=seed)
     except SwerveError as exc:
@@ -166,3 +178,61 @@ def report(
         typer.echo(f"HTML report: {result.html_path.resolve()}", err=True)
     if strict and problems:
         raise typer.Exit(1)
+
+
+def _report_attempts(run_dir: Path, html: Optional[Path], output_format: OutputFormat, samples: int, seed: int) -> None:
+    """pass@k and friends for one multi-attempt run folder."""
+    from rich.console import Console
+
+    from swerve.reports.attempts import (
+        attempts_html,
+        pass_at_k_table,
+        read_outcomes,
+        score_attempts,
+        selection_rates,
+        solves_table,
+    )
+
+    try:
+        outcomes = read_outcomes(run_dir)
+        scores = score_attempts(outcomes, samples=samples, seed=seed)
+    except ValueError as exc:
+        typer.echo(f"error: {run_dir}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    selected = selection_rates(run_dir)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps({"run": str(run_dir), **scores.as_dict(), "selected": selected}, indent=2) + "\n")
+    elif output_format is OutputFormat.csv:
+        sys.stdout.write(pass_at_k_table(scores).to_csv(index=False))
+    elif output_format is OutputFormat.markdown:
+        sys.stdout.write(f"## {run_dir}: pass@k\n\n{_markdown(pass_at_k_table(scores))}\n"
+                         f"## resolved attempts per task\n\n{_markdown(solves_table(scores))}")
+    else:
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+        low, high = scores.mean_pass_at_1_ci
+        spread = scores.spread
+        console.print(f"[bold]{run_dir}[/]: {scores.tasks} tasks x {scores.attempts} attempts; mean pass@1 "
+                      f"{scores.mean_pass_at_1:.3f} [95% CI {low:.3f}, {high:.3f}]; pass@{scores.attempts} "
+                      f"{scores.pass_at[scores.attempts]:.3f}; per-attempt rate {spread['min']:.3f}..{spread['max']:.3f} "
+                      f"(std {spread['std']:.3f})", highlight=False)
+        for name, rate in sorted(selected.items()):
+            console.print(f"  selected by {name}: {rate:.3f}", highlight=False)
+        _print_frame(console, "pass@k (unbiased estimator, 95% bootstrap interval)", pass_at_k_table(scores))
+        _print_frame(console, "Resolved attempts per task", solves_table(scores))
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(attempts_html(run_dir.name, scores, selected))
+        typer.echo(f"HTML report: {html.resolve()}", err=True)
+
+
+def _print_frame(console, title: str, frame) -> None:
+    from rich.table import Table
+
+    from swerve.reports.html import format_value
+
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column))
+    for record in frame.itertuples(index=False, name=None):
+        table.add_row(*(format_value(value) for value in record))
+    console.print(table)

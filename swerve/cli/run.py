@@ -14,7 +14,7 @@ from swerve.cli.options import IMAGES_HELP, apply_images_option, split_instance_
 console = Console(stderr=True)
 
 POLICY_HELP = (
-    "which policy acts: oracle, oracle-detours, noop, replay:TRAJECTORIES.jsonl, "
+    "which policy acts: oracle, oracle-detours, oracle-stochastic:p=P, noop, replay:TRAJECTORIES.jsonl, "
     "or a model backend spec (see docs/agents.md)"
 )
 
@@ -112,10 +112,16 @@ def run(
     model_name: str | None = _MODEL_NAME,
     progress: bool = _PROGRESS,
     images: str | None = _IMAGES,
+    attempts: int = typer.Option(
+        1, "--attempts", min=1,
+        help="trajectories per task, attempt K seeded --seed+K-1 (default seed 0); N > 1 writes "
+             "OUT/attempts/RUNID-aK/ run folders, each graded by --evaluate (see docs/attempts.md)",
+    ),
 ) -> None:
     """Run POLICY on every task; writes trajectories.jsonl and predictions.jsonl into --out.
 
     Rerunning with the same --out resumes: finished tasks are skipped, infra failures retried.
+    With --attempts N, each task gets N independently seeded trajectories (pass@k, selection).
     Example: swerve run --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle --out runs/oracle --evaluate
 
     Exit status: 0 done; 2 bad input or --out in use by another process; 3 infrastructure
@@ -133,11 +139,36 @@ def run(
         observation_limit_bytes=observation_bytes, keep_malformed_turns=keep_malformed,
     )
     factory = _guarded(lambda: policy_factory(policy, seed=seed))
+    if attempts > 1:
+        result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
+                                                limits, evaluate, model_name, progress))
+        _report(result, len(task_list) * attempts)
+        return
     result = _guarded(lambda: run_batch(
         task_list, factory, out_dir=out, workers=workers, backend=backend,
         limits=limits, evaluate=evaluate, model_name=model_name, progress=progress, policy_spec=policy,
     ))
     _report(result, len(task_list))
+
+
+def _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend, limits, evaluate, model_name,
+                  progress):
+    """N seeded attempts per task: scripted policies are built per attempt seed; a model
+    policy, loaded once, is shared with each attempt's seed set on a copy."""
+    from swerve.agents.attempts import reseeded, run_attempts
+    from swerve.agents.policies import SCRIPTED_KINDS
+
+    if policy.partition(":")[0] in SCRIPTED_KINDS:
+        def factory_for_seed(attempt_seed):
+            return policy_factory(policy, seed=attempt_seed)
+    else:
+        def factory_for_seed(attempt_seed):
+            return lambda task: reseeded(factory(task), attempt_seed)
+    return run_attempts(
+        task_list, factory_for_seed, attempts=attempts, out_dir=out, base_seed=seed or 0, workers=workers,
+        backend=backend, limits=limits, evaluate=evaluate, model_name=model_name, progress=progress,
+        policy_spec=policy,
+    )
 
 
 @app.command("teach")
