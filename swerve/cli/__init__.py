@@ -39,7 +39,7 @@ def _register() -> None:
     """Each command group lives in its own module and registers itself on `app`."""
     from importlib import import_module
 
-    for name in ("eval", "run", "report", "images", "env", "tasks", "train", "policy"):
+    for name in ("eval", "run", "select", "report", "images", "env", "tasks", "train", "policy"):
         import_module(f"swerve.cli.{name}")
 
 

@@ -1,0 +1,367 @@
+"""Choosing one patch per task among many attempts: `swerve select RUN --strategy S`.
+
+Strategies (combine with commas; earlier ones decide, later ones break ties, the
+earliest attempt breaks what is left):
+
+- `tests`: apply each candidate in a fresh environment at the base commit and run the
+  repository's own visible test suite (the task's test command with no test names).
+  Candidates that break no test passing at the base commit win; one that does not apply
+  loses. The hidden tests are not in that environment and never run.
+- `consensus`: group candidates by their normalised diff (changed lines, whitespace and
+  hunk positions ignored); the largest group wins. When `tests` ran too, candidates that
+  behave alike on the visible tests (the same failing set) add to each other's weight
+  as a second key.
+- `judge:SPEC`: a policy (any spec: `openai:...`, `hf:...`) scores each candidate 0-10
+  from the issue, the diff and a summary of its trajectory.
+
+The selector is blind by construction: it receives a `TaskView` (instance id,
+repository, issue text, hints, test command) that has no gold patch, no test patch, no
+FAIL_TO_PASS / PASS_TO_PASS and none of the minting notes; candidates carry the patch,
+the exit status and the actions taken, never a grade. Environments come from a
+caller-given opener that builds the same base-commit environment the agent worked in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swerve.schema import Task, Trajectory
+
+STRATEGIES = ("tests", "consensus", "judge")
+HIDDEN_FIELDS = ("patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS", "eval_script", "test_directives",
+                 "base_patch", "difficulty")
+JUNIT = "/tmp/swerve-select-junit.xml"
+APPLY_FAILED = -10**9
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What a selector may know about a task."""
+
+    instance_id: str
+    repo: str
+    problem_statement: str
+    hints_text: str
+    test_cmd: str
+
+
+def task_view(task: Task) -> TaskView:
+    return TaskView(instance_id=task.instance_id, repo=task.repo, problem_statement=task.problem_statement,
+                    hints_text=task.hints_text, test_cmd=task.test_cmd)
+
+
+def assert_blind(view: Any, secrets_of: Task | None = None) -> None:
+    """Refuse anything but a TaskView; with the task, also check no hidden text leaked into it."""
+    if not isinstance(view, TaskView):
+        raise TypeError(f"a selector gets a TaskView, not {type(view).__name__}")
+    for name in HIDDEN_FIELDS:
+        if hasattr(view, name):
+            raise AssertionError(f"TaskView exposes {name}")
+    if secrets_of is not None:
+        text = "\n".join(str(value) for value in view.__dict__.values())
+        for name in ("patch", "test_patch"):
+            hidden = getattr(secrets_of, name).strip()
+            if hidden and hidden in text:
+                raise AssertionError(f"the {name} of {secrets_of.instance_id} is in its TaskView")
+
+
+@dataclass
+class Candidate:
+    """One attempt's patch as a selector sees it (no grade, no manifest)."""
+
+    instance_id: str
+    attempt: int
+    patch: str
+    exit_status: str
+    actions: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    behaviour: frozenset[str] | None = None
+
+    @property
+    def key(self) -> str:
+        return normalised_diff(self.patch)
+
+
+def candidate_from(trajectory: Trajectory, attempt: int) -> Candidate:
+    actions = []
+    for step in trajectory.steps:
+        if step.action is not None:
+            arguments = step.action.arguments
+            detail = arguments.get("command", "")
+            if step.action.name == "str_replace_editor":
+                detail = f"{arguments.get('command', '')} {arguments.get('path', '')}"
+            actions.append(f"{step.action.name}: {str(detail).splitlines()[0][:120] if detail else ''} -> exit {step.exit_code}")
+    return Candidate(instance_id=trajectory.instance_id, attempt=attempt, patch=trajectory.final_patch,
+                     exit_status=trajectory.exit_status, actions=actions)
+
+
+def normalised_diff(patch: str) -> str:
+    """The diff's meaning without its noise: per file, the removed and added lines with
+    whitespace collapsed, in order; hunk headers, context and blank changes dropped."""
+    out: list[str] = []
+    for line in patch.splitlines():
+        if line.startswith("+++ "):
+            out.append("FILE " + re.sub(r"^b/", "", line[4:].strip()))
+        elif line.startswith(("---", "diff ", "index ", "@@")):
+            continue
+        elif line[:1] in "+-" and line[1:].strip():
+            out.append(line[0] + " ".join(line[1:].split()))
+    return "\n".join(out)
+
+
+# --- the strategies --------------------------------------------------------------------
+
+def parse_strategy(text: str) -> list[str]:
+    """`tests,judge:openai:m` -> ["tests", "judge:openai:m"]; unknown names refused."""
+    parts: list[str] = []
+    for raw in re.split(r",(?=\s*(?:tests|consensus|judge)\b)", text or ""):
+        part = raw.strip()
+        if not part:
+            continue
+        name = part.split(":", 1)[0]
+        if name not in STRATEGIES or (name == "judge" and not part.partition(":")[2]):
+            raise ValueError(f"--strategy {text!r}: {part!r} is not a strategy; use tests, consensus, judge:SPEC "
+                             "or a comma-separated combination")
+        parts.append(part)
+    if not parts:
+        raise ValueError("--strategy is empty; use tests, consensus, judge:SPEC or a combination")
+    return parts
+
+
+def score_with_tests(view: TaskView, candidates: list[Candidate], open_env: Callable[[], Any],
+                     timeout: float = 600.0) -> None:
+    """Run the visible suite at the base commit and with each distinct patch; set
+    scores["tests"] = -(tests broken) and the failing set as `behaviour`."""
+    assert_blind(view)
+    by_key: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        by_key.setdefault(candidate.key, []).append(candidate)
+    with open_env() as env:
+        base_failed, base_ran = _visible_failures(env, view, timeout)
+        for group in by_key.values():
+            env.reset()
+            patch = group[0].patch
+            if not patch.strip():
+                failed, ran = base_failed, base_ran
+            else:
+                failed, ran = _with_patch(env, view, patch, timeout)
+            for candidate in group:
+                if failed is None:
+                    candidate.scores["tests"] = APPLY_FAILED
+                    candidate.behaviour = frozenset({"<does not apply>"})
+                    continue
+                broken = (failed - base_failed) | (base_ran - ran - base_failed)
+                candidate.scores["tests"] = -len(broken)
+                candidate.behaviour = frozenset(failed)
+
+
+def _with_patch(env: Any, view: TaskView, patch: str, timeout: float) -> tuple[set[str] | None, set[str]]:
+    marker = f"SWERVE_SELECT_{secrets.token_hex(6)}"
+    body = patch if patch.endswith("\n") else patch + "\n"
+    applied = env.exec(f"git apply --whitespace=nowarn - <<'{marker}'\n{body}{marker}", timeout=60)
+    if applied.exit_code != 0:
+        return None, set()
+    return _visible_failures(env, view, timeout)
+
+
+def _visible_failures(env: Any, view: TaskView, timeout: float) -> tuple[set[str], set[str]]:
+    """(failing tests, tests that ran) of the visible suite, from a JUnit file outside the repo."""
+    command = view.test_cmd.strip() or "python -m pytest -q"
+    env.exec(f"rm -f {JUNIT}; {command} -p no:cacheprovider --junitxml={JUNIT} >/dev/null 2>&1; true",
+             timeout=timeout)
+    shown = env.exec(f"cat {JUNIT} 2>/dev/null", timeout=60)
+    return parse_junit(shown.output if shown.exit_code == 0 else "")
+
+
+def parse_junit(xml_text: str) -> tuple[set[str], set[str]]:
+    """(failed, ran) test ids; an unreadable report counts as one failing pseudo-test."""
+    try:
+        root = ElementTree.fromstring(xml_text)
+    except ElementTree.ParseError:
+        return {"<no test report>"}, set()
+    failed, ran = set(), set()
+    for case in root.iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        if case.find("skipped") is not None:
+            continue
+        ran.add(name)
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.add(name)
+    return failed, ran
+
+
+def score_with_consensus(candidates: list[Candidate]) -> None:
+    """scores["consensus"] = size of the candidate's normalised-diff group; with behaviour
+    known, scores["behaviour"] = size of its same-behaviour group."""
+    sizes = Counter(c.key for c in candidates if c.patch.strip())
+    behaviours = Counter(c.behaviour for c in candidates if c.behaviour is not None and c.patch.strip())
+    for candidate in candidates:
+        candidate.scores["consensus"] = sizes.get(candidate.key, 0) if candidate.patch.strip() else 0
+        if candidate.behaviour is not None:
+            candidate.scores["behaviour"] = behaviours.get(candidate.behaviour, 0) if candidate.patch.strip() else 0
+
+
+JUDGE_PROMPT = """You review candidate fixes for a software issue. Rate how likely this patch resolves \
+the issue without breaking anything, from 0 (certainly not) to 10 (certainly). Answer with the rating \
+inside <score></score>, e.g. <score>7</score>.
+
+Repository: {repo}
+
+Issue:
+{issue}
+
+What the agent did:
+{actions}
+It ended with: {exit_status}
+
+The patch:
+```diff
+{patch}
+```"""
+
+
+def judge_messages(view: TaskView, candidate: Candidate, max_patch_chars: int = 12000) -> list[dict[str, Any]]:
+    assert_blind(view)
+    actions = "\n".join(f"- {a}" for a in candidate.actions[-30:]) or "- (no actions)"
+    prompt = JUDGE_PROMPT.format(repo=view.repo, issue=view.problem_statement.strip(), actions=actions,
+                                 exit_status=candidate.exit_status, patch=candidate.patch[:max_patch_chars])
+    return [{"role": "user", "content": prompt}]
+
+
+def score_with_judge(view: TaskView, candidates: list[Candidate], judge: Any) -> None:
+    """scores["judge"] = the judge's 0-10 rating (0 when it gives none); identical patches
+    are judged once."""
+    ratings: dict[str, float] = {}
+    for candidate in candidates:
+        if not candidate.patch.strip():
+            candidate.scores["judge"] = 0.0
+            continue
+        if candidate.key not in ratings:
+            completion = judge.act(judge_messages(view, candidate), [])
+            ratings[candidate.key] = parse_rating(completion.text)
+        candidate.scores["judge"] = ratings[candidate.key]
+
+
+def parse_rating(text: str) -> float:
+    match = re.search(r"<score>\s*(\d+(?:\.\d+)?)\s*</score>", text or "")
+    return min(10.0, float(match.group(1))) if match else 0.0
+
+
+def choose(candidates: list[Candidate], strategy: list[str]) -> Candidate:
+    """The best candidate by the strategies' scores in order, then the earliest attempt."""
+    keys: list[str] = []
+    for part in strategy:
+        name = part.split(":", 1)[0]
+        keys.append(name)
+        if name == "consensus" and any(c.behaviour is not None for c in candidates):
+            keys.append("behaviour")
+    return min(candidates, key=lambda c: ([-c.scores.get(k, 0.0) for k in keys], c.attempt))
+
+
+@dataclass
+class Selection:
+    instance_id: str
+    attempt: int
+    patch: str
+    scores: dict[str, float]
+    candidates: int
+
+
+def select_for_task(view: TaskView, candidates: list[Candidate], strategy: list[str], *,
+                    open_env: Callable[[], Any] | None = None, judge: Any = None) -> Selection:
+    """Score `candidates` of one task with each strategy and pick one."""
+    assert_blind(view)
+    if not candidates:
+        raise ValueError(f"{view.instance_id}: no attempts to select from")
+    names = [part.split(":", 1)[0] for part in strategy]
+    if "tests" in names:
+        if open_env is None:
+            raise ValueError("the tests strategy needs an environment opener")
+        score_with_tests(view, candidates, open_env)
+    if "consensus" in names:
+        score_with_consensus(candidates)
+    if "judge" in names:
+        if judge is None:
+            raise ValueError("the judge strategy needs a judge policy")
+        score_with_judge(view, candidates, judge)
+    best = choose(candidates, strategy)
+    return Selection(instance_id=view.instance_id, attempt=best.attempt, patch=best.patch,
+                     scores=dict(best.scores), candidates=len(candidates))
+
+
+# --- a run folder ----------------------------------------------------------------------
+
+def load_candidates(run_dir: str | Path) -> dict[str, list[Candidate]]:
+    """Instance id -> one Candidate per attempt, from RUN/attempts/*/trajectories.jsonl."""
+    from swerve.agents.trajectory import read_trajectories
+
+    run = Path(run_dir)
+    out: dict[str, list[Candidate]] = {}
+    for manifest in sorted((run / "attempts").glob("*/run.json")):
+        attempt = json.loads(manifest.read_text()).get("attempt")
+        if attempt is None:
+            continue
+        for trajectory in read_trajectories(manifest.parent / "trajectories.jsonl"):
+            out.setdefault(trajectory.instance_id, []).append(candidate_from(trajectory, int(attempt)))
+    if not out:
+        raise ValueError(f"{run} has no attempts; run `swerve run --attempts N --out {run}` first")
+    return {iid: sorted(found, key=lambda c: c.attempt) for iid, found in out.items()}
+
+
+def strategy_file_name(strategy: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", strategy.replace(",", "+")).strip("_") or "selection"
+
+
+def select_run(run_dir: str | Path, tasks: list[Task], strategy: str, *, out_path: str | Path | None = None,
+               backend: str = "auto", judge: Any = None, open_env: Callable[[Task], Any] | None = None,
+               model_name: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Select one patch per task of a multi-attempt run; write predictions (with an
+    `attempt` field per row) to out_path (default RUN/selections/STRATEGY.jsonl) and
+    timings beside them. Returns the summary written there."""
+    from swerve.fileio import atomic_write_json, write_jsonl
+
+    parts = parse_strategy(strategy)
+    if any(p.startswith("judge") for p in parts) and judge is None:
+        from swerve.agents.policies import make_policy
+
+        judge = make_policy(next(p for p in parts if p.startswith("judge")).partition(":")[2])
+    if open_env is None:
+        from swerve.environments import open_environment
+
+        def open_env(task: Task):
+            return open_environment(task, backend, None, f"select-{Path(run_dir).resolve().name}")
+    run = Path(run_dir)
+    candidates = load_candidates(run)
+    by_id = {task.instance_id: task for task in tasks}
+    missing = sorted(set(candidates) - set(by_id))
+    if missing:
+        raise ValueError(f"--tasks lacks {len(missing)} instance(s) of the run, e.g. {missing[0]}; give the run's task file")
+    started = time.monotonic()
+    rows = []
+    for instance_id, found in sorted(candidates.items()):
+        task = by_id[instance_id]
+        view = task_view(task)
+        assert_blind(view, secrets_of=task)
+        chosen = select_for_task(view, found, parts, open_env=lambda task=task: open_env(task), judge=judge)
+        rows.append({"instance_id": instance_id, "model_name_or_path": model_name or f"select:{strategy}",
+                     "model_patch": chosen.patch, "attempt": chosen.attempt, "strategy": strategy,
+                     "scores": chosen.scores, "candidates": chosen.candidates})
+        if progress is not None:
+            progress(f"{instance_id}: attempt {chosen.attempt} {chosen.scores}")
+    seconds = time.monotonic() - started
+    path = Path(out_path) if out_path else run / "selections" / f"{strategy_file_name(strategy)}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(path, rows)
+    summary = {"strategy": strategy, "predictions": str(path), "tasks": len(rows), "seconds": seconds,
+               "picked_attempts": {row["instance_id"]: row["attempt"] for row in rows}}
+    atomic_write_json(path.with_suffix(".json"), summary)
+    return summary
