@@ -189,18 +189,40 @@ def teach(
     ),
     model_name: str | None = _MODEL_NAME,
     progress: bool = _PROGRESS,
+    attempts: int = typer.Option(1, "--attempts", min=1, help="graded attempts per task (needed by --pairs/--verifier)"),
+    pairs: bool = typer.Option(
+        False, "--pairs", help="write DPO pairs (resolved vs unresolved attempt of a task, TRL's conversational "
+        "prompt/chosen/rejected with tool calls) to OUT/teacher/pairs.parquet; needs --attempts 2+"),
+    verifier: bool = typer.Option(
+        False, "--verifier", help="write one (trajectory, patch, resolved) row per attempt to "
+        "OUT/teacher/verifier.parquet; needs --attempts 2+"),
+    max_pairs_per_task: int = typer.Option(4, "--max-pairs-per-task", min=1, help="DPO pairs kept per task"),
 ) -> None:
     """Run POLICY, keep the resolved trajectories, export them as parquet chat rows for SFT.
+    With --attempts N --pairs / --verifier: N graded attempts per task, exported as DPO
+    pairs and verifier rows instead (docs/attempts.md).
 
     Example: swerve teach --tasks tests/fixtures/toolz_tasks.jsonl --policy oracle-detours --out runs/teach
+    Example: swerve teach --tasks examples/smoke.jsonl --policy oracle-stochastic:p=0.3 --attempts 8 --pairs --verifier
 
     Exit status: as for `swerve run` (0, 2, 3, 130 / 143).
     """
     from swerve.agents.loop import EpisodeLimits
     from swerve.agents.teach import teach as run_teach
 
+    if (pairs or verifier) != (attempts > 1):
+        console.print("[red]error:[/] --pairs and --verifier go with --attempts N (N >= 2), and --attempts with "
+                      "one of them; add the missing option", highlight=False)
+        raise typer.Exit(2)
     task_list = _guarded(lambda: _load(tasks, instance_ids, policy=policy, graded=True))
     limits = EpisodeLimits(max_steps=max_steps, wall_clock_s=time_limit, command_timeout_s=command_timeout)
+    if attempts > 1:
+        factory = _guarded(lambda: policy_factory(policy, seed=seed))
+        result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
+                                                limits, True, model_name, progress))
+        _export_attempt_data(out, pairs, verifier, max_pairs_per_task)
+        _report(result, len(task_list) * attempts)
+        return
     loaded_tokenizer = None
     if tokenizer:
         from transformers import AutoTokenizer
@@ -214,6 +236,17 @@ def teach(
     ))
     _report(result.batch, len(task_list))
     console.print(f"kept {len(result.kept)} resolved trajectories -> {result.dataset_path} ({result.rows} rows)")
+
+
+def _export_attempt_data(out: Path, pairs: bool, verifier: bool, max_pairs_per_task: int) -> None:
+    from swerve.agents.preferences import preference_pairs, verifier_rows, write_parquet
+
+    if pairs:
+        rows = _guarded(lambda: write_parquet(preference_pairs(out, max_pairs_per_task), out / "teacher" / "pairs.parquet"))
+        console.print(f"{rows} DPO pairs -> {out / 'teacher' / 'pairs.parquet'}", highlight=False)
+    if verifier:
+        rows = _guarded(lambda: write_parquet(verifier_rows(out), out / "teacher" / "verifier.parquet"))
+        console.print(f"{rows} verifier rows -> {out / 'teacher' / 'verifier.parquet'}", highlight=False)
 
 
 def _report(result, total: int) -> None:
