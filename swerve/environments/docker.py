@@ -233,7 +233,7 @@ class DockerEnvironment(RepoOps):
             output_limit=self.limits.output_limit_bytes,
             default_timeout=self.limits.command_timeout_s,
             spool_limit=self.limits.spool_limit_bytes,
-            init_script=f"cd {workdir} && export HOME=/tmp/swerve-home && mkdir -p $HOME",
+            init_script=f"cd {workdir} && export HOME=/tmp/swerve-home && {{ [ -d $HOME ] || mkdir -p $HOME; }}",
         )
         try:
             self._keeper_pid = self._find_keeper()

@@ -47,7 +47,8 @@ def restore_script(
     A repository the agent replaced by something git would not trust (.git or its objects
     folder a link) fails the reset: the environment should then be recreated. Without
     `pristine` (an image built without the record), the folders are wiped and the work
-    tree is reset, keeping the `preserve` paths. Runs in a subshell: it leaves no variable."""
+    tree is reset, keeping the `preserve` paths. It leaves no variable behind; a failure
+    exits the shell (reset() then reports it)."""
     wd = shlex.quote(workdir)
     p = shlex.quote(pristine)
     wiped = " ".join(shlex.quote(d) for d in wipe)
@@ -62,7 +63,7 @@ def restore_script(
         f"[ -w {wd} ] && [ -x {wd} ] || chmod u+rwx {wd} 2>/dev/null; cd {wd} || exit 3; "
     )
     if not pristine:
-        return f"( {enter}{SAFE_GIT} reset --hard -q {base_commit} && {SAFE_GIT} clean -ffdqx {keep} )"
+        return f"{{ {enter}{SAFE_GIT} reset --hard -q {base_commit} && {SAFE_GIT} clean -ffdqx {keep}; }}"
     stamped = shlex.quote(stamp) if stamp else "/nonexistent"
     owner_check = (
         f'find .git/objects -type f -user 0 | LC_ALL=C sort | cmp -s - {p}/git-objects.txt '
@@ -76,7 +77,7 @@ def restore_script(
         if kept else ""
     )
     return (
-        f"( {enter}"
+        f"{{ {enter}"
         '[ -d .git ] && [ ! -L .git ] && [ -d .git/objects ] && [ ! -L .git/objects ] '
         '|| { echo "swerve: .git was replaced"; exit 3; }; '
         # one walk finds what changed since the last reset: .git's metadata, its objects,
@@ -102,7 +103,7 @@ def restore_script(
         f"{SAFE_GIT} clean -ffdqx {keep} 2>/dev/null || {{ chmod -R u+rwX . && {SAFE_GIT} clean -ffdqx {keep}; }} "
         "|| exit 3; "
         f"{restore_kept}"
-        "true )"
+        "unset d f l c k changed meta objects index kept; }"
     )
 
 
