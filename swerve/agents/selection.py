@@ -274,6 +274,7 @@ class Selection:
     patch: str
     scores: dict[str, float]
     candidates: int
+    candidate_scores: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 def select_for_task(view: TaskView, candidates: list[Candidate], strategy: list[str], *,
@@ -295,7 +296,8 @@ def select_for_task(view: TaskView, candidates: list[Candidate], strategy: list[
         score_with_judge(view, candidates, judge)
     best = choose(candidates, strategy)
     return Selection(instance_id=view.instance_id, attempt=best.attempt, patch=best.patch,
-                     scores=dict(best.scores), candidates=len(candidates))
+                     scores=dict(best.scores), candidates=len(candidates),
+                     candidate_scores={c.attempt: dict(c.scores) for c in candidates})
 
 
 # --- a run folder ----------------------------------------------------------------------
@@ -354,7 +356,8 @@ def select_run(run_dir: str | Path, tasks: list[Task], strategy: str, *, out_pat
         chosen = select_for_task(view, found, parts, open_env=lambda task=task: open_env(task), judge=judge)
         rows.append({"instance_id": instance_id, "model_name_or_path": model_name or f"select:{strategy}",
                      "model_patch": chosen.patch, "attempt": chosen.attempt, "strategy": strategy,
-                     "scores": chosen.scores, "candidates": chosen.candidates})
+                     "scores": chosen.scores, "candidates": chosen.candidates,
+                     "candidate_scores": {str(a): sc for a, sc in chosen.candidate_scores.items()}})
         if progress is not None:
             progress(f"{instance_id}: attempt {chosen.attempt} {chosen.scores}")
     seconds = time.monotonic() - started
