@@ -87,10 +87,11 @@ def run_attempts(
     progress: bool = True,
     open_env: Callable[..., Any] | None = None,
     evaluate_options: dict[str, Any] | None = None,
+    agent: Any = None,
 ) -> BatchResult:
     """Run `attempts` episodes per task (attempt K with seed base_seed + K - 1) into
     out_dir/attempts/, grading every attempt with `evaluate`. Returns a BatchResult whose
-    ids are `ID#aK` units."""
+    ids are `ID#aK` units. `agent` (an AgentConfig) as for run_batch."""
     if attempts < 2:
         raise ValueError("run_attempts is for --attempts 2 or more; run_batch runs one attempt")
     tasks = list(tasks)
@@ -130,7 +131,7 @@ def run_attempts(
         def one(unit_task: Task):
             task, k = units[unit_task.instance_id]
             trajectory = _run_one(task, factories[k], open_env, backend, env_limits, limits, run_id, cancel,
-                                  max_infra_retries, retry_delay_s)
+                                  max_infra_retries, retry_delay_s, agent=agent)
             if trajectory is not None:
                 trajectory.manifest["sample"] = k
                 trajectory.manifest["samples"] = attempts

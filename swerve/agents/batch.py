@@ -88,8 +88,12 @@ def run_batch(
     open_env: Callable[..., Any] | None = None,
     evaluate_options: dict[str, Any] | None = None,
     policy_spec: str | None = None,
+    agent: Any = None,
 ) -> BatchResult:
     """Run `policy_factory(task)` on every task not finished yet in `out_dir`.
+
+    `agent` (a swerve.agents.config.AgentConfig) gives every episode its prompts,
+    tools and parser (default: the shipped default configuration).
 
     `open_env(task, backend, limits, run_id)` defaults to swerve's open_environment
     (tests pass a fake). With `evaluate`, the predictions are graded by the
@@ -118,7 +122,7 @@ def run_batch(
         def one(task: Task) -> Trajectory | None:
             return _run_one(
                 task, policy_factory, open_env, backend, env_limits, limits, run_id,
-                cancel, max_infra_retries, retry_delay_s,
+                cancel, max_infra_retries, retry_delay_s, agent=agent,
             )
 
         with stoppable():
@@ -220,6 +224,8 @@ def _run_one(
     cancel: threading.Event,
     max_infra_retries: int,
     retry_delay_s: float,
+    *,
+    agent: Any = None,
 ) -> Trajectory | None:
     last_error: Exception | None = None
     for attempt in range(max_infra_retries + 1):
@@ -228,7 +234,7 @@ def _run_one(
         try:
             policy = policy_factory(task)
             with open_env(task, backend, env_limits, run_id) as env:
-                trajectory = run_episode(task, env, policy, limits, cancel=cancel)
+                trajectory = run_episode(task, env, policy, limits, cancel=cancel, agent=agent)
             trajectory.manifest["run_id"] = run_id
             trajectory.manifest["attempt"] = attempt + 1
             return trajectory

@@ -8,6 +8,10 @@ recorded in `Trajectory.exit_status`, and every ending submits the repository's
 current diff. Infrastructure failures (`InfraError`) propagate: they are never
 recorded as the model's result.
 
+The prompts (Jinja templates), the tools offered, the parser and the limits come from
+an agent configuration (swerve.agents.config; the shipped default is
+swerve/agents/configs/default.yaml); `EpisodeLimits` holds the limits.
+
 `Episode` is that loop one turn at a time (`start`, `turn`, `limit_reached`,
 `finish`); `run_episode` drives it with a Policy and swerve.rl.env.SweEnv with the
 turns a trainer generates.
@@ -23,36 +27,14 @@ from typing import Any
 import swerve
 from swerve.agents.editor import StrReplaceEditor
 from swerve.agents.tools import (
-    FORMAT_HELP,
     ParsedTurn,
     canonical_action,
     openai_tool_call,
     parse_turn,
     strip_tool_call_blocks,
-    tool_schemas,
 )
 from swerve.errors import SwerveError
 from swerve.schema import Completion, Step, Task, ToolCall, Trajectory
-
-SYSTEM_PROMPT = """You are a careful software engineer working in a real code repository.
-You solve the task by calling tools: run shell commands with `bash`, read and edit files with
-`str_replace_editor`, and call `submit` when you are done. Work in small steps: look at the
-relevant code, reproduce the problem, make a focused fix, run the tests, then submit.
-Do not change the existing tests to make them pass.
-{format_help}"""
-
-USER_PROMPT = """<repository>
-The repository {repo} is checked out at {workdir} (your shell starts there). Its git history is
-available; your submitted patch is `git diff` of the working tree against the base commit.
-</repository>
-
-<issue>
-{problem_statement}
-</issue>
-
-Resolve the issue by editing the source code (not the tests). When the fix is in place and
-verified, call `submit`. You have at most {max_steps} turns."""
-
 
 @dataclass(frozen=True)
 class EpisodeLimits:
@@ -78,16 +60,12 @@ class EpisodeCancelled(SwerveError):
     """The caller asked the episode to stop (a batch being interrupted); not a result."""
 
 
-def build_messages(task: Task, workdir: str, limits: EpisodeLimits) -> list[dict[str, Any]]:
-    """The system and user messages that open every episode."""
-    system = SYSTEM_PROMPT.format(format_help=FORMAT_HELP)
-    user = USER_PROMPT.format(
-        repo=task.repo,
-        workdir=workdir,
-        problem_statement=task.problem_statement.strip() or "(no problem statement given)",
-        max_steps=limits.max_steps,
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+def build_messages(task: Task, workdir: str, limits: EpisodeLimits, agent: Any = None) -> list[dict[str, Any]]:
+    """The system and user messages that open an episode, rendered from `agent`'s templates
+    (a swerve.agents.config.AgentConfig; default: the shipped configs/default.yaml)."""
+    from swerve.agents.config import default_agent_config
+
+    return (agent or default_agent_config()).render(task, workdir, limits)
 
 
 def truncate_observation(text: str, limit_bytes: int) -> str:
@@ -110,14 +88,17 @@ def run_episode(
     *,
     cancel: Any = None,
     messages: list[dict[str, Any]] | None = None,
+    agent: Any = None,
 ) -> Trajectory:
     """Run one episode of `policy` on `task` in `env` and return its trajectory.
 
     `cancel` (a threading.Event, optional) stops the episode between steps by raising
-    EpisodeCancelled. `messages` overrides the opening system/user messages.
+    EpisodeCancelled. `messages` overrides the opening system/user messages. `agent`
+    (a swerve.agents.config.AgentConfig) gives the prompts, tools and parser; `limits`
+    defaults to its limits.
     """
-    limits = limits or EpisodeLimits()
-    episode = Episode(task, env, limits, policy=policy)
+    limits = limits or (agent.limits if agent is not None else EpisodeLimits())
+    episode = Episode(task, env, limits, policy=policy, agent=agent)
     episode.start(messages)
     status = None
     for _ in range(limits.max_steps):
@@ -143,6 +124,8 @@ class Episode:
     status, then `finish(status)` for the Trajectory.
     `policy` is only described in the manifest (its `name` and `describe()`); when the
     turns come from elsewhere, leave it out and pass `policy_info` to describe them.
+    `agent` (a swerve.agents.config.AgentConfig, default the shipped default) gives the
+    prompt templates, the tools offered and the parser; `limits` stay separate.
     """
 
     def __init__(
@@ -153,7 +136,11 @@ class Episode:
         *,
         policy: Any = None,
         policy_info: dict[str, Any] | None = None,
+        agent: Any = None,
     ) -> None:
+        from swerve.agents.config import default_agent_config
+
+        self.agent = agent or default_agent_config()
         self.task = task
         self.env = env
         self.limits = limits or EpisodeLimits()
@@ -161,7 +148,7 @@ class Episode:
         self.policy_info = dict(policy_info or {"policy": "external"})
         self.workdir = getattr(getattr(env, "info", None), "workdir", "") or task.workdir
         self.editor = StrReplaceEditor(env, root=self.workdir)
-        self.tools = tool_schemas()
+        self.tools = self.agent.tool_schemas()
         self.messages: list[dict[str, Any]] = []
         self.steps: list[Step] = []
         self.total_tokens = 0
@@ -185,7 +172,7 @@ class Episode:
         if self.limits.wall_clock_s is not None:
             self.deadline = self.started + self.limits.wall_clock_s
         self.created_at = datetime.now(timezone.utc).isoformat()
-        self.messages = list(messages) if messages else build_messages(self.task, self.workdir, self.limits)
+        self.messages = list(messages) if messages else build_messages(self.task, self.workdir, self.limits, self.agent)
         return list(self.messages)
 
     def limit_reached(self) -> str | None:
@@ -208,7 +195,7 @@ class Episode:
         index = len(self.steps)
         self.model_time += model_time_s
         self.total_tokens += _tokens_used(completion)
-        parsed = parse_turn(completion)
+        parsed = parse_turn(completion, self.agent.tools, fenced_bash=self.agent.fenced_bash)
         step = Step(
             index=index,
             assistant=completion.text,
@@ -354,6 +341,7 @@ class Episode:
             "seed": described.get("seed"),
             "environment": environment,
             "limits": asdict(self.limits),
+            "agent_config": self.agent.describe(),
             "tools": [tool["function"]["name"] for tool in self.tools],
         }
 

@@ -113,11 +113,18 @@ _TOOL_CALL_OPEN = "<tool_call>"
 _TOOL_CALL_CLOSE = "</tool_call>"
 _BASH_FENCE = re.compile(r"```(?:bash|sh|shell|console)[ \t]*\n(.*?)```", re.DOTALL)
 
-FORMAT_HELP = (
-    "Call exactly one tool per turn, either as a native tool call or as\n"
-    '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>\n'
-    f"Available tools: {', '.join(TOOL_NAMES)}."
-)
+
+
+def format_help(tools: tuple[str, ...] | list[str] = TOOL_NAMES) -> str:
+    """How to call a tool, naming the enabled `tools` (shown in the system prompt and format errors)."""
+    return (
+        "Call exactly one tool per turn, either as a native tool call or as\n"
+        '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>\n'
+        f"Available tools: {', '.join(tools)}."
+    )
+
+
+FORMAT_HELP = format_help(TOOL_NAMES)
 
 
 def tool_schemas() -> list[dict[str, Any]]:
@@ -144,25 +151,33 @@ class ParsedTurn:
         return self.action is not None
 
 
-def parse_turn(completion: Completion) -> ParsedTurn:
-    """Turn a policy's completion into one action, or a clear format error."""
+def parse_turn(
+    completion: Completion, tools: tuple[str, ...] | list[str] = TOOL_NAMES, *, fenced_bash: bool = True
+) -> ParsedTurn:
+    """Turn a policy's completion into one action, or a clear format error.
+
+    `tools` are the enabled tool names (a call to another is a format error); `fenced_bash`
+    allows the last-resort fenced ```bash block (only when bash is enabled).
+    """
+    tools = tuple(tools)
+    help_text = format_help(tools)
     if completion.tool_calls:
         calls = [_normalise(call) for call in completion.tool_calls]
-        return _first_valid(calls, source="native")
+        return _first_valid(calls, source="native", tools=tools)
     text = completion.text or ""
     calls, _, error = _scan_tool_call_blocks(text)
     if error:
-        return ParsedTurn(error=f"{error}\n{FORMAT_HELP}")
+        return ParsedTurn(error=f"{error}\n{help_text}")
     if calls:
-        return _first_valid(calls, source="text")
+        return _first_valid(calls, source="text", tools=tools)
     prose = _THINK_BLOCK.sub("", text)
-    blocks = [block for block in _BASH_FENCE.findall(prose) if block.strip()]
+    blocks = [block for block in _BASH_FENCE.findall(prose) if block.strip()] if fenced_bash and "bash" in tools else []
     if blocks:
         calls = [ToolCall(name="bash", arguments={"command": block.strip("\n")}) for block in blocks]
-        return _first_valid(calls, source="bash_block")
+        return _first_valid(calls, source="bash_block", tools=tools)
     if not prose.strip():
-        return ParsedTurn(error=f"Your reply was empty: no tool call found.\n{FORMAT_HELP}")
-    return ParsedTurn(error=f"No tool call found in your reply.\n{FORMAT_HELP}")
+        return ParsedTurn(error=f"Your reply was empty: no tool call found.\n{help_text}")
+    return ParsedTurn(error=f"No tool call found in your reply.\n{help_text}")
 
 
 def parse_tool_call_blocks(text: str) -> tuple[list[ToolCall], str | None]:
@@ -264,18 +279,19 @@ def _normalise(call: ToolCall) -> ToolCall:
     return ToolCall(name=call.name, arguments=arguments, id=call.id)
 
 
-def _first_valid(calls: list[ToolCall], source: str) -> ParsedTurn:
+def _first_valid(calls: list[ToolCall], source: str, tools: tuple[str, ...] = TOOL_NAMES) -> ParsedTurn:
     first, ignored = calls[0], calls[1:]
-    error = validate_call(first)
+    error = validate_call(first, tools)
     if error:
-        return ParsedTurn(error=f"{error}\n{FORMAT_HELP}", ignored=ignored, source=source)
+        return ParsedTurn(error=f"{error}\n{format_help(tools)}", ignored=ignored, source=source)
     return ParsedTurn(action=first, source=source, ignored=ignored)
 
 
-def validate_call(call: ToolCall) -> str | None:
-    """A one-line explanation of what is wrong with `call`, or None when it is usable."""
-    if call.name not in TOOL_NAMES:
-        return f"Unknown tool {call.name!r}; the tools are: {', '.join(TOOL_NAMES)}."
+def validate_call(call: ToolCall, tools: tuple[str, ...] | list[str] = TOOL_NAMES) -> str | None:
+    """A one-line explanation of what is wrong with `call`, or None when it is usable
+    (`tools`: the enabled tool names)."""
+    if call.name not in tools:
+        return f"Unknown tool {call.name!r}; the tools are: {', '.join(tools)}."
     arguments = call.arguments
     if "__unparsed__" in arguments:
         return f"The arguments of {call.name!r} are not a JSON object: {str(arguments['__unparsed__'])[:200]!r}."

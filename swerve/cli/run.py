@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
+from swerve.cli.agent_options import CONFIG_OPTION, SET_OPTION, agent_config_from_cli
 from swerve.cli.options import IMAGES_HELP, apply_images_option, split_instance_ids
 
 console = Console(stderr=True)
@@ -93,6 +94,7 @@ _IMAGES = typer.Option(None, "--images", metavar="auto|local|official", help=IMA
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     tasks: str = _TASKS,
     policy: str = _POLICY,
     out: Path = typer.Option(Path("runs/agent"), "--out", help="run directory (RUN_DIR); an existing one is resumed"),
@@ -117,6 +119,8 @@ def run(
         help="trajectories per task, attempt K seeded --seed+K-1 (default seed 0); N > 1 writes "
              "OUT/attempts/RUNID-aK/ run folders, each graded by --evaluate (see docs/attempts.md)",
     ),
+    config: Path | None = CONFIG_OPTION,
+    overrides: list[str] | None = SET_OPTION,
 ) -> None:
     """Run POLICY on every task; writes trajectories.jsonl and predictions.jsonl into --out.
 
@@ -128,31 +132,37 @@ def run(
     failures (re-run to retry them); 130 / 143 stopped by SIGINT / SIGTERM (re-run to resume).
     """
     from swerve.agents.batch import run_batch
-    from swerve.agents.loop import EpisodeLimits
     from swerve.environments.official_images import with_images
 
     _guarded(lambda: apply_images_option(images))
     task_list = _guarded(lambda: with_images(_load(tasks, instance_ids, policy=policy, graded=evaluate), images))
-    limits = EpisodeLimits(
-        max_steps=max_steps, max_total_tokens=max_tokens, wall_clock_s=time_limit, command_timeout_s=command_timeout,
-        max_format_errors=max_format_errors, max_repeated_actions=max_repeats,
-        observation_limit_bytes=observation_bytes, keep_malformed_turns=keep_malformed,
-    )
+    agent = _guarded(lambda: agent_config_from_cli(ctx, config, overrides, {
+        "max_steps": ("max_steps", "--max-steps", max_steps),
+        "max_total_tokens": ("max_tokens", "--max-tokens", max_tokens),
+        "wall_clock_s": ("time_limit", "--time-limit", time_limit),
+        "command_timeout_s": ("command_timeout", "--command-timeout", command_timeout),
+        "max_format_errors": ("max_format_errors", "--max-format-errors", max_format_errors),
+        "max_repeated_actions": ("max_repeats", "--max-repeats", max_repeats),
+        "observation_limit_bytes": ("observation_bytes", "--observation-bytes", observation_bytes),
+        "keep_malformed_turns": ("keep_malformed", "--keep-malformed/--drop-malformed", keep_malformed),
+    }))
+    limits = agent.limits
     factory = _guarded(lambda: policy_factory(policy, seed=seed))
     if attempts > 1:
         result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
-                                                limits, evaluate, model_name, progress))
+                                                limits, evaluate, model_name, progress, agent=agent))
         _report(result, len(task_list) * attempts)
         return
     result = _guarded(lambda: run_batch(
         task_list, factory, out_dir=out, workers=workers, backend=backend,
         limits=limits, evaluate=evaluate, model_name=model_name, progress=progress, policy_spec=policy,
+        agent=agent,
     ))
     _report(result, len(task_list))
 
 
 def _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend, limits, evaluate, model_name,
-                  progress):
+                  progress, agent=None):
     """N seeded attempts per task: scripted policies are built per attempt seed; a model
     policy, loaded once, is shared with each attempt's seed set on a copy."""
     from swerve.agents.attempts import reseeded, run_attempts
@@ -167,12 +177,13 @@ def _run_attempts(task_list, policy, factory, attempts, seed, out, workers, back
     return run_attempts(
         task_list, factory_for_seed, attempts=attempts, out_dir=out, base_seed=seed or 0, workers=workers,
         backend=backend, limits=limits, evaluate=evaluate, model_name=model_name, progress=progress,
-        policy_spec=policy,
+        policy_spec=policy, agent=agent,
     )
 
 
 @app.command("teach")
 def teach(
+    ctx: typer.Context,
     tasks: str = _TASKS,
     policy: str = _POLICY,
     out: Path = typer.Option(Path("runs/teach"), "--out", help="run directory; the dataset goes to OUT/teacher/"),
@@ -197,6 +208,8 @@ def teach(
         False, "--verifier", help="write one (trajectory, patch, resolved) row per attempt to "
         "OUT/teacher/verifier.parquet; needs --attempts 2+"),
     max_pairs_per_task: int = typer.Option(4, "--max-pairs-per-task", min=1, help="DPO pairs kept per task"),
+    config: Path | None = CONFIG_OPTION,
+    overrides: list[str] | None = SET_OPTION,
 ) -> None:
     """Run POLICY, keep the resolved trajectories, export them as parquet chat rows for SFT.
     With --attempts N --pairs / --verifier: N graded attempts per task, exported as DPO
@@ -207,7 +220,6 @@ def teach(
 
     Exit status: as for `swerve run` (0, 2, 3, 130 / 143).
     """
-    from swerve.agents.loop import EpisodeLimits
     from swerve.agents.teach import teach as run_teach
 
     if (pairs or verifier) != (attempts > 1):
@@ -215,11 +227,16 @@ def teach(
                       "one of them; add the missing option", highlight=False)
         raise typer.Exit(2)
     task_list = _guarded(lambda: _load(tasks, instance_ids, policy=policy, graded=True))
-    limits = EpisodeLimits(max_steps=max_steps, wall_clock_s=time_limit, command_timeout_s=command_timeout)
+    agent = _guarded(lambda: agent_config_from_cli(ctx, config, overrides, {
+        "max_steps": ("max_steps", "--max-steps", max_steps),
+        "wall_clock_s": ("time_limit", "--time-limit", time_limit),
+        "command_timeout_s": ("command_timeout", "--command-timeout", command_timeout),
+    }))
+    limits = agent.limits
     if attempts > 1:
         factory = _guarded(lambda: policy_factory(policy, seed=seed))
         result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
-                                                limits, True, model_name, progress))
+                                                limits, True, model_name, progress, agent=agent))
         _export_attempt_data(out, pairs, verifier, max_pairs_per_task)
         _report(result, len(task_list) * attempts)
         return
@@ -232,7 +249,7 @@ def teach(
     result = _guarded(lambda: run_teach(
         task_list, factory, out_dir=out, tokenizer=loaded_tokenizer,
         workers=workers, backend=backend, limits=limits, model_name=model_name, progress=progress,
-        policy_spec=policy,
+        policy_spec=policy, agent=agent,
     ))
     _report(result.batch, len(task_list))
     console.print(f"kept {len(result.kept)} resolved trajectories -> {result.dataset_path} ({result.rows} rows)")
