@@ -145,3 +145,27 @@ def test_select_run_writes_predictions_and_beats_the_average_attempt(tmp_path):
             assert solves(task, 0.4, row["attempt"] - 1), "two or more equal gold attempts outvote diverse misses"
     with pytest.raises(ValueError, match="lacks"):
         select_run(out, tasks[:1], "consensus", open_env=open_env)
+
+
+def test_consensus_beats_pass_at_1_on_the_bundled_examples_with_the_stochastic_oracle():
+    """p = 0.3, N = 8 on every bundled example task: the patches the stochastic oracle's
+    attempts would make (gold, or a near miss / partial fix), graded by its own draw."""
+    import glob
+
+    from swerve.agents.policies.stochastic import StochasticOraclePolicy
+    from swerve.harness.tasks import load_tasks
+
+    tasks = {t.instance_id: t for path in sorted(glob.glob("examples/*.jsonl")) for t in load_tasks(path)}
+    pass_at_1 = consensus = 0.0
+    for instance_id, task in tasks.items():
+        candidates, outcomes = [], []
+        for attempt in range(1, 9):
+            policy = StochasticOraclePolicy(task, 0.3, attempt - 1)
+            candidates.append(Candidate(instance_id, attempt, policy._inner.task.patch if policy._inner else "",
+                                        "submitted"))
+            outcomes.append(solves(task, 0.3, attempt - 1))
+        pass_at_1 += sum(outcomes) / 8
+        consensus += outcomes[select_for_task(task_view(task), candidates, ["consensus"]).attempt - 1]
+    pass_at_1, consensus = pass_at_1 / len(tasks), consensus / len(tasks)
+    assert len(tasks) >= 30
+    assert consensus > pass_at_1 + 0.15, (consensus, pass_at_1)
