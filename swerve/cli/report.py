@@ -142,6 +142,8 @@ def report(
     multi = [run_dir for run_dir in run_dirs if is_multi_attempt(run_dir)]
     for run_dir in multi:
         _report_attempts(run_dir, html if len(run_dirs) == 1 else None, output_format, bootstrap_samples, seed)
+    if len(multi) > 1:
+        _compare_attempts(multi, output_format, bootstrap_samples, seed)
     run_dirs = [run_dir for run_dir in run_dirs if run_dir not in multi]
     if not run_dirs:
         return
@@ -223,6 +225,34 @@ def _report_attempts(run_dir: Path, html: Optional[Path], output_format: OutputF
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(attempts_html(run_dir.name, scores, selected))
         typer.echo(f"HTML report: {html.resolve()}", err=True)
+
+
+def _compare_attempts(runs: list[Path], output_format: OutputFormat, samples: int, seed: int) -> None:
+    """Mean pass@1 of each multi-attempt run against the first, paired over shared tasks."""
+    import pandas as pd
+    from rich.console import Console
+
+    from swerve.reports.attempts import compare_attempts, read_outcomes
+
+    baseline = read_outcomes(runs[0])
+    rows = []
+    for run in runs[1:]:
+        try:
+            rows.append({"run": str(run), "baseline": str(runs[0]),
+                         **compare_attempts(baseline, read_outcomes(run), samples=samples, seed=seed)})
+        except ValueError as exc:
+            typer.echo(f"error: {run}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    frame = pd.DataFrame(rows)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps({"compare_attempts": rows}, indent=2) + "\n")
+    elif output_format is OutputFormat.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif output_format is OutputFormat.markdown:
+        sys.stdout.write(f"## mean pass@1 against the first run (paired bootstrap)\n\n{_markdown(frame)}")
+    else:
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+        _print_frame(console, "Mean pass@1 against the first run (paired bootstrap 95% CI)", frame)
 
 
 def _print_frame(console, title: str, frame) -> None:

@@ -157,6 +157,26 @@ def score_attempts(outcomes: dict[str, list[bool]], *, samples: int = 2000, seed
     )
 
 
+def compare_attempts(baseline: dict[str, list[bool]], run: dict[str, list[bool]], *, samples: int = 2000,
+                     seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """Mean pass@1 of `run` minus `baseline` over the tasks both graded, with a paired
+    bootstrap interval (tasks resampled together, each task's per-attempt rate kept)."""
+    shared = sorted(set(baseline) & set(run))
+    if not shared:
+        raise ValueError("the runs share no graded task; compare runs of the same task set")
+    rate = {iid: (sum(run[iid]) / len(run[iid]), sum(baseline[iid]) / len(baseline[iid])) for iid in shared}
+    difference = sum(r - b for r, b in rate.values()) / len(shared)
+    rng = random.Random(seed)
+    draws = []
+    for _ in range(samples):
+        chosen = [rate[rng.choice(shared)] for _ in shared]
+        draws.append(sum(r - b for r, b in chosen) / len(chosen))
+    low, high = _quantiles(draws, (1 - confidence) / 2)
+    return {"paired_tasks": len(shared), "run_pass_at_1": sum(r for r, _ in rate.values()) / len(shared),
+            "baseline_pass_at_1": sum(b for _, b in rate.values()) / len(shared),
+            "difference": difference, "ci_low": low, "ci_high": high}
+
+
 def _quantiles(values: list[float], tail: float) -> tuple[float, float]:
     ordered = sorted(values)
     low = ordered[int(tail * (len(ordered) - 1))]

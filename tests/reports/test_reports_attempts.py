@@ -80,3 +80,16 @@ def test_reads_a_multi_attempt_folder_and_renders_the_curve(tmp_path):
     assert "data:image/png;base64," in page and "pass@k" in page and "selected (tests)" in page
     with pytest.raises(ValueError, match="--evaluate"):
         score_attempts({})
+
+
+def test_paired_comparison_of_two_multi_attempt_runs():
+    from swerve.reports.attempts import compare_attempts
+
+    baseline = {"a": [False, False], "b": [True, False], "c": [False, False]}
+    better = {"a": [True, True], "b": [True, True], "c": [True, False], "d": [True, True]}
+    result = compare_attempts(baseline, better, samples=500)
+    assert result["paired_tasks"] == 3
+    assert result["difference"] == pytest.approx((1 + 0.5 + 0.5) / 3 + 0 - 0)
+    assert 0 < result["ci_low"] <= result["difference"] <= result["ci_high"]
+    with pytest.raises(ValueError, match="share no"):
+        compare_attempts({"x": [True]}, {"y": [True]})
