@@ -104,11 +104,14 @@ def run_batch(
     tasks = list(tasks)
     _check_unique(tasks)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     limits = limits or EpisodeLimits()
     env_limits = env_limits or Limits(command_timeout_s=limits.command_timeout_s)
     if open_env is None:
         from swerve.environments import open_environment as open_env
+        from swerve.environments.registry import check_backend
+
+        check_backend(backend)  # an unknown backend is bad input, not an infrastructure failure per task
+    out.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(out):
         run_id = _write_manifest(out, run_id, backend, limits, env_limits, workers, model_name, policy_spec)
         reap_orphaned_containers(run_id, backend)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
+from swerve.cli.options import backend_option
 
 env_app = typer.Typer(help="Task environments: a shell inside one, and cleanup of leftovers.", no_args_is_help=True)
 app.add_typer(env_app, name="env")
@@ -29,7 +30,7 @@ def _find_task(tasks_file: str, task_id: str):
 def shell(
     task_id: str = typer.Argument(..., help="instance_id of the task to open"),
     tasks: str = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or dataset name holding the task"),
-    backend: str = typer.Option("auto", help="docker, local, or auto (docker when a daemon answers)"),
+    backend: str = backend_option(),
     keep: bool = typer.Option(False, help="leave the container running after the shell exits (docker only)"),
 ) -> None:
     """Drop into TASK_ID's environment at its base commit, for debugging a task by hand."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from swerve.cli import app
-from swerve.cli.options import IMAGES_HELP, MAX_PATCH_BYTES, apply_images_option, split_instance_ids
+from swerve.cli.options import IMAGES_HELP, MAX_PATCH_BYTES, apply_images_option, backend_option, split_instance_ids
 
 
 @app.command("eval")
@@ -17,7 +17,7 @@ def eval_command(
     run_id: str = typer.Option(..., "--run-id", help="name of the run; results go to OUTPUT/RUN_ID and a re-run resumes it"),
     workers: int = typer.Option(1, "--workers", min=1, help="instances evaluated in parallel"),
     timeout: float = typer.Option(1800, "--timeout", min=1, help="seconds allowed for one instance's test run"),
-    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)"),
+    backend: str = backend_option(),
     instance_ids: list[str] = typer.Option(None, "--instance-ids", help="only these instances (repeat or comma-separate)"),
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
     output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
@@ -57,9 +57,6 @@ def eval_command(
     from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     console = Console(stderr=True)
-    if backend not in ("docker", "local", "auto"):
-        console.print(f"[red]error:[/] --backend {backend!r}: use docker, local or auto")
-        raise typer.Exit(2)
     ids = split_instance_ids(instance_ids)
     try:
         apply_images_option(images)

@@ -41,3 +41,29 @@ def apply_images_option(value: str | None) -> None:
 MAX_PATCH_BYTES = 5_000_000
 """--max-patch-bytes' default; the same as swerve.harness.evaluate.MAX_PATCH_BYTES (not
 imported from there so that `swerve --help` stays fast)."""
+
+
+def backend_option(purpose: str = ""):
+    """The `--backend` option of every command: checked in one place (swerve.environments.registry)
+    while the command line is parsed, so an unknown backend is one error line and exit 2."""
+    import typer
+
+    from swerve.environments.registry import backends_help
+
+    return typer.Option("auto", "--backend", help=f"{backends_help()}{purpose}", callback=checked_backend)
+
+
+def checked_backend(value: str) -> str:
+    """`value` when it names a backend; otherwise one error line on stderr and exit 2."""
+    import typer
+
+    from swerve.environments.registry import UnknownBackend, check_backend
+
+    try:
+        return check_backend(value)
+    except UnknownBackend as exc:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[red]error:[/] --backend: {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from swerve.cli import app
 from swerve.cli.agent_options import CONFIG_OPTION, SET_OPTION, agent_config_from_cli
-from swerve.cli.options import IMAGES_HELP, apply_images_option, split_instance_ids
+from swerve.cli.options import IMAGES_HELP, apply_images_option, backend_option, split_instance_ids
 
 console = Console(stderr=True)
 
@@ -73,7 +73,7 @@ def _load(tasks: str, instance_ids: str | None, *, policy: str, graded: bool):
 _TASKS = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or Hugging Face dataset name")
 _POLICY = typer.Option(..., "--policy", help=POLICY_HELP)
 _WORKERS = typer.Option(1, "--workers", min=1, help="episodes run in parallel")
-_BACKEND = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)")
+_BACKEND = backend_option()
 _IDS = typer.Option(None, "--instance-ids", help="comma-separated instance ids to run (default: all)")
 _SEED = typer.Option(None, "--seed", help="seed passed to the policy (sampling, oracle detours); default: the policy's own")
 _MAX_STEPS = typer.Option(50, "--max-steps", min=1, help="model turns per episode before it is stopped")

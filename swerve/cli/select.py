@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from swerve.cli import app
+from swerve.cli.options import backend_option
 
 
 @app.command("select")
@@ -22,7 +23,7 @@ def select(
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="predictions file to write (default RUN/selections/STRATEGY.jsonl)"),
-    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto, for the tests strategy"),
+    backend: str = backend_option(" (for the tests strategy)"),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="model_name_or_path of the rows"),
 ) -> None:
     """Pick one patch per task among a run's attempts and write a predictions file that

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swerve.cli import app
+from swerve.cli.options import backend_option
 
 tasks_app = typer.Typer(help="Task files: mint new tasks from a repository, list them, validate them.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
@@ -40,7 +41,7 @@ def mint(
     workers: int = typer.Option(1, "--workers", help="warm environments testing candidates in parallel"),
     kinds: str = typer.Option("", "--kinds", help="comma-separated mutation kinds (default: all; see --list-kinds)"),
     include: list[str] = typer.Option([], "--include", help="only mutate files matching this glob (repeatable)"),
-    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)"),
+    backend: str = backend_option(),
     timeout: float = typer.Option(300, "--timeout", help="seconds for one run of the test suite"),
     max_candidates: int = typer.Option(None, "--max-candidates", help="candidates to test at most (default 40 per wanted task)"),
     no_validate: bool = typer.Option(False, "--no-validate", help="skip the evaluator check (gold resolves, no-op does not)"),
@@ -104,7 +105,7 @@ def list_tasks(
 @tasks_app.command("validate")
 def validate(
     file: str = typer.Argument(..., help="task file (JSON/JSONL/parquet)"),
-    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto"),
+    backend: str = backend_option(),
     timeout: float = typer.Option(600, "--timeout", help="seconds for one hidden-test run"),
     instance_ids: list[str] = typer.Option([], "--instance-id", help="validate only this task (repeatable)"),
 ) -> None:

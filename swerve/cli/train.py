@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
-from swerve.cli.options import split_instance_ids
+from swerve.cli.options import backend_option, split_instance_ids
 from swerve.interrupts import stoppable
 
 console = Console(stderr=True)
@@ -151,7 +151,7 @@ def rl_command(
     ),
     prefix_tree: bool = typer.Option(True, "--prefix-tree/--no-prefix-tree",
                                      help="share the forward pass over common prefixes of a group"),
-    backend: str = typer.Option("auto", "--backend", help="docker, local, or auto (docker when a daemon answers)"),
+    backend: str = backend_option(),
     workers: int = typer.Option(2, "--workers", min=1, help="episodes run in parallel by the rollout manager"),
     instance_ids: str | None = typer.Option(None, "--instance-ids", help="comma-separated instance ids (default: all)"),
     reward: str = typer.Option("binary", "--reward", help="binary (1 when resolved) or partial (share of tests fixed)"),
@@ -187,8 +187,6 @@ def rl_command(
     from swerve.rl.grpo_run import run_grpo
     from swerve.rl.trainer import GRPOConfig, save_run_config
 
-    if backend not in ("docker", "local", "auto"):
-        _fail(f"--backend {backend!r}: use docker, local or auto")
     if reward not in _REWARDS:
         _fail(f"--reward {reward!r}: use {' or '.join(_REWARDS)}")
     try:

@@ -1,4 +1,5 @@
-"""Where code runs: the Environment protocol and its backends (docker, local)."""
+"""Where code runs: the Environment protocol and its backends (docker, local, or any
+`module:Class` through swerve.environments.registry)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ __all__ = ["Environment", "EnvironmentInfo", "Limits", "open_environment", "pick
 
 
 def pick_backend(backend: str = "auto") -> str:
-    """'docker' when a daemon answers, else 'local'; explicit names pass through."""
-    if backend != "auto":
-        if backend not in ("docker", "local"):
-            raise ValueError(f"unknown backend {backend!r}: use docker, local or auto")
-        return backend
-    from swerve.environments.docker import docker_available
+    """'docker' when a daemon answers, else 'local'; known names and `module:Class` paths
+    pass through; an unknown one raises registry.UnknownBackend listing the known names."""
+    from swerve.environments.registry import resolve_backend
 
-    return "docker" if docker_available() else "local"
+    return resolve_backend(backend)
 
 
 def open_environment(task, backend: str = "auto", limits: Limits | None = None, run_id: str = "adhoc"):
@@ -27,12 +25,7 @@ def open_environment(task, backend: str = "auto", limits: Limits | None = None, 
     Returns an Environment that is also a context manager. Raises InfraError
     subclasses when the infrastructure fails; those are never the model's fault.
     """
+    from swerve.environments.registry import backend_class
+
     chosen = pick_backend(backend)
-    limits = limits or Limits()
-    if chosen == "docker":
-        from swerve.environments.docker import DockerEnvironment
-
-        return DockerEnvironment.for_task(task, limits=limits, run_id=run_id)
-    from swerve.environments.local import LocalEnvironment
-
-    return LocalEnvironment.for_task(task, limits=limits, run_id=run_id)
+    return backend_class(chosen).for_task(task, limits=limits or Limits(), run_id=run_id)
