@@ -169,3 +169,18 @@ def test_consensus_beats_pass_at_1_on_the_bundled_examples_with_the_stochastic_o
     pass_at_1, consensus = pass_at_1 / len(tasks), consensus / len(tasks)
     assert len(tasks) >= 30
     assert consensus > pass_at_1 + 0.15, (consensus, pass_at_1)
+
+
+def test_select_and_teach_pairs_bad_input_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from swerve.cli import app
+
+    runner = CliRunner()
+    empty = runner.invoke(app, ["select", str(tmp_path), "--tasks", "examples/smoke.jsonl", "--strategy", "consensus"])
+    assert empty.exit_code == 2 and "has no attempts" in empty.output
+    unknown = runner.invoke(app, ["select", str(tmp_path), "--tasks", "examples/smoke.jsonl", "--strategy", "vote"])
+    assert unknown.exit_code == 2 and "'vote' is not a strategy" in unknown.output
+    pairs = runner.invoke(app, ["teach", "--tasks", "examples/smoke.jsonl", "--policy", "oracle", "--pairs",
+                                "--out", str(tmp_path / "t")])
+    assert pairs.exit_code == 2 and "--attempts" in pairs.output
