@@ -170,7 +170,8 @@ class RepoOps:
 
     def diff(self) -> str:
         """Changes against the base commit, untracked files included, without touching
-        the repository's own index (a scratch copy of it is used). Untracked files larger
+        the repository (a scratch copy of its index and a scratch object folder are used,
+        so .git is as the agent left it). Untracked files larger
         than `limits.diff_file_limit_bytes` (tracked files larger than 16 times that, at
         least 16 MiB) are left out, each named on a `# swerve: left out of the diff: ...`
         line before the diff (git apply skips it), so a huge file cannot fill the host's memory."""
@@ -178,7 +179,8 @@ class RepoOps:
         limit = int(getattr(getattr(self, "limits", None), "diff_file_limit_bytes", 1 << 20))
         tracked_limit = max(16 * limit, 16 << 20)
         cmd = (
-            f'( cd {wd} && __i=$(mktemp) && cp .git/index "$__i" 2>/dev/null; __x=(); '
+            f'( cd {wd} && __i=$(mktemp) && __o=$(mktemp -d) && cp .git/index "$__i" 2>/dev/null; __x=(); '
+            f'export GIT_OBJECT_DIRECTORY="$__o" GIT_ALTERNATE_OBJECT_DIRECTORIES="$PWD/.git/objects"; '
             f'while IFS=$\'\\t\' read -r -d \'\' __s __f; do __f=${{__f#./}}; __x+=(":(exclude,literal)$__f"); '
             f'printf \'# swerve: left out of the diff: %s (%s bytes, over the %s-byte limit)\\n\' "$__f" "$__s" {limit}; '
             f'done < <({GIT} ls-files -z --others --exclude-standard | sed -z \'s|^|./|\' '
@@ -187,7 +189,7 @@ class RepoOps:
             f'| xargs -0 -r sh -c \'find "$@" -prune -type f -size +{tracked_limit}c -printf "%s\\t%p\\0" 2>/dev/null\' _); '
             f'GIT_INDEX_FILE="$__i" {GIT} add -A -- . "${{__x[@]}}" >/dev/null 2>&1 && '
             f'GIT_INDEX_FILE="$__i" {GIT} diff --cached --binary --no-ext-diff {self.base_commit}; '
-            '__rc=$?; rm -f "$__i"; exit $__rc )'
+            '__rc=$?; rm -rf "$__i" "$__o"; exit $__rc )'
         )
         result = self.shell.run(cmd, timeout=300, limit=0)
         if result.exit_code != 0:

@@ -64,7 +64,9 @@ def test_the_output_spool_is_capped_and_deleted_with_its_command(toolz_image):
 def test_diff_names_a_huge_untracked_file_instead_of_inlining_it(toolz_image):
     with _env(toolz_image) as env:
         env.exec("head -c 200000000 /dev/urandom > huge.bin && echo '# note' >> README.rst && echo hi > small.txt")
+        objects = env.exec("find .git/objects -type f | sort").output
         diff = env.diff()
+        assert env.exec("find .git/objects -type f | sort").output == objects, "diff() wrote into .git"
         assert len(diff) < 100_000
         assert "# swerve: left out of the diff: huge.bin (200000000 bytes" in diff
         assert "+++ b/small.txt" in diff and "+# note" in diff
