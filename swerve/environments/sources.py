@@ -132,7 +132,8 @@ def git(args: list[str], cwd: Path | None = None, *, fixed_identity: bool = Fals
             GIT_COMMITTER_EMAIL=FIXED_EMAIL,
             GIT_COMMITTER_DATE=FIXED_DATE,
         )
-    command = ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "-c", "core.safecrlf=false", *args]
+    command = ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", "-c", "core.safecrlf=false",
+               "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args]
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise SourceError(f"git {' '.join(args[:3])} failed: {telling_line(proc.stderr or proc.stdout)}")
