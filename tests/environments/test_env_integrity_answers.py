@@ -72,6 +72,16 @@ def test_no_bundled_task_image_holds_its_gold_patch_or_hidden_tests(docker_clien
                 for line in leak.lines if line in mine
             )
     problems = []
+    for group in envs.values():
+        # The environment image's wheelhouse may hold the project itself (click's dev
+        # requirements pull an older click); the instance image, the agent's, has no wheelhouse.
+        instance = ensure_instance_image(group[0], client=docker_client)
+        listing = docker_client.containers.run(
+            instance.tag, ["sh", "-c", "ls -d /opt/swerve/wheels /usr/share/python-wheels /root/.cache 2>/dev/null; true"],
+            remove=True, network_disabled=True, network_mode="none", user="root",
+        ).decode()
+        if listing.strip():
+            problems.append(f"{group[0].instance_id}: the instance image still has {listing.split()}")
     for task in tasks:
         image = ensure_instance_image(task, client=docker_client)
         for leak in scan_image(docker_client, image.tag, needles[task.instance_id]).leaks:
