@@ -280,15 +280,16 @@ class DockerEnvironment(RepoOps):
         checked (after any command of DISK_CHECK_AFTER_S or more, else at most every
         DISK_CHECK_EVERY_S): past `limits.disk_mb`, every process the command left is
         killed and the result says so, with exit code DISK_LIMIT_EXIT_CODE."""
-        result = super().exec(cmd, timeout)
-        now = time.monotonic()
-        if result.duration_s < DISK_CHECK_AFTER_S and now - self._disk_checked < DISK_CHECK_EVERY_S:
-            return result
-        self._disk_checked = now
-        used = self.disk_used_bytes()
-        if used <= self.limits.disk_mb * (1 << 20):
-            return result
-        self._kill_children(self.shell.inner_pid)
+        with self._lock:
+            result = super().exec(cmd, timeout)
+            now = time.monotonic()
+            if result.duration_s < DISK_CHECK_AFTER_S and now - self._disk_checked < DISK_CHECK_EVERY_S:
+                return result
+            self._disk_checked = now
+            used = self.disk_used_bytes()
+            if used <= self.limits.disk_mb * (1 << 20):
+                return result
+            self._kill_children(self.shell.inner_pid)
         note = (
             f"\n[swerve: the environment's disk limit of {self.limits.disk_mb} MB was passed "
             f"({used / (1 << 20):.0f} MB written outside /tmp); the command's processes were killed; "
