@@ -137,6 +137,7 @@ class RolloutManager:
         self._work: queue.Queue[_Work] = queue.Queue()
         self._ready: queue.Queue[list[Rollout]] = queue.Queue()
         self._slots = threading.Semaphore(max(1, max_groups_ahead))
+        self.slot_waits = 0  # times the scheduler found every group slot taken (back-pressure held it)
         self._groups: dict[int, list[Rollout]] = {}
         self._group_tasks: dict[int, Task] = {}
         self._group_ids = itertools.count()
@@ -170,6 +171,8 @@ class RolloutManager:
     def _schedule(self) -> None:
         while not self._stop.is_set():
             if not self._slots.acquire(timeout=0.2):
+                with self._lock:
+                    self.slot_waits += 1
                 continue
             try:
                 task = next(self._order)
@@ -384,6 +387,17 @@ class RolloutManager:
         env = worker.env
         if env is not None:
             self.pool.discard(env)
+
+    @property
+    def free_group_slots(self) -> int:
+        """Groups the scheduler may still start before the trainer takes one (max_groups_ahead at most)."""
+        return self._slots._value
+
+    @property
+    def groups_ahead(self) -> int:
+        """Groups scheduled (queued, running or ready) that next_group has not handed out yet."""
+        with self._lock:
+            return len(self._group_tasks)
 
     @property
     def busy_workers(self) -> list[int]:

@@ -24,11 +24,18 @@ def test_oracle_groups_are_graded_and_a_killed_worker_leaks_nothing(docker_clien
                              backend="docker", run_id=run_id).start()
     try:
         first = manager.next_group(timeout=600)
+        # The victim is a worker whose episode holds a container (a busy worker may still be
+        # between taking its work and getting an environment): wait for that state.
         deadline = time.monotonic() + 300
-        while not manager.busy_workers and time.monotonic() < deadline:
-            time.sleep(0.05)
-        victim = manager.busy_workers[0]
-        victim_env = manager._workers[victim].env
+        victim, victim_env = None, None
+        while victim_env is None and time.monotonic() < deadline:
+            for index in manager.busy_workers:
+                victim, victim_env = index, manager._workers[index].env
+                if victim_env is not None:
+                    break
+            else:
+                time.sleep(0.05)
+        assert victim_env is not None, "no worker ever held an environment"
         manager.kill_worker(victim)
         # The victim notices the kill at its next check (between turns, or when a command
         # in its closed container fails); wait for that, so close() cannot pre-empt it.
@@ -36,9 +43,8 @@ def test_oracle_groups_are_graded_and_a_killed_worker_leaks_nothing(docker_clien
         while manager.stats["killed"] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         second = manager.next_group(timeout=600)
-        if victim_env is not None:
-            names = {c.name for c in _containers(docker_client, run_id)}
-            assert victim_env.info.extra["container"] not in names, "the killed episode's container is gone"
+        names = {c.name for c in _containers(docker_client, run_id)}
+        assert victim_env.info.extra["container"] not in names, "the killed episode's container is gone"
     finally:
         manager.close()
     assert manager.stats["killed"] == 1

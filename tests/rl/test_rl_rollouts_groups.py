@@ -50,5 +50,5 @@ def test_a_given_up_group_forgets_its_task_and_frees_one_slot():
         _wait_for(lambda: manager.stats["failed_samples"] >= 8)
     finally:
         manager.close()
-    assert manager._slots._value <= 2, "each given-up group releases its slot once"
-    assert len(manager._group_tasks) <= 2, "given-up groups leave no task behind"
+    assert manager.free_group_slots <= 2, "each given-up group releases its slot once"
+    assert manager.groups_ahead <= 2, "given-up groups leave no task behind"
