@@ -98,7 +98,7 @@ def _time_builds(tasks, keep: bool) -> tuple[dict, dict, float | None]:
                 else:
                     os.environ[key] = value
             if not keep:
-                for tag in built:
+                for tag in dict.fromkeys(built):  # rows of one repository and version share their env
                     try:
                         client.images.remove(tag)
                     except Exception as exc:
