@@ -222,6 +222,7 @@ class DockerEnvironment(RepoOps):
         )
         self._keeper_pid = 0
         self._respawner = False
+        self._pristine = False
         self._respawn_flag = f"{RUN_DIR}/respawn-{uuid.uuid4().hex}"
         self._disk_checked = 0.0
         self.control = ShellSession(
@@ -236,11 +237,7 @@ class DockerEnvironment(RepoOps):
             init_script=f"cd {workdir} && export HOME=/tmp/swerve-home && {{ [ -d $HOME ] || mkdir -p $HOME; }}",
         )
         try:
-            self._keeper_pid = self._find_keeper()
-            self._pristine = self._root_exec(f"test -f {PRISTINE}/git-meta.tar")[0] == 0
-            self._respawner = self._root_exec(f"mkdir -p {RUN_DIR} && command -v setpriv >/dev/null")[0] == 0
-            self.shell.respawns = self._respawner
-            self._touch_stamp()
+            self._learn_container()
             self.shell.run("true", timeout=60)
         except BaseException:
             self.close()
@@ -329,10 +326,20 @@ class DockerEnvironment(RepoOps):
         result = self.control.run(script, limit=0)
         return result.exit_code, result.output
 
-    def _find_keeper(self) -> int:
-        code, out = self._root_exec("cat /proc/1/task/1/children")
-        pids = [int(p) for p in out.split()] if code == 0 else []
-        return pids[0] if pids else 0
+    def _learn_container(self) -> None:
+        """One control round trip at start: the keeper's pid (init's child), whether the
+        image has the reset record and setpriv (for the respawner); the stamp is set."""
+        _, out = self._root_exec(
+            "read -r keeper _ < /proc/1/task/1/children; echo keeper=$keeper; "
+            f"[ -f {PRISTINE}/git-meta.tar ] && echo pristine; "
+            f"mkdir -p {RUN_DIR} && : > {STAMP} && : > {self._respawn_flag} && command -v setpriv >/dev/null && echo setpriv"
+        )
+        words = out.split()
+        keeper = next((w.split("=", 1)[1] for w in words if w.startswith("keeper=")), "")
+        self._keeper_pid = int(keeper) if keeper.isdigit() else 0
+        self._pristine = "pristine" in words
+        self._respawner = "setpriv" in words
+        self.shell.respawns = self._respawner
 
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
