@@ -43,14 +43,17 @@ MAX_PATCH_BYTES = 5_000_000
 imported from there so that `swerve --help` stays fast)."""
 
 
+BACKEND_HELP = "docker, local, auto (docker when a daemon answers), or module:Class (docs/environments.md)"
+"""The registry's names (swerve.environments.registry.known_backends; a test keeps them in step),
+written out so that `swerve --help` does not import the environments."""
+
+
 def backend_option(purpose: str = ""):
     """The `--backend` option of every command: checked in one place (swerve.environments.registry)
     while the command line is parsed, so an unknown backend is one error line and exit 2."""
     import typer
 
-    from swerve.environments.registry import backends_help
-
-    return typer.Option("auto", "--backend", help=f"{backends_help()}{purpose}", callback=checked_backend)
+    return typer.Option("auto", "--backend", help=f"{BACKEND_HELP}{purpose}", callback=checked_backend)
 
 
 def checked_backend(value: str) -> str:

@@ -30,11 +30,6 @@ def known_backends() -> list[str]:
     return [AUTO, *_BACKENDS]
 
 
-def backends_help() -> str:
-    """The one phrase every --backend option shows."""
-    return f"{', '.join(known_backends()[1:])}, auto (docker when a daemon answers), or module:Class"
-
-
 def register_backend(name: str, target: str) -> None:
     """Make `name` an alias of the backend class at `target` ("module:Class")."""
     if not name or ":" in name or name == AUTO:

@@ -71,7 +71,10 @@ def test_env_shell_bogus_backend_from_a_real_process(tmp_path):
 
 
 def test_the_registry_in_python():
+    from swerve.cli.options import BACKEND_HELP
+
     assert known_backends()[:3] == ["auto", "docker", "local"]
+    assert all(name in BACKEND_HELP for name in known_backends()), "--backend's help names every backend"
     assert check_backend("local") == "local" and pick_backend("local") == "local"
     with pytest.raises(UnknownBackend, match="unknown backend 'bogus'; use one of auto, docker, local"):
         pick_backend("bogus")
