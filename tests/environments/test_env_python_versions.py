@@ -263,3 +263,34 @@ def test_pull_reports_download_progress_and_fails_on_an_error_event_or_the_timeo
             pull_image(_FakePullClient(_FakePullApi(events, never_before_the_timeout)), "x:y", timeout_s=0.1)
     finally:
         never_before_the_timeout.set()
+
+
+def test_downloads_for_an_older_python_never_pick_releases_that_need_a_newer_one(tmp_path):
+    """Unpinned requirements resolve to the newest release whose Requires-Python admits
+    3.9, and pytest 7.3's 3.9-only requirements come along (markers read for 3.9)."""
+    import subprocess as sp
+    import sys
+
+    from packaging.specifiers import SpecifierSet
+
+    from swerve.environments.target_wheels import download_for_python
+
+    def pip(args):
+        proc = sp.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+        if proc.returncode:
+            raise sp.CalledProcessError(proc.returncode, args, proc.stdout, proc.stderr)
+
+    wheels = tmp_path / "wheels"
+    download_for_python("3.9", ["pytest==7.3.0", "more-itertools", "numpy"], wheels, tmp_path / "scratch", pip,
+                        None, "row-1")
+    found = {}
+    for wheel in wheels.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            text = archive.read(meta).decode()
+        wanted = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                       if line.startswith("Requires-Python:")), "")
+        assert SpecifierSet(wanted).contains("3.9.2"), (wheel.name, wanted)
+        found[wheel.name.split("-")[0].lower()] = wheel.name
+    assert {"pytest", "tomli", "exceptiongroup", "more_itertools", "numpy"} <= set(found)
+    assert "cp39" in found["numpy"]
