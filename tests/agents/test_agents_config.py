@@ -215,3 +215,14 @@ def test_the_example_config_loads_and_renders():
     assert config.tools == ("bash", "submit") and config.limits.max_steps == 30
     user = config.render(TASKS[0], "/testbed")[1]["content"]
     assert user.startswith("Repository: a/b at /testbed") and "you have 30 turns" in user
+
+
+@pytest.mark.parametrize("command", ["run", "teach"])
+def test_help_shows_config_and_set(command):
+    from typer.testing import CliRunner
+
+    from swerve.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert result.exit_code == 0 and "--config" in result.output and "--set" in result.output
+    assert "limits.max_steps=10" in result.output
