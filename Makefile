@@ -26,7 +26,8 @@ test: install system-deps
 
 # The CPU benchmarks, each with the arguments of its run in BENCHMARKS.md;
 # bench/gpu_hf_policy.py needs a GPU and is run by hand on one.
-BENCH_RUNS := "env_latency.py" \
+BENCH_RUNS := "attempts.py" \
+              "env_latency.py" \
               "eval_overhead.py" \
               "learn.py --steps 80" \
               "logprobs.py" \
