@@ -33,7 +33,8 @@ BENCH_RUNS := "attempts.py" \
               "logprobs.py" \
               "mint.py --source pypi:toolz==0.12.1 --candidates 8" \
               "report.py" \
-              "rollouts.py --episodes 6 --short 20"
+              "rollouts.py --episodes 6 --short 20" \
+              "swebench_slice.py"
 
 bench: install system-deps
 	bash scripts/with-docker.sh bash -c 'for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(PY) bench/$$run || exit 1; done'
