@@ -61,11 +61,18 @@ def read_outcomes_by_attempt(run_dir: str | Path) -> dict[str, dict[int, bool]]:
     outcomes: dict[str, dict[int, bool]] = {}
     for attempt, folder in attempt_folders(run_dir).items():
         for report in sorted((folder / "instances").glob("*/report.json")):
-            data = json.loads(report.read_text())
-            instance_id = report.parent.name
-            grade = Grade.model_validate(data.get(instance_id, data))
+            grade = _grade_in(json.loads(report.read_text()), report.parent.name)
             outcomes.setdefault(grade.instance_id, {})[attempt] = bool(grade.resolved)
     return outcomes
+
+
+def _grade_in(data: dict[str, Any], folder_name: str) -> Grade:
+    """report.json holds {instance_id: grade} (SWE-bench's shape) or the grade itself."""
+    if folder_name in data:
+        return Grade.model_validate(data[folder_name])
+    if "instance_id" not in data and len(data) == 1:
+        return Grade.model_validate(next(iter(data.values())))
+    return Grade.model_validate(data)
 
 
 def read_outcomes(run_dir: str | Path) -> dict[str, list[bool]]:
