@@ -17,8 +17,8 @@ $SWERVE run --tasks "$TASKS" --policy oracle --backend "$backend" --workers 2 --
 $SWERVE report "$OUT" --tasks "$TASKS" --html "$OUT/report.html"
 echo "== report: $OUT/report.html (open it in a browser; it needs no server)"
 ATTEMPTS=${SWERVE_DEMO_ATTEMPTS:-4}
-echo "== $ATTEMPTS attempts per task of oracle-stochastic:p=0.3: pass@k and choosing the best patch"
-$SWERVE run --tasks "$TASKS" --policy oracle-stochastic:p=0.3 --attempts "$ATTEMPTS" --backend "$backend" \
+echo "== $ATTEMPTS attempts per task of oracle-stochastic:p=0.5: pass@k and choosing the best patch"
+$SWERVE run --tasks "$TASKS" --policy oracle-stochastic:p=0.5 --attempts "$ATTEMPTS" --backend "$backend" \
   --workers 2 --evaluate --no-progress --out "$OUT-attempts"
 $SWERVE select "$OUT-attempts" --tasks "$TASKS" --strategy consensus
 $SWERVE report "$OUT-attempts" --html "$OUT-attempts/report.html"
