@@ -46,7 +46,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     assert missing.exit_code == 2 and "--teacher" in missing.output and "swerve teach" in missing.output
     backend = runner.invoke(app, ["train", "rl", "--model", "tiny", "--tasks", "x.jsonl", "--out", str(tmp_path),
                                   "--backend", "ssh"])
-    assert backend.exit_code == 2 and "--backend 'ssh'" in backend.output
+    assert backend.exit_code == 2 and "unknown backend 'ssh'" in backend.output
     tasks = runner.invoke(app, ["train", "rl", "--model", "tiny", "--tasks", str(tmp_path / "none.jsonl"),
                                 "--out", str(tmp_path / "rl")])
     assert tasks.exit_code == 2 and "--tasks" in tasks.output
