@@ -25,11 +25,24 @@ app = _Swerve(
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="log progress messages (INFO); twice (-vv) for DEBUG"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="log errors only"),
+) -> None:
     """Every command: environments opened in worker threads are still closed on SIGTERM;
     SIGINT / SIGTERM exit with 130 / 143 (long commands stop their work first)."""
+    from swerve.cli.logs import configure_logging, log_level
     from swerve.environments.cleanup import install_signal_handlers
     from swerve.interrupts import install_exit_handlers
+
+    try:
+        level = log_level(verbose, quiet)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(level)
 
     install_signal_handlers()
     install_exit_handlers()

@@ -1,0 +1,35 @@
+"""`swerve --verbose / --quiet`: the standard `logging` module, configured once per program run."""
+
+from __future__ import annotations
+
+import logging
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def log_level(verbose: int, quiet: bool) -> int:
+    """The root level for `--verbose` (given once: INFO, twice or more: DEBUG) and `--quiet`
+    (errors only); WARNING when neither is given. ValueError when both are."""
+    if verbose and quiet:
+        raise ValueError("--verbose and --quiet: give one or the other")
+    if quiet:
+        return logging.ERROR
+    if verbose >= 2:
+        return logging.DEBUG
+    if verbose == 1:
+        return logging.INFO
+    return logging.WARNING
+
+
+def configure_logging(level: int) -> None:
+    """Send swerve's log records (and libraries' warnings) to stderr at `level`; replaces a
+    handler an earlier call installed, so calling it again (tests) changes the level."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_swerve_cli", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler._swerve_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
