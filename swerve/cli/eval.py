@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from swerve.cli import app
-from swerve.cli.options import IMAGES_HELP, MAX_PATCH_BYTES, apply_images_option, backend_option, split_instance_ids
+from swerve.cli.options import (
+    IMAGES_HELP,
+    MAX_PATCH_BYTES,
+    apply_images_option,
+    backend_option,
+    instance_ids_option,
+    split_instance_ids,
+)
 
 
 @app.command("eval")
@@ -18,7 +25,7 @@ def eval_command(
     workers: int = typer.Option(1, "--workers", min=1, help="instances evaluated in parallel"),
     timeout: float = typer.Option(1800, "--timeout", min=1, help="seconds allowed for one instance's test run"),
     backend: str = backend_option(),
-    instance_ids: list[str] = typer.Option(None, "--instance-ids", help="only these instances (repeat or comma-separate)"),
+    instance_ids: list[str] | None = instance_ids_option(),
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
     output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),

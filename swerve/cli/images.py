@@ -6,10 +6,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from swerve.cli import app
-from swerve.cli.options import IMAGES_HELP, apply_images_option
+from swerve.cli.options import IMAGES_HELP, apply_images_option, instance_ids_option
 
 images_app = typer.Typer(help="Docker images for tasks: base -> environment -> instance.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
@@ -19,9 +20,7 @@ console = Console(stderr=True)
 @images_app.command("build")
 def build(
     tasks: str = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or dataset name"),
-    instance_ids: Optional[list[str]] = typer.Option(
-        None, "--instance-ids", help="build only these tasks (repeat the option for several)"
-    ),
+    instance_ids: Optional[list[str]] = instance_ids_option(" to build"),
     base_image: Optional[str] = typer.Option(
         None, "--base-image", help="start from this image instead of bootstrapping Debian (also $SWERVE_BASE_IMAGE)"
     ),
@@ -39,7 +38,7 @@ def build(
         selected = with_images(load_tasks(tasks, instance_ids=instance_ids or None), images)
         client = docker_client()
     except (SwerveError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     failed = []
     for number, task in enumerate(selected, start=1):

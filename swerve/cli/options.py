@@ -16,6 +16,35 @@ def split_instance_ids(values: str | Iterable[str] | None) -> list[str] | None:
     return ids or None
 
 
+INSTANCE_IDS_HELP = "only these instances{what}: repeat the option or separate ids with commas (default: every task)"
+
+
+def instance_ids_option(what: str = ""):
+    """The `--instance-ids` option of every command that selects instances: repeatable and
+    comma-separated (`--instance-ids a,b --instance-ids c`), parsed into a list (None: every task).
+    `what` ends the help text (e.g. " to build")."""
+    import typer
+
+    return typer.Option(
+        None, "--instance-ids", metavar="IDS", help=INSTANCE_IDS_HELP.format(what=what),
+        callback=lambda values: split_instance_ids(values),
+    )
+
+
+def hidden_instance_id_alias():
+    """`--instance-id` (the old spelling of `tasks validate`), kept working but not shown in --help;
+    the command merges it with --instance-ids through merge_instance_ids."""
+    import typer
+
+    return typer.Option(None, "--instance-id", hidden=True, callback=lambda values: split_instance_ids(values))
+
+
+def merge_instance_ids(*selections: list[str] | None) -> list[str] | None:
+    """One selection from --instance-ids and its hidden aliases (None when none names an id)."""
+    ids = [instance_id for selection in selections if selection for instance_id in selection]
+    return ids or None
+
+
 IMAGES_HELP = (
     "where instance images come from: local (swerve builds them offline, with the row's Python), official "
     "(SWE-bench's prebuilt sweb.eval.* images, used when loaded, else pulled; namespace and tag from "

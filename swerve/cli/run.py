@@ -10,7 +10,7 @@ from rich.console import Console
 
 from swerve.cli import app
 from swerve.cli.agent_options import CONFIG_OPTION, SET_OPTION, agent_config_from_cli
-from swerve.cli.options import IMAGES_HELP, apply_images_option, backend_option, split_instance_ids
+from swerve.cli.options import IMAGES_HELP, apply_images_option, backend_option, instance_ids_option, split_instance_ids
 
 console = Console(stderr=True)
 
@@ -61,7 +61,7 @@ def _guarded(action):
         raise typer.Exit(3 if isinstance(exc, InfraError) else 2)
 
 
-def _load(tasks: str, instance_ids: str | None, *, policy: str, graded: bool):
+def _load(tasks: str, instance_ids: list[str] | None, *, policy: str, graded: bool):
     """The tasks, refusing rows that lack what this run needs: FAIL_TO_PASS when the
     episodes are graded, the gold patch for the oracle policies."""
     from swerve.harness.tasks import load_tasks
@@ -74,7 +74,7 @@ _TASKS = typer.Option(..., "--tasks", help="task file (JSON/JSONL/parquet) or Hu
 _POLICY = typer.Option(..., "--policy", help=POLICY_HELP)
 _WORKERS = typer.Option(1, "--workers", min=1, help="episodes run in parallel")
 _BACKEND = backend_option()
-_IDS = typer.Option(None, "--instance-ids", help="comma-separated instance ids to run (default: all)")
+_IDS = instance_ids_option(" to run")
 _SEED = typer.Option(None, "--seed", help="seed passed to the policy (sampling, oracle detours); default: the policy's own")
 _MAX_STEPS = typer.Option(50, "--max-steps", min=1, help="model turns per episode before it is stopped")
 _MAX_TOKENS = typer.Option(None, "--max-tokens", help="prompt+completion tokens per episode (default: no limit)")
@@ -101,7 +101,7 @@ def run(
     workers: int = _WORKERS,
     evaluate: bool = typer.Option(False, "--evaluate", help="grade the patches and link each trajectory to its report"),
     backend: str = _BACKEND,
-    instance_ids: str | None = _IDS,
+    instance_ids: list[str] | None = _IDS,
     seed: int | None = _SEED,
     max_steps: int = _MAX_STEPS,
     max_tokens: int | None = _MAX_TOKENS,
@@ -189,7 +189,7 @@ def teach(
     out: Path = typer.Option(Path("runs/teach"), "--out", help="run directory; the dataset goes to OUT/teacher/"),
     workers: int = _WORKERS,
     backend: str = _BACKEND,
-    instance_ids: str | None = _IDS,
+    instance_ids: list[str] | None = _IDS,
     seed: int | None = _SEED,
     max_steps: int = _MAX_STEPS,
     time_limit: float = _TIME_LIMIT,

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swerve.cli import app
-from swerve.cli.options import backend_option
+from swerve.cli.options import backend_option, hidden_instance_id_alias, instance_ids_option, merge_instance_ids
 
 tasks_app = typer.Typer(help="Task files: mint new tasks from a repository, list them, validate them.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
@@ -107,7 +107,8 @@ def validate(
     file: str = typer.Argument(..., help="task file (JSON/JSONL/parquet)"),
     backend: str = backend_option(),
     timeout: float = typer.Option(600, "--timeout", help="seconds for one hidden-test run"),
-    instance_ids: list[str] = typer.Option([], "--instance-id", help="validate only this task (repeatable)"),
+    instance_ids: list[str] | None = instance_ids_option(" to validate"),
+    old_instance_id: list[str] | None = hidden_instance_id_alias(),
 ) -> None:
     """Check each task through the evaluator: the gold patch resolves it, a no-op patch does not,
     and its FAIL_TO_PASS test files are hidden from the base commit. Exits 1 if any task fails."""
@@ -117,7 +118,7 @@ def validate(
     from swerve.paths import cache_dir
 
     try:
-        tasks = load_tasks(file, instance_ids=instance_ids or None, require=["FAIL_TO_PASS", "patch"])
+        tasks = load_tasks(file, instance_ids=merge_instance_ids(instance_ids, old_instance_id), require=["FAIL_TO_PASS", "patch"])
     except (SwerveError, ValueError, OSError) as exc:
         _fail(str(exc))
     bad = 0

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
-from swerve.cli.options import backend_option, split_instance_ids
+from swerve.cli.options import backend_option, instance_ids_option, split_instance_ids
 from swerve.interrupts import stoppable
 
 console = Console(stderr=True)
@@ -153,7 +153,7 @@ def rl_command(
                                      help="share the forward pass over common prefixes of a group"),
     backend: str = backend_option(),
     workers: int = typer.Option(2, "--workers", min=1, help="episodes run in parallel by the rollout manager"),
-    instance_ids: str | None = typer.Option(None, "--instance-ids", help="comma-separated instance ids (default: all)"),
+    instance_ids: list[str] | None = instance_ids_option(),
     reward: str = typer.Option("binary", "--reward", help="binary (1 when resolved) or partial (share of tests fixed)"),
     max_staleness: int = typer.Option(1, "--max-staleness", min=0,
                                       help="drop groups whose oldest turn is this many updates behind"),
