@@ -28,6 +28,7 @@ def build(
     images: Optional[str] = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP),
 ) -> None:
     """Build (or find cached) the instance image of every task. A failed task is reported with its log; the others still build."""
+    from swerve.cli.build_stages import console_build_stages
     from swerve.environments.images import docker_client, ensure_instance_image
     from swerve.environments.official_images import with_images
     from swerve.errors import SwerveError
@@ -44,7 +45,8 @@ def build(
     for number, task in enumerate(selected, start=1):
         console.print(f"[{number}/{len(selected)}] {task.instance_id}: building…")
         try:
-            ref = ensure_instance_image(task, client=client, base_image=base_image, rebuild=rebuild)
+            with console_build_stages(console, task.instance_id):
+                ref = ensure_instance_image(task, client=client, base_image=base_image, rebuild=rebuild)
         except SwerveError as exc:
             failed.append(task.instance_id)
             console.print(f"[red]FAILED[/] {exc}")

@@ -30,6 +30,7 @@ def configure_logging(level: int) -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(level)
     handler._swerve_cli = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -112,6 +112,7 @@ def validate(
 ) -> None:
     """Check each task through the evaluator: the gold patch resolves it, a no-op patch does not,
     and its FAIL_TO_PASS test files are hidden from the base commit. Exits 1 if any task fails."""
+    from swerve.cli.build_stages import console_build_stages
     from swerve.errors import SwerveError
     from swerve.harness.mint import hidden_from_base, validate_task
     from swerve.harness.tasks import load_tasks
@@ -123,9 +124,12 @@ def validate(
         _fail(str(exc))
     bad = 0
     output_dir = cache_dir("mint") / "validate-cli"
-    for task in tasks:
+    for number, task in enumerate(tasks, start=1):
+        console.print(f"[{number}/{len(tasks)}] {task.instance_id}: validating (gold patch, no-op patch)…",
+                      highlight=False)
         try:
-            problem = validate_task(task, backend=backend, timeout=timeout, output_dir=output_dir)
+            with console_build_stages(console, task.instance_id):
+                problem = validate_task(task, backend=backend, timeout=timeout, output_dir=output_dir)
             if not problem and task.test_patch.strip():
                 present = hidden_from_base(task)
                 if present:

@@ -646,8 +646,11 @@ def _ensure_tier(client: Any, tag: str, build: Callable[[], str], rebuild: bool 
         if image_id is not None:
             return image_id, True
         started = time.monotonic()
+        log.info("building %s", tag, extra={"swerve_image": tag, "swerve_event": "start"})
         image_id = build()
-        log.info("built %s in %.1f s", tag, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        log.info("built %s in %.1f s", tag, seconds, extra={"swerve_image": tag, "swerve_event": "done",
+                                                            "swerve_seconds": seconds})
         return image_id, False
 
 

@@ -82,6 +82,7 @@ def build_wheelhouse(
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     log: list[str] = []
     started = time.monotonic()
+    logger.info("building wheelhouse %s", key, extra={"swerve_image": f"wheelhouse:{key}", "swerve_event": "start"})
     try:
         if python:
             manifest = _build_for_python(task, repo, staging, log, python, build_sdists)
@@ -101,7 +102,9 @@ def build_wheelhouse(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    logger.info("built wheelhouse %s (Python %s) in %.1f s", key, python or host_python(), time.monotonic() - started)
+    seconds = time.monotonic() - started
+    logger.info("built wheelhouse %s (Python %s) in %.1f s", key, python or host_python(), seconds,
+                extra={"swerve_image": f"wheelhouse:{key}", "swerve_event": "done", "swerve_seconds": seconds})
     return final, read_manifest(final)["requirements"]
 
 
