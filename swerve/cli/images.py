@@ -88,11 +88,21 @@ def list_(
 @images_app.command("prune")
 def prune(
     all_: bool = typer.Option(False, "--all", help="also remove environment, base and bootstrapped images"),
+    label: Optional[list[str]] = typer.Option(
+        None, "--label", metavar="KEY=VALUE", help="only images carrying this label (repeat: all of them)"
+    ),
 ) -> None:
     """Remove instance images and swerve's tiers on official images (with --all, every swerve image); images in use are kept. Official images themselves are never removed."""
     from swerve.environments.images import prune_images
 
-    removed = _or_exit(lambda: prune_images(all=all_))
+    wanted = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/] --label {item!r}: write KEY=VALUE", soft_wrap=True, highlight=False)
+            raise typer.Exit(2)
+        wanted[key.strip()] = value
+    removed = _or_exit(lambda: prune_images(all=all_, labels=wanted))
     for tag in removed:
         console.print(f"removed {tag}")
     console.print(f"{len(removed)} image(s) removed")

@@ -576,12 +576,17 @@ def project_packages(repo: Path) -> list[str]:
 # ---------------------------------------------------------------- listing
 
 
-def list_images(client: Any = None) -> list[dict]:
-    """Every swerve image: tag, id, tier, task, base commit, size and creation time."""
+def list_images(client: Any = None, labels: dict[str, str] | None = None) -> list[dict]:
+    """Every swerve image: tag, id, tier, task, base commit, size and creation time; with
+    `labels`, only images carrying every one of those labels with that value."""
     client = docker_client(client)
+    wanted = dict(labels or {})
     rows = []
-    for image in client.images.list(filters={"label": "swerve.tier"}):
+    selector = ["swerve.tier", *(f"{key}={value}" for key, value in wanted.items())]
+    for image in client.images.list(filters={"label": selector}):
         labels = image.labels or {}
+        if any(labels.get(key) != value for key, value in wanted.items()):
+            continue
         for tag in image.tags or [image.short_id]:
             rows.append(
                 {
@@ -600,12 +605,13 @@ def list_images(client: Any = None) -> list[dict]:
     return rows
 
 
-def prune_images(client: Any = None, all: bool = False) -> list[str]:
+def prune_images(client: Any = None, all: bool = False, labels: dict[str, str] | None = None) -> list[str]:
     """Remove instance images and swerve's tiers on official images (with `all`, every
-    swerve image, base included; never the official images themselves).
-    Images still used by a container are kept and logged; returns the removed tags."""
+    swerve image, base included; never the official images themselves); with `labels`,
+    only images carrying all of them. Images still used by a container are kept and
+    logged; returns the removed tags."""
     client = docker_client(client)
-    doomed = [row for row in list_images(client) if all or row["tier"] in ("instance", "official")]
+    doomed = [row for row in list_images(client, labels) if all or row["tier"] in ("instance", "official")]
     doomed.sort(key=lambda row: -TIERS.index(row["tier"]) if row["tier"] in TIERS else 0)
     removed = []
     for row in doomed:
