@@ -43,6 +43,7 @@ from swerve.agents.loop import EpisodeLimits
 from swerve.agents.trajectory import read_trajectories
 from swerve.environments.base import Limits
 from swerve.fileio import atomic_write_json, run_folder_lock
+from swerve.runrecord import RECORD_VERSION
 from swerve.harness.abandon import reap_orphaned_containers
 from swerve.interrupts import stoppable
 from swerve.schema import Task
@@ -88,6 +89,7 @@ def run_attempts(
     open_env: Callable[..., Any] | None = None,
     evaluate_options: dict[str, Any] | None = None,
     agent: Any = None,
+    tasks_from: str | None = None,
 ) -> BatchResult:
     """Run `attempts` episodes per task (attempt K with seed base_seed + K - 1) into
     out_dir/attempts/, grading every attempt with `evaluate`. Returns a BatchResult whose
@@ -112,7 +114,8 @@ def run_attempts(
         for k in range(1, attempts + 1):
             folder = attempt_folder(out, run_id, k)
             folder.mkdir(parents=True, exist_ok=True)
-            _write_manifest(folder, folder.name, backend, limits, env_limits, workers, model_name, policy_spec)
+            _write_manifest(folder, folder.name, backend, limits, env_limits, workers, model_name, policy_spec,
+                            tasks=tasks, tasks_from=tasks_from)
             _mark_attempt(folder, k, seeds[k - 1], run_id)
             finished = {t.instance_id: t for t in read_trajectories(folder / TRAJECTORIES)}
             folders[k], writers[k], done[k] = folder, _Writer(folder, finished, model_name), set(finished)
@@ -185,6 +188,7 @@ def _write_top_manifest(out: Path, run_id: str | None, attempts: int, seeds: lis
         raise ValueError(f"{out} was run with seeds from {old_seeds[0]}; pass the same --seed to resume it")
     atomic_write_json(path, {
         **existing,
+        "record_version": RECORD_VERSION,
         "run_id": chosen,
         "kind": "attempts",
         "swerve_version": swerve.__version__,

@@ -33,7 +33,8 @@ from swerve.agents.trajectory import (
 )
 from swerve.environments.base import Limits
 from swerve.errors import InfraError, SwerveError
-from swerve.fileio import RUN_FOLDER_LOCK, append_jsonl, atomic_write_json, iter_jsonl, run_folder_lock, write_jsonl
+from swerve.runrecord import finish_run_record
+from swerve.fileio import RUN_FOLDER_LOCK, append_jsonl, iter_jsonl, run_folder_lock, write_jsonl
 from swerve.harness.abandon import reap_orphaned_containers
 from swerve.interrupts import stoppable
 from swerve.schema import Grade, Prediction, Task, Trajectory
@@ -89,6 +90,8 @@ def run_batch(
     evaluate_options: dict[str, Any] | None = None,
     policy_spec: str | None = None,
     agent: Any = None,
+    tasks_from: str | None = None,
+    record_kind: str = "run",
 ) -> BatchResult:
     """Run `policy_factory(task)` on every task not finished yet in `out_dir`.
 
@@ -98,7 +101,8 @@ def run_batch(
     `open_env(task, backend, limits, run_id)` defaults to swerve's open_environment
     (tests pass a fake). With `evaluate`, the predictions are graded by the
     evaluator into the same directory and each trajectory gets its `grade` and
-    `report_path`. `policy_spec` is recorded in run.json; resuming a directory
+    `report_path`. `policy_spec`, `tasks_from` (the task file or dataset name) and a hash of
+    the task rows are recorded in run.json (swerve.runrecord); resuming a directory
     with a different spec is refused (its finished tasks belong to another policy).
     """
     tasks = list(tasks)
@@ -113,7 +117,8 @@ def run_batch(
         check_backend(backend)  # an unknown backend is bad input, not an infrastructure failure per task
     out.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(out):
-        run_id = _write_manifest(out, run_id, backend, limits, env_limits, workers, model_name, policy_spec)
+        run_id = _write_manifest(out, run_id, backend, limits, env_limits, workers, model_name, policy_spec,
+                                 tasks=tasks, tasks_from=tasks_from, kind=record_kind)
         reap_orphaned_containers(run_id, backend)
         done = {t.instance_id: t for t in read_trajectories(out / TRAJECTORIES)}
         result = BatchResult(out_dir=out, run_id=run_id)
@@ -133,6 +138,7 @@ def run_batch(
             if evaluate:
                 result.resolved, result.grading_errors = _evaluate_and_link(
                     out, tasks, run_id, backend, workers, evaluate_options or {})
+        finish_run_record(out)
     return result
 
 
@@ -295,46 +301,51 @@ def _check_unique(tasks: list[Task]) -> None:
 
 def _write_manifest(
     out: Path, run_id: str | None, backend: str, limits: EpisodeLimits, env_limits: Limits, workers: int,
-    model_name: str | None, policy_spec: str | None = None,
+    model_name: str | None, policy_spec: str | None = None, *, tasks: list[Task] | None = None,
+    tasks_from: str | None = None, kind: str = "run", extra_settings: dict[str, Any] | None = None,
 ) -> str:
-    """Create run.json, or keep the existing one's run id (a resumed run is the same run)."""
-    path = out / MANIFEST
-    existing: dict[str, Any] = {}
-    if path.exists():
-        import json
+    """Create run.json (a swerve.runrecord.RunRecord), or keep the existing one's run id
+    (a resumed run is the same run)."""
+    from swerve.runrecord import RunRecord, now_iso, read_run_record, tasks_source, write_run_record
 
-        try:
-            existing = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ValueError(f"{path} is not valid JSON; fix or delete it to start the run afresh") from exc
-    chosen = run_id or existing.get("run_id") or _default_run_id(out)
-    if existing.get("run_id") and run_id and run_id != existing["run_id"]:
-        raise ValueError(f"{out} holds run {existing['run_id']!r}, not {run_id!r}; use another --out or drop --run-id")
-    previous_spec = (existing.get("settings") or {}).get("policy")
+    existing = read_run_record(out)
+    chosen = run_id or (existing.run_id if existing else None) or _default_run_id(out)
+    if existing is not None and run_id and run_id != existing.run_id:
+        raise ValueError(f"{out} holds run {existing.run_id!r}, not {run_id!r}; use another --out or drop --run-id")
+    previous_spec = existing.policy if existing else None
     if policy_spec and previous_spec and policy_spec != previous_spec:
         raise ValueError(
             f"{out} holds a run of policy {previous_spec!r}, not {policy_spec!r}; "
             "use another --out (or delete the directory to start over)"
         )
-    manifest = {
-        "run_id": chosen,
-        "kind": "agent",
-        "swerve_version": swerve.__version__,
-        "created_at": existing.get("created_at") or datetime.now(timezone.utc).isoformat(),
-        "resumed_at": datetime.now(timezone.utc).isoformat() if existing else None,
-        "settings": {
-            **(existing.get("settings") or {}),
-            "backend": backend,
-            "workers": workers,
-            "limits": asdict(limits),
-            "env_limits": asdict(env_limits),
-            "model_name": model_name,
-            "policy": policy_spec or previous_spec,
-        },
+    source = tasks_source(tasks_from, tasks) if (tasks_from or tasks is not None) else None
+    if existing is not None and source is not None and not tasks_from and existing.tasks.source:
+        source = source.model_copy(update={"source": existing.tasks.source, "source_abs": existing.tasks.source_abs})
+    settings = {
+        **(existing.settings if existing else {}),
+        **(extra_settings or {}),
+        "backend": backend,
+        "workers": workers,
+        "limits": asdict(limits),
+        "env_limits": asdict(env_limits),
+        "model_name": model_name,
+        "policy": policy_spec or previous_spec,
     }
-    for key, value in existing.items():
-        manifest.setdefault(key, value)
-    atomic_write_json(path, manifest)
+    base = existing.model_dump() if existing else {}
+    base.update(
+        record_version=RunRecord.model_fields["record_version"].default,
+        run_id=chosen,
+        kind=existing.kind if existing and existing.kind != "run" else kind,
+        swerve_version=swerve.__version__,
+        tasks=source if source is not None else (existing.tasks if existing else {}),
+        policy=policy_spec or previous_spec,
+        model_name=model_name or (existing.model_name if existing else None),
+        settings=settings,
+        created_at=(existing.created_at if existing else None) or now_iso(),
+        resumed_at=now_iso() if existing else None,
+        ended_at=None,
+    )
+    write_run_record(out, RunRecord.model_validate(base))
     return chosen
 
 

@@ -50,6 +50,7 @@ def teach(
 ) -> TeachResult:
     """Run, grade, keep the resolved trajectories and export them as a parquet SFT dataset."""
     out = Path(out_dir)
+    batch_options.setdefault("record_kind", "teach")
     batch = run_batch(tasks, policy_factory, out_dir=out, evaluate=True, **batch_options)
     return export_teacher_data(out, tokenizer=tokenizer, require_submitted=require_submitted, batch=batch)
 

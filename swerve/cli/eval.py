@@ -123,7 +123,7 @@ def eval_command(
             bar.start()
         report = evaluate(task_list, preds, run_id=run_id, output_dir=output, workers=workers, timeout=timeout,
                           backend=backend, reruns=reruns, progress=on_done, ray=ray,
-                          max_patch_bytes=max_patch_bytes or None)
+                          max_patch_bytes=max_patch_bytes or None, tasks_from=tasks)
     except SwerveError as exc:
         if bar is not None:
             bar.stop()

@@ -156,7 +156,7 @@ def run(
     result = _guarded(lambda: run_batch(
         task_list, factory, out_dir=out, workers=workers, backend=backend,
         limits=limits, evaluate=evaluate, model_name=model_name, progress=progress, policy_spec=policy,
-        agent=agent,
+        agent=agent, tasks_from=tasks,
     ))
     _report(result, len(task_list))
 
@@ -249,7 +249,7 @@ def teach(
     result = _guarded(lambda: run_teach(
         task_list, factory, out_dir=out, tokenizer=loaded_tokenizer,
         workers=workers, backend=backend, limits=limits, model_name=model_name, progress=progress,
-        policy_spec=policy, agent=agent,
+        policy_spec=policy, agent=agent, tasks_from=tasks,
     ))
     _report(result.batch, len(task_list))
     console.print(f"kept {len(result.kept)} resolved trajectories -> {result.dataset_path} ({result.rows} rows)")

@@ -21,6 +21,7 @@ from pathlib import Path
 import swerve
 from swerve.errors import InfraError, TaskFormatError
 from swerve.fileio import atomic_write_json, atomic_write_text, run_folder_lock
+from swerve.runrecord import finish_run_record
 from swerve.harness import tests as hidden
 from swerve.harness.abandon import close_in_parallel, reap_orphaned_containers, remove_own_containers
 from swerve.harness.flags import FORGERY_FLAGS, evidence_flags
@@ -404,19 +405,25 @@ def _load_previous(instance_dir: Path, instance_id: str) -> Grade | None:
         return None
 
 
-def _write_manifest(run_dir: Path, run_id: str, settings: dict) -> None:
-    manifest_path = run_dir / "run.json"
-    created = datetime.now(timezone.utc).isoformat()
-    previous: dict = {}
-    if manifest_path.exists():
-        try:
-            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            previous = {}
-    manifest = {**previous, "run_id": run_id, "kind": previous.get("kind", "eval"),
-                "swerve_version": swerve.__version__, "created_at": previous.get("created_at", created)}
-    manifest["settings"] = {**previous.get("settings", {}), "eval": settings}
-    atomic_write_json(manifest_path, manifest)
+def _write_manifest(run_dir: Path, run_id: str, settings: dict, tasks: list[Task] | None = None,
+                    tasks_from: str | None = None) -> None:
+    """Write run.json (a swerve.runrecord.RunRecord): kind "eval" unless the folder already holds a
+    run's record (then its settings gain an "eval" section)."""
+    from swerve.runrecord import RECORD_VERSION, RunRecord, now_iso, read_run_record, tasks_source, write_run_record
+
+    try:
+        previous = read_run_record(run_dir)
+    except ValueError:
+        previous = None
+    base = previous.model_dump() if previous is not None else {"kind": "eval", "created_at": now_iso()}
+    base.update(record_version=RECORD_VERSION, run_id=run_id, swerve_version=swerve.__version__)
+    base["settings"] = {**base.get("settings", {}), "eval": settings}
+    if tasks_from or not (previous and previous.tasks.source):
+        if tasks_from or tasks is not None:
+            base["tasks"] = tasks_source(tasks_from, tasks)
+    if previous is None or previous.kind == "eval":
+        base["ended_at"] = None
+    write_run_record(run_dir, RunRecord.model_validate(base))
 
 
 def evaluate(
@@ -436,8 +443,12 @@ def evaluate(
     infra_attempts: int = INFRA_ATTEMPTS,
     ray: str | None = None,
     max_patch_bytes: int | None = MAX_PATCH_BYTES,
+    tasks_from: str | None = None,
 ) -> RunReport:
     """Grade `predictions` against `tasks`; results land in OUTPUT_DIR/RUN_ID.
+
+    RUN_ID/run.json (swerve.runrecord) records `tasks_from` (the task file or dataset
+    name), a hash of the task rows, the settings and the start and end times.
 
     Re-running with the same run id skips instances already graded for the same
     patch content and task (see `patch_key`) and re-grades changed ones.
@@ -469,10 +480,12 @@ def evaluate(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         with run_folder_lock(run_dir), stoppable():
-            return _evaluate_in(run_dir, tasks, predictions, run_id=run_id, workers=workers, timeout=timeout,
-                                backend=backend, reruns=reruns, progress=progress, limits=limits, opener=opener,
-                                infra_attempts=infra_attempts, ray=ray, remote=remote,
-                                max_patch_bytes=max_patch_bytes)
+            report = _evaluate_in(run_dir, tasks, predictions, run_id=run_id, workers=workers, timeout=timeout,
+                                  backend=backend, reruns=reruns, progress=progress, limits=limits, opener=opener,
+                                  infra_attempts=infra_attempts, ray=ray, remote=remote,
+                                  max_patch_bytes=max_patch_bytes, tasks_from=tasks_from)
+            finish_run_record(run_dir)
+            return report
     finally:
         if remote is not None:
             remote.close()
@@ -480,12 +493,13 @@ def evaluate(
 
 def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Prediction], *, run_id: str,
                  workers: int, timeout: float, backend: str, reruns: int, progress, limits, opener: Callable,
-                 infra_attempts: int, ray: str | None, remote, max_patch_bytes: int | None) -> RunReport:
+                 infra_attempts: int, ray: str | None, remote, max_patch_bytes: int | None,
+                 tasks_from: str | None = None) -> RunReport:
     """`evaluate` once the run folder is locked and signals stop the run."""
     settings = {"workers": workers, "timeout": timeout, "backend": backend, "reruns": reruns,
                 "harness_version": HARNESS_VERSION, "instances": len(tasks), "ray": ray,
                 "max_patch_bytes": max_patch_bytes}
-    _write_manifest(run_dir, run_id, settings)
+    _write_manifest(run_dir, run_id, settings, tasks=tasks, tasks_from=tasks_from)
     if remote is None and opener is default_opener:
         reap_orphaned_containers(run_id, backend)
     report = RunReport(run_id=run_id, run_dir=run_dir)

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from swerve.errors import SwerveError
+from swerve.runrecord import RunRecord, RunRecordError, parse_run_record
 from swerve.schema import Grade, Trajectory
 
 
@@ -90,6 +91,19 @@ class RunDir:
         manifest = self._read_json_object(self.path / "run.json", required=True)
         return manifest or {}
 
+    @property
+    def record(self) -> RunRecord | None:
+        """run.json as a swerve.runrecord.RunRecord (older shapes mapped); None when missing or
+        unreadable (then a problem names the file and what is wrong)."""
+        if not hasattr(self, "_record"):
+            self._record: RunRecord | None = None
+            if self.manifest:
+                try:
+                    self._record = parse_run_record(self.manifest, self.path / "run.json")
+                except RunRecordError as exc:
+                    self.problem(self.path / "run.json", str(exc))
+        return self._record
+
     # ------------------------------------------------------------ manifest
 
     @property
@@ -104,11 +118,11 @@ class RunDir:
 
     @property
     def model(self) -> str:
-        for key in ("model", "model_name", "model_name_or_path", "policy"):
-            value = self.settings.get(key)
-            if isinstance(value, str) and value:
-                return value
-        return ""
+        """The model name the run stored, else its policy spec, else ""."""
+        record = self.record
+        if record is None:
+            return ""
+        return record.model_name or record.policy or ""
 
     # ------------------------------------------------------------ JSONL streams
 

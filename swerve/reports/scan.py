@@ -17,6 +17,7 @@ from swerve.errors import SwerveError
 from swerve.reports.metrics import InstanceMetrics, instance_metrics, run_metrics
 from swerve.reports.rundir import Problem, RunDir
 from swerve.reports.taskinfo import TaskInfo, load_task_infos, repo_from_instance_id, task_info_from_row
+from swerve.runrecord import RunRecordError, resolve_tasks_file
 from swerve.schema import FailureClass, Trajectory
 
 TrajectoryCallback = Callable[[Trajectory, InstanceMetrics, TaskInfo], None]
@@ -41,19 +42,23 @@ class RunScan:
 
 
 def _tasks_named_by_run(run: RunDir) -> dict[str, TaskInfo]:
-    """The task file run.json names in its settings, when it still exists."""
-    for key in ("tasks", "tasks_file", "dataset"):
-        value = run.settings.get(key)
-        if isinstance(value, str) and value:
-            candidate = Path(value)
-            if not candidate.is_absolute():
-                candidate = run.path / candidate
-            if candidate.is_file():
-                try:
-                    return load_task_infos(candidate)
-                except SwerveError as exc:
-                    run.problem(run.path / "run.json", f"settings.{key}: {exc}")
-    return {}
+    """The tasks of the file run.json's record names (swerve.runrecord); {} for a dataset name or
+    none. A file that is gone is a problem telling the user to pass --tasks."""
+    record = run.record
+    if record is None:
+        return {}
+    try:
+        path = resolve_tasks_file(record, run.path)
+    except RunRecordError as exc:
+        run.problem(run.path / "run.json", str(exc))
+        return {}
+    if path is None:
+        return {}
+    try:
+        return load_task_infos(path)
+    except SwerveError as exc:
+        run.problem(run.path / "run.json", f"tasks.source: {exc}; pass --tasks FILE")
+        return {}
 
 
 def _task_info(

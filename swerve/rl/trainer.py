@@ -411,7 +411,17 @@ def sample_completions(
 
 
 def save_run_config(out_dir: str | Path, **sections: Any) -> None:
-    """Write the settings of a training run beside its outputs (`run_config.json`)."""
+    """Write the settings of a training run beside its outputs (`run_config.json`) and its run
+    record (`run.json`, kind "train", swerve.runrecord)."""
+    import swerve
     from swerve.fileio import atomic_write_text
+    from swerve.runrecord import RunRecord, now_iso, tasks_source, write_run_record
 
     atomic_write_text(Path(out_dir) / "run_config.json", json.dumps(sections, indent=2, default=str) + "\n")
+    source = sections.get("tasks")  # rft's --teacher is a trajectory file, kept in settings
+    settings = json.loads(json.dumps(sections, default=str))
+    write_run_record(out_dir, RunRecord(
+        run_id=Path(out_dir).resolve().name, kind="train", swerve_version=swerve.__version__,
+        tasks=tasks_source(str(source)) if source else {}, model_name=str(sections.get("model") or "") or None,
+        settings=settings, created_at=now_iso(),
+    ))

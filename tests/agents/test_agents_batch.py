@@ -57,7 +57,9 @@ def test_batch_writes_trajectories_predictions_and_manifest(tmp_path):
     assert set(result.exit_statuses.values()) == {"submitted"}
     assert all(env.closed for env in opened)
     manifest = json.loads((out / "run.json").read_text())
-    assert manifest["kind"] == "agent" and manifest["run_id"] == "run1"
+    assert manifest["kind"] == "run" and manifest["run_id"] == "run1" and manifest["record_version"] == 1
+    assert manifest["tasks"]["count"] == 3 and len(manifest["tasks"]["sha256"]) == 64
+    assert manifest["created_at"] and manifest["ended_at"]
     predictions = [record for _, record in iter_jsonl(out / "predictions.jsonl")]
     assert {p["instance_id"] for p in predictions} == set(result.ran)
     assert all("+    return a + b" in p["model_patch"] and p["model_name_or_path"] == "oracle" for p in predictions)

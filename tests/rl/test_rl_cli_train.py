@@ -74,6 +74,8 @@ def test_train_rft_runs_and_saves_adapter_and_configs(tmp_path):
     run_config = json.loads((out / "run_config.json").read_text())
     assert run_config["model"] == str(model_dir) and run_config["rft"]["max_length"] == 512
     assert run_config["command"] == "swerve train rft" and run_config["arguments"]["lora_rank"] == 4
+    record = json.loads((out / "run.json").read_text())
+    assert record["kind"] == "train" and record["model_name"] == str(model_dir) and record["record_version"] == 1
     rft_config = json.loads((out / "rft_config.json").read_text())
     assert rft_config["kept_resolved"] == ["hand__made-0"], "the unresolved trajectory is rejected"
 
