@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -21,6 +22,19 @@ def log_level(verbose: int, quiet: bool) -> int:
     return logging.WARNING
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record arrives (not the one at start-up), so a
+    program that swaps stderr (a test runner capturing output) never logs to a closed stream."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging(level: int) -> None:
     """Send swerve's log records (and libraries' warnings) to stderr at `level`; replaces a
     handler an earlier call installed, so calling it again (tests) changes the level."""
@@ -28,7 +42,7 @@ def configure_logging(level: int) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_swerve_cli", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler()
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(level)
     handler._swerve_cli = True  # type: ignore[attr-defined]

@@ -60,3 +60,10 @@ def test_info_records_reach_stderr_only_when_verbose(capsys):
     configure_logging(log_level(verbose=0, quiet=False))
     logging.getLogger("swerve.environments.cleanup").info("removed 4 leftover containers")
     assert "removed 4" not in capsys.readouterr().err
+
+
+def test_records_after_the_command_go_to_the_current_stderr(capsys):
+    # CliRunner swaps stderr for the command and closes it after: later records must not hit it
+    CliRunner().invoke(app, ["-v", "report", "--help"])
+    logging.getLogger("swerve.test").warning("after the command")
+    assert "WARNING swerve.test: after the command" in capsys.readouterr().err
