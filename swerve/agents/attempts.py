@@ -43,7 +43,7 @@ from swerve.agents.loop import EpisodeLimits
 from swerve.agents.trajectory import read_trajectories
 from swerve.environments.base import Limits
 from swerve.fileio import atomic_write_json, run_folder_lock
-from swerve.runrecord import RECORD_VERSION
+from swerve.runrecord import RECORD_VERSION, tasks_source
 from swerve.harness.abandon import reap_orphaned_containers
 from swerve.interrupts import stoppable
 from swerve.schema import Task
@@ -106,7 +106,8 @@ def run_attempts(
         from swerve.environments import open_environment as open_env
     seeds = [base_seed + k for k in range(attempts)]
     with run_folder_lock(out):
-        run_id = _write_top_manifest(out, run_id, attempts, seeds, policy_spec, backend, workers)
+        run_id = _write_top_manifest(out, run_id, attempts, seeds, policy_spec, backend, workers,
+                                     tasks_source(tasks_from, tasks).model_dump(mode="json"))
         reap_orphaned_containers(run_id, backend)
         folders: dict[int, Path] = {}
         writers: dict[int, _Writer] = {}
@@ -167,7 +168,7 @@ class _AttemptWriter:
 
 
 def _write_top_manifest(out: Path, run_id: str | None, attempts: int, seeds: list[int], policy_spec: str | None,
-                        backend: str, workers: int) -> str:
+                        backend: str, workers: int, tasks: dict[str, Any] | None = None) -> str:
     path = out / MANIFEST
     existing: dict[str, Any] = {}
     if path.exists():
@@ -196,6 +197,7 @@ def _write_top_manifest(out: Path, run_id: str | None, attempts: int, seeds: lis
         "attempts": max(attempts, int(existing.get("attempts") or 0)),
         "seeds": seeds if len(seeds) >= len(old_seeds) else old_seeds,
         "policy": policy_spec or previous,
+        "tasks": tasks or existing.get("tasks") or {},
         "settings": {"backend": backend, "workers": workers},
     })
     return chosen

@@ -150,7 +150,7 @@ def run(
     factory = _guarded(lambda: policy_factory(policy, seed=seed))
     if attempts > 1:
         result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
-                                                limits, evaluate, model_name, progress, agent=agent))
+                                                limits, evaluate, model_name, progress, agent=agent, tasks_from=tasks))
         _report(result, len(task_list) * attempts)
         return
     result = _guarded(lambda: run_batch(
@@ -162,7 +162,7 @@ def run(
 
 
 def _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend, limits, evaluate, model_name,
-                  progress, agent=None):
+                  progress, agent=None, tasks_from=None):
     """N seeded attempts per task: scripted policies are built per attempt seed; a model
     policy, loaded once, is shared with each attempt's seed set on a copy."""
     from swerve.agents.attempts import reseeded, run_attempts
@@ -177,7 +177,7 @@ def _run_attempts(task_list, policy, factory, attempts, seed, out, workers, back
     return run_attempts(
         task_list, factory_for_seed, attempts=attempts, out_dir=out, base_seed=seed or 0, workers=workers,
         backend=backend, limits=limits, evaluate=evaluate, model_name=model_name, progress=progress,
-        policy_spec=policy, agent=agent,
+        policy_spec=policy, agent=agent, tasks_from=tasks_from,
     )
 
 
@@ -236,7 +236,7 @@ def teach(
     if attempts > 1:
         factory = _guarded(lambda: policy_factory(policy, seed=seed))
         result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
-                                                limits, True, model_name, progress, agent=agent))
+                                                limits, True, model_name, progress, agent=agent, tasks_from=tasks))
         _export_attempt_data(out, pairs, verifier, max_pairs_per_task)
         _report(result, len(task_list) * attempts)
         return

@@ -102,7 +102,7 @@ def scan_run(
     scan = RunScan(
         name=name or run.name,
         path=run.path,
-        kind=str(run.manifest.get("kind") or ("agent" if (run.path / "trajectories.jsonl").exists() else "eval")),
+        kind=run.record.kind if run.record else ("run" if (run.path / "trajectories.jsonl").exists() else "eval"),
         model=run.model,
         manifest=run.manifest,
         summary=run.summary,

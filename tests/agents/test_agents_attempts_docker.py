@@ -34,6 +34,8 @@ def test_two_attempts_graded_scored_selected_and_paired(docker_client, tmp_path)
                               "--out", str(out)])
     assert ran.exit_code == 0, ran.output
     assert "resolved 1 of 2" in ran.output
+    record = json.loads((out / "run.json").read_text())
+    assert record["kind"] == "attempts" and record["tasks"]["source"] == SMOKE and record["tasks"]["count"] == 1
 
     scored = runner.invoke(app, ["report", str(out), "--format", "json", "--bootstrap-samples", "200"])
     assert scored.exit_code == 0, scored.output
