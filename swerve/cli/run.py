@@ -151,7 +151,7 @@ def run(
     if attempts > 1:
         result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
                                                 limits, evaluate, model_name, progress, agent=agent, tasks_from=tasks))
-        _report(result, len(task_list) * attempts)
+        _report(result, len(task_list) * attempts, unit="episodes")
         return
     result = _guarded(lambda: run_batch(
         task_list, factory, out_dir=out, workers=workers, backend=backend,
@@ -238,7 +238,7 @@ def teach(
         result = _guarded(lambda: _run_attempts(task_list, policy, factory, attempts, seed, out, workers, backend,
                                                 limits, True, model_name, progress, agent=agent, tasks_from=tasks))
         _export_attempt_data(out, pairs, verifier, max_pairs_per_task)
-        _report(result, len(task_list) * attempts)
+        _report(result, len(task_list) * attempts, unit="episodes")
         return
     loaded_tokenizer = None
     if tokenizer:
@@ -266,10 +266,10 @@ def _export_attempt_data(out: Path, pairs: bool, verifier: bool, max_pairs_per_t
         console.print(f"{rows} verifier rows -> {out / 'teacher' / 'verifier.parquet'}", highlight=False)
 
 
-def _report(result, total: int) -> None:
+def _report(result, total: int, unit: str = "tasks") -> None:
     console.print(
         f"{result.out_dir}: ran {len(result.ran)}, skipped {len(result.skipped)} already finished, "
-        f"{len(result.infra_failures)} infra failure(s) of {total} tasks"
+        f"{len(result.infra_failures)} infra failure(s) of {total} {unit}"
     )
     for instance_id, error in sorted(result.infra_failures.items()):
         console.print(f"  [yellow]{instance_id}[/]: {error} (rerun the same command to retry)", highlight=False)
