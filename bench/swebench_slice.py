@@ -2,7 +2,7 @@
 gold / no-op / shipped-model verdicts against the official ones, and gold evaluation
 wall time against the bare test-command floor in the same run.
 
-    python bench/swebench_slice.py [--slice DIR] [--no-cold] [--keep-cold-images]
+    python bench/swebench_slice.py [--slice DIR] [--no-cold] [--keep-cold-images] [--repeat R]
 
 Cold: every tier above the Debian bootstrap is built anew for each instance (a fresh
 $SWERVE_HOME for the prepared repository and the wheelhouse, $SWERVE_IMAGE_SALT for the
@@ -12,10 +12,13 @@ pip's own download cache is not cleared. Warm: the same call again. The cold ima
 removed at the end (unless --keep-cold-images); the evaluations use the regular ones.
 
 The floor is, per instance, only the row's test command (eval_commands, test_cmd and
-directives) run in its instance image with the gold and test patches applied.
+directives) run in its instance image with the gold and test patches applied. Floor and
+gold evaluation run back to back per instance, R rounds (default 3), so load that drifts
+during the run hits both alike; each side's per-instance median is summed.
 Prints per-instance lines, then as the last line one JSON object with gold_resolved,
 noop_resolved, official_agreement, build_cold_s, build_warm_s (per-instance means; the
-per-instance values beside them) and overhead_ratio (gold evaluation wall / floor).
+per-instance values beside them), overhead_ratio (sum of gold-evaluation medians / sum of
+floor medians) and overhead_ratio_rounds (the same ratio for each round: its spread).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,25 +110,44 @@ def _time_builds(tasks, keep: bool) -> tuple[dict, dict, float | None]:
     return cold, warm, bootstrap
 
 
-def _floor(tasks) -> dict:
-    """Seconds of the bare test command per instance (patches applied untimed)."""
+def _floor_one(task) -> float:
+    """Seconds of the bare test command for one instance (patches applied untimed)."""
     from swerve.environments import open_environment
     from swerve.harness.patches import apply_patch
 
-    floor = {}
-    for task in tasks:
-        with open_environment(task, "docker", None, "bench-floor") as env:
-            workdir = env.info.workdir
-            for index, patch in enumerate((task.patch, task.test_patch)):
-                applied = apply_patch(env, patch, workdir=workdir, patch_file=f"/tmp/bench-{index}.diff")
-                if not applied.applied:
-                    raise SystemExit(f"{task.instance_id}: patch {index} did not apply: {applied.output[-300:]}")
-            lines = [f"cd {shlex.quote(workdir)}", *task.eval_commands,
-                     f"{task.test_cmd} {' '.join(shlex.quote(d) for d in task.test_directives)} > /dev/null 2>&1"]
+    with open_environment(task, "docker", None, "bench-floor") as env:
+        workdir = env.info.workdir
+        for index, patch in enumerate((task.patch, task.test_patch)):
+            applied = apply_patch(env, patch, workdir=workdir, patch_file=f"/tmp/bench-{index}.diff")
+            if not applied.applied:
+                raise SystemExit(f"{task.instance_id}: patch {index} did not apply: {applied.output[-300:]}")
+        lines = [f"cd {shlex.quote(workdir)}", *task.eval_commands,
+                 f"{task.test_cmd} {' '.join(shlex.quote(d) for d in task.test_directives)} > /dev/null 2>&1"]
+        started = time.monotonic()
+        env.exec("\n".join(lines), timeout=1800)
+        return time.monotonic() - started
+
+
+def _interleaved_gold(tasks, folder: Path, repeat: int):
+    """Per instance, the bare floor and the gold evaluation back to back, `repeat` rounds:
+    load that drifts during the run hits both sides alike. Returns (first round's gold
+    grades, {id: [floor_s...]}, {id: [eval_s...]})."""
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions
+
+    floors: dict[str, list[float]] = {t.instance_id: [] for t in tasks}
+    evals: dict[str, list[float]] = {t.instance_id: [] for t in tasks}
+    grades = {}
+    for round_ in range(repeat):
+        for task in tasks:
+            floors[task.instance_id].append(_floor_one(task))
             started = time.monotonic()
-            env.exec("\n".join(lines), timeout=1800)
-            floor[task.instance_id] = round(time.monotonic() - started, 3)
-    return floor
+            report = evaluate([task], load_predictions("gold", [task]), run_id=f"gold-{round_}-{task.instance_id}",
+                              output_dir=folder, backend="docker")
+            evals[task.instance_id].append(time.monotonic() - started)
+            if round_ == 0:
+                grades.update(report.grades)
+    return grades, floors, evals
 
 
 def main() -> None:
@@ -133,6 +156,8 @@ def main() -> None:
                         help="the slice folder (rows.jsonl, repos/, devin_predictions.jsonl)")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold build timings")
     parser.add_argument("--keep-cold-images", action="store_true", help="keep the images the cold builds made")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of (floor, gold evaluation) per instance, interleaved; medians are reported")
     args = parser.parse_args()
 
     from swerve.environments.images import ensure_instance_image
@@ -153,10 +178,9 @@ def main() -> None:
         cold, warm, bootstrap = ({}, {}, None) if args.no_cold else _time_builds(tasks, args.keep_cold_images)
         for task in tasks:  # the regular images, untimed
             ensure_instance_image(task)
-        floor = _floor(tasks)
-        started = time.monotonic()
-        gold = evaluate(tasks, load_predictions("gold", tasks), run_id="gold", output_dir=folder, backend="docker")
-        gold_wall = time.monotonic() - started
+        gold_grades, floors, evals = _interleaved_gold(tasks, folder, max(1, args.repeat))
+        floor = {iid: statistics.median(values) for iid, values in floors.items()}
+        gold_time = {iid: statistics.median(values) for iid, values in evals.items()}
         noop = evaluate(tasks, {t.instance_id: Prediction(instance_id=t.instance_id, model_name_or_path="noop",
                                                           model_patch=_noop_patch(t)) for t in tasks},
                         run_id="noop", output_dir=folder, backend="docker")
@@ -164,17 +188,20 @@ def main() -> None:
     agree = {iid: bool(verdicts.grades[iid].resolved) == official[iid] for iid in official if iid in verdicts.grades}
     for task in tasks:
         iid = task.instance_id
-        grade = gold.grades.get(iid)
+        grade = gold_grades.get(iid)
         print(f"{iid}: python {task.python}; gold {'resolved' if grade and grade.resolved else 'NOT resolved'} "
-              f"in {grade.durations.get('total_s', 0.0) if grade else 0:.1f}s (floor {floor[iid]:.1f}s); "
+              f"in {gold_time[iid]:.1f}s median (floor {floor[iid]:.1f}s median); "
               f"noop {'resolved' if noop.grades.get(iid) and noop.grades[iid].resolved else 'unresolved'}; "
               f"model {'agrees' if agree.get(iid) else 'DIFFERS'} (official {official.get(iid)})", file=sys.stderr)
     floor_total = sum(floor.values())
+    gold_total = sum(gold_time.values())
+    rounds = len(next(iter(floors.values()), []))
+    round_ratios = [sum(evals[i][r] for i in evals) / sum(floors[i][r] for i in floors) for r in range(rounds)]
     mean = lambda values: round(sum(values) / len(values), 3) if values else None  # noqa: E731
     print(json.dumps({
         "instances": len(tasks),
         "python": {t.instance_id: t.python for t in tasks},
-        "gold_resolved": gold.summary["resolved_instances"],
+        "gold_resolved": sum(1 for g in gold_grades.values() if g.resolved),
         "noop_resolved": noop.summary["resolved_instances"],
         "official_agreement": sum(agree.values()),
         "official_disagreements": sorted(iid for iid, same in agree.items() if not same),
@@ -184,10 +211,12 @@ def main() -> None:
         "build_cold_per_instance_s": cold,
         "build_warm_per_instance_s": warm,
         "debootstrap_s": round(bootstrap, 1) if bootstrap else None,
-        "gold_wall_s": round(gold_wall, 2),
+        "gold_s": round(gold_total, 2),
         "floor_s": round(floor_total, 2),
-        "overhead_ratio": round(gold_wall / floor_total, 3) if floor_total else None,
-        "errors": {**gold.errors, **noop.errors, **verdicts.errors},
+        "overhead_ratio": round(gold_total / floor_total, 3) if floor_total else None,
+        "overhead_ratio_rounds": [round(r, 3) for r in round_ratios],
+        "repeat": rounds,
+        "errors": {**noop.errors, **verdicts.errors},
     }))
 
 
