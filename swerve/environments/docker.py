@@ -261,17 +261,6 @@ class DockerEnvironment(RepoOps):
             image_digest=ref.id,
         )
 
-    @classmethod
-    def for_published_image(cls, task, *, limits: Limits | None = None, run_id: str = "adhoc", client=None):
-        """An environment in the task's own published `image` (a SWE-bench row), or
-        None when the local daemon does not have that image."""
-        client = client or docker_client()
-        digest = _image_digest(client, task.image)
-        if not digest:
-            return None
-        return cls(task.image, instance_id=task.instance_id, base_commit=task.base_commit, workdir=task.workdir,
-                   limits=limits, run_id=run_id, client=client, image_digest=digest)
-
     def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
         """Run `cmd` in the persistent shell; afterwards the writable layer's size is
         checked (after any command of DISK_CHECK_AFTER_S or more, else at most every
