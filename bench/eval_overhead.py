@@ -44,7 +44,7 @@ def _copies(tasks, repeat: int):
 def _floor(tasks, originals, opener) -> float:
     """Bare test time: gold + test patch applied (untimed), then only the test command."""
     from swerve.harness.patches import apply_patch, check_patch
-    from swerve.harness.tests import _files_of
+    from swerve.harness.hidden_tests import _files_of
 
     total = 0.0
     for task in tasks:

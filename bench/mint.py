@@ -36,7 +36,7 @@ def main() -> None:
     backend = pick_backend(args.backend)
     task = source_task(args.source)
     repo = prepare_repo(task)
-    limits = Limits(command_timeout_s=args.timeout + 60)
+    limits = Limits(exec_timeout_s=args.timeout + 60)
     candidates = list(itertools.islice(generate_candidates(repo.path, seed=args.seed), args.candidates))
     with open_environment(task, backend, limits, run_id="bench-mint") as env:
         passing, total = baseline_passing(env, task, args.timeout, args.source)

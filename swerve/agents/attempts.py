@@ -101,7 +101,7 @@ def run_attempts(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     limits = limits or EpisodeLimits()
-    env_limits = env_limits or Limits(command_timeout_s=limits.command_timeout_s)
+    env_limits = env_limits or Limits(exec_timeout_s=limits.command_timeout_s)
     if open_env is None:
         from swerve.environments import open_environment as open_env
     seeds = [base_seed + k for k in range(attempts)]

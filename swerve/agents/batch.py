@@ -109,7 +109,7 @@ def run_batch(
     _check_unique(tasks)
     out = Path(out_dir)
     limits = limits or EpisodeLimits()
-    env_limits = env_limits or Limits(command_timeout_s=limits.command_timeout_s)
+    env_limits = env_limits or Limits(exec_timeout_s=limits.command_timeout_s)
     if open_env is None:
         from swerve.environments import open_environment as open_env
         from swerve.environments.registry import check_backend

@@ -13,7 +13,7 @@ an agent configuration (swerve.agents.config; the shipped default is
 swerve/agents/configs/default.yaml); `EpisodeLimits` holds the limits.
 
 `Episode` is that loop one turn at a time (`start`, `turn`, `limit_reached`,
-`finish`); `run_episode` drives it with a Policy and swerve.rl.env.SweEnv with the
+`finish`); `run_episode` drives it with a Policy and swerve.rl.gym_env.SweEnv with the
 turns a trainer generates.
 """
 
@@ -118,7 +118,7 @@ def run_episode(
 class Episode:
     """One episode driven a turn at a time: the history, counters and editor undo stack.
 
-    `run_episode` drives it with a Policy; swerve.rl.env.SweEnv drives it with turns a
+    `run_episode` drives it with a Policy; swerve.rl.gym_env.SweEnv drives it with turns a
     trainer generated, so both share every rule of the loop. Call `start()` once, then
     per assistant completion `turn()` until it or `limit_reached()` returns an exit
     status, then `finish(status)` for the Trajectory.

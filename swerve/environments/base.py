@@ -19,7 +19,7 @@ class Limits:
     cpus: float = 1.0
     memory_mb: int = 2048
     pids: int = 512
-    command_timeout_s: float = 300.0
+    exec_timeout_s: float = 300.0
     output_limit_bytes: int = DEFAULT_OUTPUT_LIMIT
     tmp_mb: int = 1024
     """Size of the tmpfs on /tmp (the agent's $HOME lives there too); it counts against memory."""

@@ -232,7 +232,7 @@ class DockerEnvironment(RepoOps):
             self._start_shell,
             self._kill_children,
             output_limit=self.limits.output_limit_bytes,
-            default_timeout=self.limits.command_timeout_s,
+            default_timeout=self.limits.exec_timeout_s,
             spool_limit=self.limits.spool_limit_bytes,
             init_script=f"cd {workdir} && export HOME=/tmp/swerve-home && {{ [ -d $HOME ] || mkdir -p $HOME; }}",
         )

@@ -176,7 +176,7 @@ class LocalEnvironment(RepoOps):
             self._start_shell,
             self._kill_children,
             output_limit=self.limits.output_limit_bytes,
-            default_timeout=self.limits.command_timeout_s,
+            default_timeout=self.limits.exec_timeout_s,
             spool_dir=str(self.root),
             spool_limit=self.limits.spool_limit_bytes,
             init_script=f"cd {workdir}",

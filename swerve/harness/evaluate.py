@@ -19,10 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import swerve
+import swerve.environments
 from swerve.errors import InfraError, TaskFormatError
 from swerve.fileio import atomic_write_json, atomic_write_text, run_folder_lock
 from swerve.runrecord import finish_run_record
-from swerve.harness import tests as hidden
+from swerve.harness import hidden_tests as hidden
 from swerve.harness.abandon import close_in_parallel, reap_orphaned_containers, remove_own_containers
 from swerve.harness.flags import FORGERY_FLAGS, evidence_flags
 from swerve.harness.grading import grade_statuses
@@ -176,13 +177,6 @@ class EvaluationStopped(Exception):
     """The run was interrupted; the instance is left for a resumed run."""
 
 
-def default_opener(task: Task, backend: str, limits, run_id: str):
-    """swerve's environments (see `swerve.environments.open_environment`)."""
-    from swerve.environments import open_environment
-
-    return open_environment(task, backend, limits, run_id)
-
-
 def _refused_for_symlinks(env, task: Task, grade: Grade, paths: list[str], how: str) -> bool:
     """Refuse the patch (and say so in `grade`) when a path it touches resolves
     outside the repository; checked before applying it and again after."""
@@ -205,7 +199,7 @@ def evaluate_instance(
     backend: str = "auto",
     reruns: int = 0,
     limits=None,
-    opener: Callable = default_opener,
+    opener: Callable | None = None,
     instance_dir: Path | None = None,
     stop: threading.Event | None = None,
     closer: Callable | None = None,
@@ -230,6 +224,7 @@ def evaluate_instance(
     )
     started = time.monotonic()
     close = closer or _close_quietly
+    opener = opener or swerve.environments.open_environment
     if refuse_oversized_patch(grade, task, patch, max_patch_bytes):
         return grade
     if instance_dir is not None:
@@ -439,7 +434,7 @@ def evaluate(
     instance_ids: Iterable[str] | None = None,
     progress: Callable[[str, Grade | None, str | None], None] | None = None,
     limits=None,
-    opener: Callable = default_opener,
+    opener: Callable | None = None,
     infra_attempts: int = INFRA_ATTEMPTS,
     ray: str | None = None,
     max_patch_bytes: int | None = MAX_PATCH_BYTES,
@@ -500,8 +495,9 @@ def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Pre
                 "harness_version": HARNESS_VERSION, "instances": len(tasks), "ray": ray,
                 "max_patch_bytes": max_patch_bytes}
     _write_manifest(run_dir, run_id, settings, tasks=tasks, tasks_from=tasks_from)
-    if remote is None and opener is default_opener:
+    if remote is None and opener is None:
         reap_orphaned_containers(run_id, backend)
+    opener = opener or swerve.environments.open_environment
     report = RunReport(run_id=run_id, run_dir=run_dir)
     started = time.monotonic()
 

@@ -1,6 +1,6 @@
 """Grading: from per-test statuses to SWE-bench's `tests_status` and a verdict.
 
-Rules (DESIGN.md, and SWE-bench's own where they agree):
+Rules (docs/evaluation.md, and SWE-bench's own where they agree):
 - FAIL_TO_PASS succeeds only when the test PASSED (or XFAILed as expected); a
   missing, skipped, failed or erroring FAIL_TO_PASS test is a failure.
 - PASS_TO_PASS succeeds when the test PASSED/XFAIL, or was SKIPPED (a skip is not

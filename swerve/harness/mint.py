@@ -156,7 +156,7 @@ def _has_tests(repo_path: Path) -> bool:
 
 def run_suite(env, task: Task, timeout: float):
     """The whole suite, results from JUnit (the evaluator's hidden-test runner, no targets)."""
-    from swerve.harness import tests as hidden
+    from swerve.harness import hidden_tests as hidden
 
     return hidden.run_hidden_tests(env, task, timeout=timeout)
 
@@ -513,7 +513,7 @@ def mint_tasks(
     stop = threading.Event()
     exhausted = threading.Event()
     validation_dir = cache_dir("mint") / "validate"
-    limits = Limits(command_timeout_s=timeout + 60)
+    limits = Limits(exec_timeout_s=timeout + 60)
     say(f"{base.repo_source}: building the environment and running the baseline suite")
     try:
         env0 = open_environment(base, backend, limits, run_id="mint")

@@ -1,4 +1,4 @@
-"""Scores for one trajectory and for one run, as DESIGN.md defines them.
+"""Scores for one trajectory and for one run, as docs/reports.md defines them.
 
 Everything here is pure: inputs are schema objects, patch text and the base
 files; no file IO. `docs/reports.md` states each definition in prose.

@@ -48,7 +48,7 @@ def run_grpo(
 
     from swerve.agents.trajectory import append_trajectory
     from swerve.fileio import append_jsonl
-    from swerve.rl.bridge import ConversionStats, ExactTokenPolicy, batches_from_manager
+    from swerve.rl.trainer_feed import ConversionStats, ExactTokenPolicy, batches_from_manager
     from swerve.rl.rollouts import RolloutManager
     from swerve.rl.trainer import GRPOTrainer
 

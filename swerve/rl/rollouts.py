@@ -35,8 +35,8 @@ from typing import Any
 
 from swerve.agents.loop import EpisodeLimits
 from swerve.environments.base import Limits
-from swerve.rl.env import SweEnv
-from swerve.rl.pool import EnvPool, default_opener
+from swerve.rl.gym_env import SweEnv
+from swerve.environments.warm_pool import EnvPool
 from swerve.schema import Task, Trajectory
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class RolloutManager:
         run_id: str = "rl",
         warm: bool = True,
         max_attempts: int = 3,
-        opener: Callable[..., Any] = default_opener,
+        opener: Callable[..., Any] | None = None,
         task_order: Iterable[Task] | None = None,
     ) -> None:
         self.tasks = list(tasks)

@@ -93,7 +93,7 @@ OPENED = []
 class Scratch:
     @classmethod
     def for_task(cls, task, *, limits, run_id):
-        OPENED.append((task.instance_id, run_id, limits.command_timeout_s))
+        OPENED.append((task.instance_id, run_id, limits.exec_timeout_s))
         root = Path(__file__).parent / "repos" / task.instance_id
         if not root.exists():
             calc_repo(root)

@@ -23,7 +23,7 @@ def _env(image, run_id="pytest-env", **limits):
         instance_id="toolz-env-smoke",
         base_commit=image.base_commit,
         workdir=image.workdir,
-        limits=Limits(**limits) if limits else Limits(command_timeout_s=60),
+        limits=Limits(**limits) if limits else Limits(exec_timeout_s=60),
         run_id=run_id,
     )
 
@@ -62,7 +62,7 @@ def test_busy_shell_is_restarted_after_timeout(toolz_image):
 
 
 def test_fork_bomb_is_capped_by_the_pid_limit(docker_client, toolz_image):
-    with _env(toolz_image, pids=64, command_timeout_s=60) as env:
+    with _env(toolz_image, pids=64, exec_timeout_s=60) as env:
         env.exec("bomb() { bomb | bomb & }; bomb", timeout=10)
         # Watch the container's process count until the bomb has pushed it to the limit (a
         # state, not a fixed sleep); no sample may ever exceed the limit.
@@ -79,7 +79,7 @@ def test_fork_bomb_is_capped_by_the_pid_limit(docker_client, toolz_image):
 
 
 def test_memory_hog_is_killed_by_the_memory_limit(toolz_image):
-    with _env(toolz_image, memory_mb=256, command_timeout_s=60) as env:
+    with _env(toolz_image, memory_mb=256, exec_timeout_s=60) as env:
         hog = env.exec("python -c 'x = bytearray(1024 * 1024 * 1024); print(len(x))'", timeout=60)
         assert hog.exit_code != 0
         assert "1073741824" not in hog.output

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.docker
 def _env(image, **limits) -> DockerEnvironment:
     return DockerEnvironment(
         image.tag, instance_id="toolz-disk", base_commit=image.base_commit, workdir=image.workdir,
-        limits=Limits(command_timeout_s=120, **limits), run_id="pytest-disk",
+        limits=Limits(exec_timeout_s=120, **limits), run_id="pytest-disk",
     )
 
 

@@ -40,7 +40,7 @@ EPISODE = [
 def _env(image) -> DockerEnvironment:
     return DockerEnvironment(
         image.tag, instance_id="toolz-integrity", base_commit=image.base_commit, workdir=image.workdir,
-        limits=Limits(command_timeout_s=120), run_id="pytest-integrity",
+        limits=Limits(exec_timeout_s=120), run_id="pytest-integrity",
     )
 
 
@@ -118,7 +118,7 @@ LOCAL_EPISODE = [
 def test_local_reset_restores_home_tmp_and_git_and_the_venv_is_read_only(toolz_task):
     from swerve.environments.local import LocalEnvironment
 
-    env = LocalEnvironment.for_task(toolz_task, limits=Limits(command_timeout_s=120), run_id="pytest-local-integrity")
+    env = LocalEnvironment.for_task(toolz_task, limits=Limits(exec_timeout_s=120), run_id="pytest-local-integrity")
     try:
         snapshot = LOCAL_SNAPSHOT.format(wd=env.workdir)
         before = env.exec(snapshot, timeout=300).output

@@ -14,7 +14,7 @@ from swerve.environments.local import LocalEnvironment, isolation_mode
 
 @pytest.fixture(scope="module")
 def local_env(toolz_task):
-    env = LocalEnvironment.for_task(toolz_task, limits=Limits(command_timeout_s=120), run_id="pytest-local")
+    env = LocalEnvironment.for_task(toolz_task, limits=Limits(exec_timeout_s=120), run_id="pytest-local")
     yield env
     env.close()
 

@@ -232,6 +232,6 @@ def test_canary_names_look_like_tests():
     ("pytest -rA", False), ("pytest -rxs", False), ("pytest -k xyz", False), ("", False),
 ])
 def test_runs_that_stop_at_the_first_failure_get_no_canaries(toolz_tasks, command, stops):
-    from swerve.harness.tests import _stops_early
+    from swerve.harness.hidden_tests import _stops_early
 
     assert _stops_early(toolz_tasks[FREQ].model_copy(update={"test_cmd": command})) is stops

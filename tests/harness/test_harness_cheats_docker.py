@@ -190,7 +190,7 @@ def test_swe_env_episodes_that_cheat_earn_nothing(docker_client):
 
     from harness_adversarial_cases import package_init
 
-    from swerve.rl.env import SweEnv
+    from swerve.rl.gym_env import SweEnv
     from swerve.schema import Completion, ToolCall
 
     task = load_tasks(ROOT / "examples/smoke.jsonl")[0]

@@ -182,7 +182,7 @@ def test_hole_closed_fake_summary_after_exit(tmp_path):
     theirs = swebench_grading.get_eval_tests_report(their_map, {"FAIL_TO_PASS": task["FAIL_TO_PASS"], "PASS_TO_PASS": task["PASS_TO_PASS"]})
     assert swebench_grading.get_resolution_status(theirs) == "RESOLVED_FULL"
 
-    from swerve.harness.tests import _pytest_consistent
+    from swerve.harness.hidden_tests import _pytest_consistent
 
     junit = logparsers.parse_junit_xml((LOGS / "pytest" / "hostile-atexit-fake-pass.junit.xml").read_text())
     mine = grade_tests(junit, task["FAIL_TO_PASS"], task["PASS_TO_PASS"])
@@ -254,7 +254,7 @@ def test_official_log_defuses_markers_printed_by_the_tests():
 
 def test_official_log_of_an_eval_script_keeps_its_own_exit_line():
     from swerve.harness.swebench.official_log import official_log
-    from swerve.harness.tests import nonced_eval_script
+    from swerve.harness.hidden_tests import nonced_eval_script
 
     script, start, end = nonced_eval_script(": '>>>>> Start Test Output'\npytest\n: '>>>>> End Test Output'\n", "n1")
     raw = f"+ : '{start}'\nPASSED a.py::t\n+ : '{end}'\n>>>>> Test Exit Code: 0\n"

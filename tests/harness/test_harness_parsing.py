@@ -7,7 +7,7 @@ import pytest
 from swerve import schema
 from swerve.harness import logparsers
 from swerve.harness.grading import grade_statuses, grade_tests, is_resolved
-from swerve.harness.tests import _pytest_consistent, nonced_eval_script
+from swerve.harness.hidden_tests import _pytest_consistent, nonced_eval_script
 
 Status = schema.TestStatus
 

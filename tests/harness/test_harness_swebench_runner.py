@@ -10,7 +10,7 @@ from harness_adversarial_cases import FREQ
 from swebench_conformance import official_verdict
 
 from swerve.harness.evaluate import evaluate
-from swerve.harness.tests import pytest_targets, stdout_runner_script
+from swerve.harness.hidden_tests import pytest_targets, stdout_runner_script
 from swerve.schema import Prediction, Task
 
 MODULE = (

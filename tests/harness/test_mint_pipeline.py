@@ -13,7 +13,7 @@ from swerve.harness import mint
 from swerve.harness.mint import MintError, Outcome, creation_diff, read_minted, sample_pass_to_pass
 from swerve.harness.mutations import mutate_source, unified_diff
 from swerve.harness.problem_statement import leaks, write_problem_statement
-from swerve.harness.tests import TestRun as SuiteRun
+from swerve.harness.hidden_tests import TestRun as SuiteRun
 from swerve.schema import Task
 from swerve.schema import TestStatus as Status
 

@@ -8,7 +8,7 @@ from rl_fixtures import ScratchEnvironment, ScriptedPolicy
 
 from swerve.agents.loop import EpisodeLimits
 from swerve.agents.tools import tool_schemas
-from swerve.rl.env import AsyncSweEnv, SweEnv
+from swerve.rl.gym_env import AsyncSweEnv, SweEnv
 from swerve.schema import Completion, Task, ToolCall
 
 TASK = Task(instance_id="scratch-1", repo="o/r", problem_statement="Fix the bug.")

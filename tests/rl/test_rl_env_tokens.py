@@ -7,7 +7,7 @@ import pytest
 from rl_fixtures import ScratchEnvironment
 
 from swerve.agents.loop import EpisodeLimits
-from swerve.rl.env import SweEnv
+from swerve.rl.gym_env import SweEnv
 from swerve.schema import Completion, Task
 
 pytestmark = pytest.mark.rl

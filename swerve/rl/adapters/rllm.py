@@ -19,7 +19,7 @@ from typing import Any
 from swerve.agents.loop import EpisodeLimits
 from swerve.rl.adapters._tasks import task_from_fields
 from swerve.rl.adapters.skyrl import reward_by_name
-from swerve.rl.env import SweEnv
+from swerve.rl.gym_env import SweEnv
 
 try:
     from rllm.environments.base.base_env import BaseEnv

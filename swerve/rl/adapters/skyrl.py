@@ -18,7 +18,7 @@ from typing import Any
 
 from swerve.agents.loop import EpisodeLimits
 from swerve.rl.adapters._tasks import task_from_fields
-from swerve.rl.env import SweEnv
+from swerve.rl.gym_env import SweEnv
 
 try:
     from skyrl_gym.envs.base_text_env import BaseTextEnv

@@ -28,8 +28,8 @@ from typing import Any
 
 from swerve.agents.loop import EpisodeLimits, build_messages
 from swerve.environments.base import Limits
-from swerve.rl.env import SweEnv
-from swerve.rl.pool import EnvPool
+from swerve.rl.gym_env import SweEnv
+from swerve.environments.warm_pool import EnvPool
 from swerve.schema import DEFAULT_WORKDIR, Task
 
 

@@ -24,7 +24,7 @@ from swerve.agents.loop import EpisodeLimits
 from swerve.agents.policies.chat_tokens import completion_text, stop_token_ids
 from swerve.rl.adapters._tasks import task_from_fields
 from swerve.rl.adapters.skyrl import reward_by_name
-from swerve.rl.env import SweEnv
+from swerve.rl.gym_env import SweEnv
 from swerve.schema import Completion
 
 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from swerve.rl.bridge import (
+from swerve.rl.trainer_feed import (
     ConversionStats,
     batches_from_manager,
     rollouts_to_samples,
@@ -203,8 +203,8 @@ def test_exact_token_policy_continues_its_own_ids_so_rollouts_are_never_retokeni
 
     from swerve.agents.loop import EpisodeLimits
     from swerve.agents.policies.tiny_model import make_tiny_qwen3
-    from swerve.rl.bridge import ExactTokenPolicy
-    from swerve.rl.env import SweEnv
+    from swerve.rl.trainer_feed import ExactTokenPolicy
+    from swerve.rl.gym_env import SweEnv
     from swerve.schema import Task
 
     folder = make_tiny_qwen3(tmp_path / "tiny")

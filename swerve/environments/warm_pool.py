@@ -15,10 +15,11 @@ from swerve.environments.base import Limits
 from swerve.schema import Task
 
 
-def default_opener(task: Task, backend: str, limits: Limits, run_id: str) -> Any:
-    from swerve.environments import open_environment
+def _open_environment(task: Task, backend: str, limits: Limits, run_id: str) -> Any:
+    """`swerve.environments.open_environment`, looked up when called (so it can be swapped)."""
+    import swerve.environments
 
-    return open_environment(task, backend, limits, run_id)
+    return swerve.environments.open_environment(task, backend, limits, run_id)
 
 
 class EnvPool:
@@ -29,12 +30,12 @@ class EnvPool:
     """
 
     def __init__(self, *, backend: str = "auto", limits: Limits | None = None, run_id: str = "rl",
-                 max_idle_per_task: int = 4, opener: Callable[..., Any] = default_opener) -> None:
+                 max_idle_per_task: int = 4, opener: Callable[..., Any] | None = None) -> None:
         self.backend = backend
         self.limits = limits or Limits()
         self.run_id = run_id
         self.max_idle_per_task = max_idle_per_task
-        self.opener = opener
+        self.opener = opener or _open_environment
         self._idle: dict[str, list[Any]] = defaultdict(list)
         self._all: dict[int, Any] = {}
         self._lock = threading.Lock()
