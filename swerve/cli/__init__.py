@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
+
+
+class _ErrorsAsOneLine(TyperGroup):
+    """Any SwerveError a command lets through becomes one `error:` line and the exit
+    status of swerve.cli.exits (2 bad input, 3 infrastructure), never a traceback."""
+
+    def invoke(self, ctx):
+        from swerve.errors import SwerveError
+
+        try:
+            return super().invoke(ctx)
+        except SwerveError as exc:
+            from swerve.cli.exits import exit_status_of_error
+
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exit_status_of_error(exc)) from None
+
 
 class _Swerve(typer.Typer):
     """The `swerve` program. Run as a program (not through a test runner), a signal
@@ -17,6 +35,7 @@ class _Swerve(typer.Typer):
 
 app = _Swerve(
     name="swerve",
+    cls=_ErrorsAsOneLine,
     help="SWE-bench-style evaluation, teacher trajectories and RL environments on real repositories.",
     no_args_is_help=True,
     add_completion=False,

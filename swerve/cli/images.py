@@ -39,8 +39,10 @@ def build(
         selected = with_images(load_tasks(tasks, instance_ids=instance_ids or None), images)
         client = docker_client()
     except (SwerveError, ValueError) as exc:
+        from swerve.cli.exits import exit_status_of_error
+
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exit_status_of_error(exc)) from None
     failed = []
     for number, task in enumerate(selected, start=1):
         console.print(f"[{number}/{len(selected)}] {task.instance_id}: building…")
@@ -109,11 +111,12 @@ def prune(
 
 
 def _or_exit(action):
-    """Run `action`; a swerve error (e.g. no daemon) becomes a one-line message and exit 2."""
+    """Run `action`; a swerve error becomes a one-line message and exit 2 (3 for no daemon)."""
+    from swerve.cli.exits import exit_status_of_error
     from swerve.errors import SwerveError
 
     try:
         return action()
     except SwerveError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(exit_status_of_error(exc)) from None

@@ -67,7 +67,8 @@ def tiny_model(
 
     try:
         folder = make_tiny_qwen3(out, hidden_size=hidden_size, layers=layers, heads=heads, kv_heads=kv_heads, seed=seed)
-    except (ValueError, FileExistsError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/] --out {out}: {escape(str(exc))}" if isinstance(exc, OSError)
+                      else f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     print(folder)

@@ -1,0 +1,80 @@
+"""Every command, given bad input, exits with the status table's code (swerve.cli.exits)
+and one `error:` line or a usage message, never a traceback. The list of commands is read
+from the CLI itself, so a new command without a case here fails this test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from swerve.cli import app
+from swerve.cli.exits import BAD_INPUT, INFRASTRUCTURE
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "toolz_tasks.jsonl"
+MISSING = "no-such-file.jsonl"
+NO_DAEMON = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+# command -> (arguments after the command, extra environment, expected status)
+BAD_INPUT_CASES: dict[str, tuple[list[str], dict, int]] = {
+    "eval": (["--tasks", MISSING, "--predictions", "gold", "--run-id", "x"], {}, BAD_INPUT),
+    "run": (["--tasks", MISSING, "--policy", "noop"], {}, BAD_INPUT),
+    "teach": (["--tasks", MISSING, "--policy", "oracle"], {}, BAD_INPUT),
+    "select": (["{tmp}/no-run", "--tasks", str(FIXTURE)], {}, BAD_INPUT),
+    "report": (["{tmp}/no-run"], {}, BAD_INPUT),
+    "images build": (["--tasks", MISSING], {}, BAD_INPUT),
+    "images list": ([], NO_DAEMON, INFRASTRUCTURE),
+    "images prune": ([], NO_DAEMON, INFRASTRUCTURE),
+    "env shell": (["some-task", "--tasks", MISSING], {}, BAD_INPUT),
+    "env prune": ([], NO_DAEMON, INFRASTRUCTURE),
+    "tasks mint": (["--source", "bogus-source", "--out", "{tmp}/minted.jsonl"], {}, BAD_INPUT),
+    "tasks list": ([MISSING], {}, BAD_INPUT),
+    "tasks validate": ([MISSING], {}, BAD_INPUT),
+    "train rft": (["--model", "{tmp}/no-model", "--teacher", "{tmp}/no-run", "--out", "{tmp}/out"], {}, BAD_INPUT),
+    "train rl": (["--model", "{tmp}/no-model", "--tasks", MISSING, "--out", "{tmp}/out"], {}, BAD_INPUT),
+    "policy try": (["bogus-spec"], {}, BAD_INPUT),
+    "policy tiny-model": (["--heads", "3", "--out", "{tmp}/tiny"], {}, BAD_INPUT),
+}
+
+
+def _leaf_commands() -> list[str]:
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root)
+
+    def walk(command, path):
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
+        else:
+            yield " ".join(path)
+
+    return sorted(walk(root, []))
+
+
+def test_every_command_has_a_bad_input_case():
+    assert _leaf_commands() == sorted(BAD_INPUT_CASES)
+
+
+@pytest.mark.parametrize("command", sorted(BAD_INPUT_CASES))
+def test_bad_input_is_one_line_and_the_tables_status(command, tmp_path):
+    arguments, environment, status = BAD_INPUT_CASES[command]
+    arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    result = CliRunner().invoke(app, [*command.split(), *arguments],
+                                env={"COLUMNS": "400", "NO_COLOR": "1", **environment})
+    assert "Traceback" not in result.output, result.output
+    if command == "policy tiny-model":
+        assert not (tmp_path / "tiny").exists()
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == status, (command, result.output)
+    said = [line for line in result.output.splitlines() if line.startswith("error:") or "Error" in line]
+    assert said, f"{command}: no error message in {result.output!r}"
+
+
+def test_an_unwritable_tiny_model_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(app, ["policy", "tiny-model", "--out", str(blocker)], env={"COLUMNS": "400"})
+    assert result.exit_code == BAD_INPUT and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"error: --out {blocker}"), result.output
