@@ -77,10 +77,13 @@ class StrReplaceEditor:
         return absolute
 
     def _kind(self, path: str) -> str:
-        """'file', 'dir', 'other' or 'missing'."""
+        """'file', 'dir', 'other', 'missing', or 'binary' (a regular file that is not UTF-8:
+        backends read files through their shell, which replaces invalid bytes)."""
         quoted = shlex.quote(path)
         result = self.env.exec(
-            f"if [ -d {quoted} ]; then echo dir; elif [ -f {quoted} ]; then echo file; "
+            f"if [ -d {quoted} ]; then echo dir; elif [ -f {quoted} ]; then "
+            f"command -v iconv >/dev/null && ! iconv -f UTF-8 -t UTF-8 {quoted} >/dev/null 2>&1 "
+            "&& echo binary || echo file; "
             f"elif [ -e {quoted} ]; then echo other; else echo missing; fi",
             timeout=30,
         )
@@ -94,6 +97,8 @@ class StrReplaceEditor:
             raise EditorError(f"{path} does not exist; check the path (view a directory to list it) or use create.")
         if kind == "dir":
             raise EditorError(f"{path} is a directory; give a file path.")
+        if kind == "binary":
+            raise EditorError(f"{path} is not UTF-8 text; inspect it with bash instead.")
         if kind != "file":
             raise EditorError(f"{path} is not a regular file.")
         try:

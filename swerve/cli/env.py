@@ -73,9 +73,10 @@ def _line_shell(env) -> None:
 @env_app.command("prune")
 def prune(
     run_id: str = typer.Option(None, "--run-id", help="only containers of this run"),
-    all_: bool = typer.Option(False, "--all", help="also containers whose owning process is still alive"),
+    all_: bool = typer.Option(False, "--all", help="also containers whose owner is alive or on another host / PID namespace"),
 ) -> None:
-    """Remove swerve containers left behind (by label); by default only orphans."""
+    """Remove swerve containers left behind (by label); by default only orphans: started on
+    this host and PID namespace by a process that is gone."""
     from swerve.environments.docker import prune_containers
 
     removed = prune_containers(run_id=run_id, orphans_only=not all_)

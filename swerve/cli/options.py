@@ -72,7 +72,10 @@ MAX_PATCH_BYTES = 5_000_000
 imported from there so that `swerve --help` stays fast)."""
 
 
-BACKEND_HELP = "docker, local, auto (docker when a daemon answers), or module:Class (docs/environments.md)"
+BACKEND_HELP = (
+    "docker, local, auto (docker when a daemon answers), scratch (a temp clone, no isolation: tests only), "
+    "or module:Class (docs/environments.md)"
+)
 """The registry's names (swerve.environments.registry.known_backends; a test keeps them in step),
 written out so that `swerve --help` does not import the environments."""
 

@@ -3,9 +3,10 @@ user, CPU/memory/PID limits, a size-limited tmpfs on /tmp, no capabilities but K
 (kept for the root control shell), no-new-privileges, and a persistent shell
 attached through one exec.
 
-Containers carry labels (`swerve.run`, `swerve.task`, `swerve.owner_pid`) so that
-`swerve env prune` can reap leftovers; every open environment is also closed at
-interpreter exit and on SIGINT/SIGTERM (see `cleanup.py`).
+Containers carry labels (`swerve.run`, `swerve.task`, and the owner: `swerve.owner_pid`,
+`swerve.owner_host`, `swerve.owner_pidns`) so that `swerve env prune` can reap leftovers
+(see `is_orphan`); every open environment is also closed at interpreter exit and on
+SIGINT/SIGTERM (see `cleanup.py`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from swerve.environments.base import EnvironmentInfo, Limits
 from swerve.environments.repo_ops import RepoOps, restore_script
 from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import DockerUnavailable, InfraError
-from swerve.processes import process_alive
+from swerve.processes import host_identity, pid_namespace, process_alive
 from swerve.schema import ExecResult
 
 USER = "swerve"
 LABEL_RUN = "swerve.run"
 LABEL_TASK = "swerve.task"
 LABEL_OWNER = "swerve.owner_pid"
+LABEL_HOST = "swerve.owner_host"
+LABEL_PIDNS = "swerve.owner_pidns"
 KEEPER_CMD = ["sleep", "infinity"]
 PRISTINE = "/opt/swerve/pristine"
 RUN_DIR = "/run/swerve"
@@ -205,7 +208,7 @@ class DockerEnvironment(RepoOps):
                 memswap_limit=f"{self.limits.memory_mb}m",
                 pids_limit=self.limits.pids,
                 nano_cpus=int(self.limits.cpus * 1e9),
-                labels={LABEL_RUN: run_id, LABEL_TASK: instance_id, LABEL_OWNER: str(os.getpid())},
+                labels={LABEL_RUN: run_id, LABEL_TASK: instance_id, **owner_labels()},
                 environment=env or {},
             )
         except Exception as exc:
@@ -386,15 +389,32 @@ def _slug(text: str) -> str:
     return keep.strip("-.")[:40] or "x"
 
 
+def owner_labels(pid: int | None = None) -> dict[str, str]:
+    """The labels naming a container's owner: its pid (this process's by default), host
+    and PID namespace."""
+    return {LABEL_OWNER: str(os.getpid() if pid is None else pid), LABEL_HOST: host_identity(),
+            LABEL_PIDNS: pid_namespace()}
+
+
+def is_orphan(labels: dict[str, str]) -> bool:
+    """Whether a container with these labels was left by a process that is gone: only when
+    it was started on this host, in this PID namespace (a pid means nothing elsewhere), by
+    a process that no longer exists. A container from another host or namespace, or one
+    without those labels (an older swerve), is never an orphan here: `--all` removes it."""
+    owner = labels.get(LABEL_OWNER, "")
+    if labels.get(LABEL_HOST) != host_identity() or labels.get(LABEL_PIDNS) != pid_namespace():
+        return False
+    return owner.isdigit() and not process_alive(int(owner))
+
+
 def prune_containers(client=None, *, run_id: str | None = None, orphans_only: bool = True) -> list[str]:
-    """Remove swerve's containers (by label). By default only orphans: those whose
-    owning process on this host is gone. Returns the names removed."""
+    """Remove swerve's containers (by label). By default only orphans (see `is_orphan`).
+    Returns the names removed."""
     client = client or docker_client()
     label = f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
     removed = []
     for container in client.containers.list(all=True, filters={"label": label}):
-        owner = container.labels.get(LABEL_OWNER, "")
-        if orphans_only and owner.isdigit() and process_alive(int(owner)):
+        if orphans_only and not is_orphan(container.labels):
             continue
         container.remove(force=True, v=True)
         removed.append(container.name)

@@ -156,7 +156,7 @@ class LocalEnvironment(RepoOps):
             raise
         self.isolation = isolation or isolation_mode()
         self.info = EnvironmentInfo(
-            backend="local",
+            backend=self.backend,
             instance_id=instance_id,
             workdir=str(workdir),
             base_commit=base_commit,

@@ -1,4 +1,5 @@
-"""The environment backends by name: `docker`, `local`, `auto`, or a dotted path `module:Class`.
+"""The environment backends by name: `docker`, `local`, `scratch` (tests and quick experiments,
+not isolated), `auto`, or a dotted path `module:Class`.
 
 Every command and library call validates a backend here (`check_backend`), so an unknown
 one is one clear error listing the known names before any task starts. A backend is a
@@ -18,6 +19,7 @@ AUTO = "auto"
 _BACKENDS: dict[str, str] = {
     "docker": "swerve.environments.docker:DockerEnvironment",
     "local": "swerve.environments.local:LocalEnvironment",
+    "scratch": "swerve.environments.scratch:ScratchEnvironment",
 }
 
 

@@ -118,6 +118,11 @@ class RepoOps:
         self._state_lock = threading.Lock()  # guards `_closed` only, never held during a command
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed
+
     def _mark_closed(self) -> bool:
         """True for the first caller only. It does not take the command lock, so
         close() ends a running command instead of waiting for it."""
@@ -179,7 +184,7 @@ class RepoOps:
         limit = int(getattr(getattr(self, "limits", None), "diff_file_limit_bytes", 1 << 20))
         tracked_limit = max(16 * limit, 16 << 20)
         cmd = (
-            f'( cd {wd} && __i=$(mktemp) && __o=$(mktemp -d) && cp .git/index "$__i" 2>/dev/null; __x=(); '
+            f'( cd {wd} && __i=$(mktemp) && __o=$(mktemp -d) && cp -p .git/index "$__i" 2>/dev/null; __x=(); '
             f'export GIT_OBJECT_DIRECTORY="$__o" GIT_ALTERNATE_OBJECT_DIRECTORIES="$PWD/.git/objects"; '
             f'while IFS=$\'\\t\' read -r -d \'\' __s __f; do __f=${{__f#./}}; __x+=(":(exclude,literal)$__f"); '
             f'printf \'# swerve: left out of the diff: %s (%s bytes, over the %s-byte limit)\\n\' "$__f" "$__s" {limit}; '

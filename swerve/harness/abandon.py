@@ -6,7 +6,6 @@ was being created when the signal came)."""
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -28,14 +27,16 @@ def close_in_parallel(envs: Iterable, wait_s: float = 5.0) -> None:
 
 
 def remove_own_containers(run_id: str) -> list[str]:
-    """Remove the containers labelled with `run_id` and owned by this process. Only
-    when the docker backend is in use here (its module imported); best effort."""
+    """Remove the containers labelled with `run_id` and owned by this process (its pid,
+    host and PID namespace). Only when the docker backend is in use here (its module
+    imported); best effort."""
     docker_backend = sys.modules.get("swerve.environments.docker")
     if docker_backend is None:
         return []
     try:
         client = docker_backend.docker_client()
-        labels = [f"{docker_backend.LABEL_RUN}={run_id}", f"{docker_backend.LABEL_OWNER}={os.getpid()}"]
+        labels = [f"{docker_backend.LABEL_RUN}={run_id}",
+                  *(f"{key}={value}" for key, value in docker_backend.owner_labels().items())]
         removed = []
         for container in client.containers.list(all=True, sparse=True, filters={"label": labels}):
             try:
@@ -58,7 +59,8 @@ def _close_quietly(env) -> None:
 
 
 def reap_orphaned_containers(run_id: str, backend: str) -> list[str]:
-    """Remove containers of this run whose owning process is gone (a killed earlier run)."""
+    """Remove containers of this run whose owning process is gone (a killed earlier run on
+    this host and in this PID namespace: see environments.docker.is_orphan)."""
     if backend == "local":
         return []
     try:

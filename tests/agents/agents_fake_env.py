@@ -1,15 +1,13 @@
-"""A small Environment for agent tests: a git repository in a temp dir, commands via
-subprocess (cwd persists as the repo root; nothing else does)."""
+"""Agent test material: small git repositories (the calc task) and the scratch backend over them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from swerve.environments.base import EnvironmentInfo
-from swerve.schema import ExecResult, Task
+from swerve.environments.scratch import ScratchEnvironment
+from swerve.schema import Task
 
 
 def git(root: Path, *args: str) -> str:
@@ -29,55 +27,10 @@ def make_repo(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-class FakeEnvironment:
-    def __init__(self, root: Path, instance_id: str = "fake__repo-1") -> None:
-        self.root = Path(root)
-        self.info = EnvironmentInfo(backend="fake", instance_id=instance_id, workdir=str(self.root),
-                                    image="fake-image", image_digest="sha256:fake")
-        self.closed = False
-        self.commands: list[str] = []
-
-    def _path(self, path: str) -> Path:
-        return Path(path) if path.startswith("/") else self.root / path
-
-    def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
-        self.commands.append(cmd)
-        started = time.monotonic()
-        try:
-            done = subprocess.run(["bash", "-c", cmd], cwd=self.root, capture_output=True, text=True,
-                                  timeout=timeout, env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-                                                        "HOME": str(self.root),
-                                                        "PYTHONDONTWRITEBYTECODE": "1"})
-        except subprocess.TimeoutExpired:
-            return ExecResult(output="", exit_code=124, timed_out=True, duration_s=time.monotonic() - started)
-        output = done.stdout + done.stderr
-        return ExecResult(output=output, exit_code=done.returncode, duration_s=time.monotonic() - started,
-                          output_bytes=len(output.encode()))
-
-    def read_file(self, path: str) -> str:
-        return self._path(path).read_text()
-
-    def write_file(self, path: str, content: str) -> None:
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-
-    def diff(self) -> str:
-        git(self.root, "add", "-A", "-N")
-        return git(self.root, "diff", "HEAD")
-
-    def reset(self) -> None:
-        git(self.root, "reset", "-q", "--hard")
-        git(self.root, "clean", "-qfd")
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self) -> "FakeEnvironment":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def scratch_env(root: Path, instance_id: str = "fake__repo-1") -> ScratchEnvironment:
+    """The scratch backend (swerve.environments.scratch) over a repository made by
+    make_repo / calc_repo: a temporary clone, so `root` itself is never changed."""
+    return ScratchEnvironment(root, instance_id=instance_id)
 
 
 CALC_SOURCE = '''def add(a, b):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 
 from swerve.agents.attempts import attempt_folder, reseeded, run_attempts
 from swerve.agents.policies import make_policy
@@ -17,7 +17,7 @@ from swerve.fileio import iter_jsonl
 def _opener(tmp_path, opened):
     def open_env(task, backend, limits, run_id):
         opened.append(task.instance_id)
-        return FakeEnvironment(calc_repo(tmp_path / f"env{len(opened)}"), task.instance_id)
+        return scratch_env(calc_repo(tmp_path / f"env{len(opened)}"), task.instance_id)
     return open_env
 
 

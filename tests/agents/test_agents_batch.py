@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 
 from swerve.agents.batch import infra_failures, link_grades, run_batch
 from swerve.agents.policies.noop import NoopPolicy
@@ -36,7 +36,7 @@ def opener_for(tmp_path: Path, fail: dict[str, int] | None = None, opened: list 
             fail[task.instance_id] -= 1
             raise InfraError(f"container for {task.instance_id} did not start")
         counter["n"] += 1
-        env = FakeEnvironment(calc_repo(tmp_path / f"env{counter['n']}"), task.instance_id)
+        env = scratch_env(calc_repo(tmp_path / f"env{counter['n']}"), task.instance_id)
         if opened is not None:
             opened.append(env)
         return env
@@ -151,7 +151,7 @@ RUNNER = textwrap.dedent(
     import os, sys, threading, time
     from pathlib import Path
     sys.path.insert(0, {here!r})
-    from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+    from agents_fake_env import calc_repo, calc_task, scratch_env
     from swerve.agents.batch import run_batch
     from swerve.agents.policies.oracle import OraclePolicy
 
@@ -173,7 +173,7 @@ RUNNER = textwrap.dedent(
         marker.parent.mkdir(parents=True, exist_ok=True)
         with open(marker, "a") as handle:
             handle.write("x")
-        return FakeEnvironment(calc_repo(root / "envs" / f"{{task.instance_id}}-{{time.time_ns()}}"), task.instance_id)
+        return scratch_env(calc_repo(root / "envs" / f"{{task.instance_id}}-{{time.time_ns()}}"), task.instance_id)
 
     tasks = [calc_task(f"fake__calc-{{i}}", with_tests=False) for i in range(4)]
     run_batch(tasks, lambda t: Held(t), out_dir=root / "run", workers=1, open_env=open_env, progress=False)

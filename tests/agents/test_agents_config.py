@@ -4,7 +4,7 @@ files and --set overrides load, and every loading error is one line naming the f
 from __future__ import annotations
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 
 from swerve.agents.config import AgentConfigError, default_agent_config, load_agent_config
 from swerve.agents.loop import EpisodeLimits, build_messages, run_episode
@@ -148,7 +148,7 @@ def test_an_episode_uses_the_config_prompts_tools_and_limits(tmp_path):
             return {"policy": "seen"}
 
     policy = Policy()
-    trajectory = run_episode(calc_task(), FakeEnvironment(repo), policy, config.limits, agent=config)
+    trajectory = run_episode(calc_task(), scratch_env(repo), policy, config.limits, agent=config)
     assert policy.tools == ["bash", "submit"]
     assert trajectory.messages[0]["content"] == "Be brief. Tools: bash,submit"
     assert trajectory.exit_status == "step_limit" and len(trajectory.steps) == 2

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from agents_fake_env import FakeEnvironment, make_repo
+from agents_fake_env import make_repo, scratch_env
 
 from swerve.agents.editor import StrReplaceEditor
+from swerve.environments.scratch import ScratchEnvironment
 from swerve.errors import InfraError
 
 SOURCE = "def f():\n    return 1\n\n\ndef g():\n    return 1\n"
@@ -14,7 +17,7 @@ SOURCE = "def f():\n    return 1\n\n\ndef g():\n    return 1\n"
 @pytest.fixture()
 def env(tmp_path):
     root = make_repo(tmp_path / "repo", {"pkg/mod.py": SOURCE, "README": "hello\n"})
-    return FakeEnvironment(root)
+    return scratch_env(root)
 
 
 @pytest.fixture()
@@ -50,7 +53,7 @@ def test_view_range_errors(editor, view_range, message):
 def test_view_directory_lists_files(editor, env):
     result = run(editor, command="view", path=".")
     assert result.ok
-    assert f"{env.root}/pkg/mod.py" in result.output
+    assert f"{env.info.workdir}/pkg/mod.py" in result.output
     assert ".git" not in result.output
 
 
@@ -66,23 +69,23 @@ def test_path_outside_repository_is_refused(editor, tmp_path):
 
 
 def test_absolute_path_inside_repository(editor, env):
-    result = run(editor, command="view", path=f"{env.root}/README")
+    result = run(editor, command="view", path=f"{env.info.workdir}/README")
     assert result.ok and "hello" in result.output
 
 
 def test_create_and_undo_removes_the_file(editor, env):
     result = run(editor, command="create", path="pkg/new.py", file_text="x = 1\n")
     assert result.ok
-    assert (env.root / "pkg/new.py").read_text() == "x = 1\n"
+    assert (Path(env.info.workdir) / "pkg/new.py").read_text() == "x = 1\n"
     undo = run(editor, command="undo_edit", path="pkg/new.py")
     assert undo.ok and "removed" in undo.output
-    assert not (env.root / "pkg/new.py").exists()
+    assert not (Path(env.info.workdir) / "pkg/new.py").exists()
 
 
 def test_create_over_existing_file_is_refused(editor, env):
     result = run(editor, command="create", path="README", file_text="overwritten")
     assert not result.ok and "already exists" in result.output
-    assert (env.root / "README").read_text() == "hello\n"
+    assert (Path(env.info.workdir) / "README").read_text() == "hello\n"
 
 
 def test_create_on_a_directory_is_refused(editor):
@@ -94,7 +97,7 @@ def test_str_replace_unique(editor, env):
     result = run(editor, command="str_replace", path="pkg/mod.py", old_str="def f():\n    return 1",
                  new_str="def f():\n    return 2")
     assert result.ok, result.output
-    assert (env.root / "pkg/mod.py").read_text().startswith("def f():\n    return 2\n")
+    assert (Path(env.info.workdir) / "pkg/mod.py").read_text().startswith("def f():\n    return 2\n")
     assert "     2\t    return 2" in result.output
 
 
@@ -102,7 +105,7 @@ def test_str_replace_not_unique_names_the_lines(editor, env):
     result = run(editor, command="str_replace", path="pkg/mod.py", old_str="    return 1", new_str="    return 3")
     assert not result.ok
     assert "appears 2 times" in result.output and "lines 2, 6" in result.output
-    assert (env.root / "pkg/mod.py").read_text() == SOURCE
+    assert (Path(env.info.workdir) / "pkg/mod.py").read_text() == SOURCE
 
 
 def test_str_replace_no_match_and_whitespace_hint(editor):
@@ -127,7 +130,7 @@ def test_insert_at_top_middle_and_end(editor, env):
     assert run(editor, command="insert", path="README", insert_line=0, new_str="top").ok
     assert run(editor, command="insert", path="README", insert_line=2, new_str="end\n").ok
     assert run(editor, command="insert", path="README", insert_line=1, new_str="a\nb").ok
-    assert (env.root / "README").read_text() == "top\na\nb\nhello\nend\n"
+    assert (Path(env.info.workdir) / "README").read_text() == "top\na\nb\nhello\nend\n"
 
 
 def test_insert_bad_line_number(editor, env):
@@ -136,16 +139,16 @@ def test_insert_bad_line_number(editor, env):
     negative = run(editor, command="insert", path="README", insert_line=-1, new_str="x")
     assert not negative.ok
     assert "integer" in run(editor, command="insert", path="README", insert_line="two", new_str="x").output
-    assert (env.root / "README").read_text() == "hello\n"
+    assert (Path(env.info.workdir) / "README").read_text() == "hello\n"
 
 
 def test_undo_walks_back_edits_one_by_one(editor, env):
     run(editor, command="str_replace", path="README", old_str="hello", new_str="one")
     run(editor, command="str_replace", path="README", old_str="one", new_str="two")
     assert run(editor, command="undo_edit", path="README").ok
-    assert (env.root / "README").read_text() == "one\n"
+    assert (Path(env.info.workdir) / "README").read_text() == "one\n"
     assert run(editor, command="undo_edit", path="README").ok
-    assert (env.root / "README").read_text() == "hello\n"
+    assert (Path(env.info.workdir) / "README").read_text() == "hello\n"
     nothing = run(editor, command="undo_edit", path="README")
     assert not nothing.ok and "no edit" in nothing.output
 
@@ -161,15 +164,15 @@ def test_unknown_command_and_empty_path(editor):
 
 
 def test_infra_errors_propagate(env):
-    class Broken(FakeEnvironment):
+    class Broken(ScratchEnvironment):
         def exec(self, cmd, timeout=None):
             raise InfraError("daemon went away")
 
     with pytest.raises(InfraError):
-        StrReplaceEditor(Broken(env.root)).run({"command": "view", "path": "README"})
+        StrReplaceEditor(Broken(env.info.workdir, instance_id="broken")).run({"command": "view", "path": "README"})
 
 
 def test_non_utf8_file(editor, env):
-    (env.root / "blob.bin").write_bytes(b"\xff\xfe\x00")
+    (Path(env.info.workdir) / "blob.bin").write_bytes(b"\xff\xfe\x00")
     result = run(editor, command="view", path="blob.bin")
     assert not result.ok and "not UTF-8" in result.output

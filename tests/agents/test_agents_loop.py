@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 
 from swerve.agents.loop import EpisodeLimits, run_episode, truncate_observation
 from swerve.agents.policies.noop import NoopPolicy
+from swerve.environments.scratch import ScratchEnvironment
 from swerve.errors import InfraError
 from swerve.schema import Completion, ToolCall
 
@@ -44,7 +47,7 @@ SUBMIT = Completion(tool_calls=[ToolCall(name="submit", id="s")])
 
 @pytest.fixture()
 def env(tmp_path):
-    return FakeEnvironment(calc_repo(tmp_path / "repo"))
+    return scratch_env(calc_repo(tmp_path / "repo"))
 
 
 def test_edit_then_submit_records_everything(env):
@@ -68,7 +71,7 @@ def test_edit_then_submit_records_everything(env):
     assert trajectory.stats["total_tokens"] == 4
     manifest = trajectory.manifest
     assert manifest["policy"]["model"] == "test-model" and manifest["seed"] == 7
-    assert manifest["environment"]["image_digest"] == "sha256:fake"
+    assert manifest["environment"]["backend"] == "scratch" and manifest["environment"]["base_commit"] == env.info.base_commit
     assert manifest["limits"]["max_steps"] == 50 and manifest["swerve_version"]
     roles = [m["role"] for m in trajectory.messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant", "tool"]
@@ -102,7 +105,7 @@ def test_bash_block_fallback_uses_plain_messages(env):
 
 
 def test_format_errors_end_the_episode_and_submit_the_diff(env):
-    (env.root / "calc.py").write_text("changed\n")
+    (Path(env.info.workdir) / "calc.py").write_text("changed\n")
     policy = Scripted(Completion(text="I am thinking about it."))
     trajectory = run_episode(calc_task(), env, policy, EpisodeLimits(max_format_errors=3))
     assert trajectory.exit_status == "format_error"
@@ -176,7 +179,7 @@ def test_command_timeout_is_reported(env):
 
 
 def test_nonzero_exit_code_is_shown_and_recorded(env):
-    trajectory = run_episode(calc_task(), env, Scripted(bash("exit 3"), SUBMIT))
+    trajectory = run_episode(calc_task(), env, Scripted(bash("sh -c 'exit 3'"), SUBMIT))
     assert trajectory.steps[0].exit_code == 3 and "[exit code 3]" in trajectory.steps[0].observation
 
 
@@ -197,12 +200,12 @@ def test_truncate_observation_keeps_short_text_and_utf8():
 
 
 def test_infra_error_propagates(env):
-    class Broken(FakeEnvironment):
+    class Broken(ScratchEnvironment):
         def exec(self, cmd, timeout=None):
             raise InfraError("container died")
 
     with pytest.raises(InfraError):
-        run_episode(calc_task(), Broken(env.root), Scripted(bash("ls")))
+        run_episode(calc_task(), Broken(env.info.workdir, instance_id="broken"), Scripted(bash("ls")))
 
 
 def test_noop_submits_an_empty_patch(env):

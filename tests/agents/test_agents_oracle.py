@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task, make_repo
+from agents_fake_env import calc_repo, calc_task, make_repo, scratch_env
 
 from swerve.agents.loop import run_episode
 from swerve.agents.policies.oracle import OraclePolicy, _hunk, _wrong_version
@@ -28,7 +28,7 @@ def apply(root, patch: str) -> None:
 
 def test_oracle_reproduces_the_gold_patch_like_an_engineer(tmp_path):
     task = calc_task()
-    env = FakeEnvironment(calc_repo(tmp_path / "repo"))
+    env = scratch_env(calc_repo(tmp_path / "repo"))
     trajectory = run_episode(task, env, OraclePolicy(task))
     assert trajectory.exit_status == "submitted"
     assert trajectory.manifest["policy"]["oracle_made"] is True
@@ -49,7 +49,7 @@ def test_oracle_reproduces_the_gold_patch_like_an_engineer(tmp_path):
 
 def test_oracle_with_detours_makes_and_reverts_a_wrong_edit(tmp_path):
     task = calc_task()
-    env = FakeEnvironment(calc_repo(tmp_path / "repo"))
+    env = scratch_env(calc_repo(tmp_path / "repo"))
     trajectory = run_episode(task, env, OraclePolicy(task, detours=True))
     commands = [s.action.arguments.get("command") for s in trajectory.steps if s.action.name == "str_replace_editor"]
     assert "undo_edit" in commands
@@ -73,10 +73,10 @@ def test_oracle_falls_back_to_git_apply_when_a_hunk_is_ambiguous(tmp_path):
     )
     task = Task(instance_id="fake__amb-1", repo="fake/amb", patch=patch, problem_statement="x")
     root = make_repo(tmp_path / "repo", {"m.py": source})
-    env = FakeEnvironment(root)
+    env = scratch_env(root)
     trajectory = run_episode(task, env, OraclePolicy(task))
     assert trajectory.exit_status == "submitted"
-    assert (root / "m.py").read_text() == block + block.replace("X", "Y")
+    assert env.read_file("m.py") == block + block.replace("X", "Y")
     assert any("git apply" in (s.action.arguments.get("command") or "") for s in trajectory.steps if s.action.name == "bash")
 
 
@@ -103,10 +103,10 @@ def test_wrong_version_differs_from_both_sides():
 
 def test_replay_reproduces_the_patch_in_a_fresh_environment(tmp_path):
     task = calc_task()
-    original = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "one")), OraclePolicy(task, detours=True))
+    original = run_episode(task, scratch_env(calc_repo(tmp_path / "one")), OraclePolicy(task, detours=True))
     path = tmp_path / "trajectories.jsonl"
     append_trajectory(path, original)
-    replayed = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "two")), load_replay_policy(path, task.instance_id))
+    replayed = run_episode(task, scratch_env(calc_repo(tmp_path / "two")), load_replay_policy(path, task.instance_id))
     assert replayed.final_patch == original.final_patch
     assert [s.action for s in replayed.steps] == [s.action for s in original.steps]
     assert [s.assistant for s in replayed.steps] == [s.assistant for s in original.steps]
@@ -122,7 +122,7 @@ def test_replay_reads_the_file_once_for_many_tasks_and_again_when_it_changes(tmp
     read_trajectories = trajectory_io.read_trajectories
     monkeypatch.setattr(trajectory_io, "read_trajectories", lambda path: reads.append(path) or read_trajectories(path))
     task = calc_task()
-    recorded = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "one")), OraclePolicy(task))
+    recorded = run_episode(task, scratch_env(calc_repo(tmp_path / "one")), OraclePolicy(task))
     path = tmp_path / "trajectories.jsonl"
     append_trajectory(path, recorded)
     for _ in range(3):
@@ -135,9 +135,9 @@ def test_replay_reads_the_file_once_for_many_tasks_and_again_when_it_changes(tmp
 
 def test_replay_submits_when_the_recording_runs_out(tmp_path):
     task = calc_task()
-    original = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "one")), OraclePolicy(task))
+    original = run_episode(task, scratch_env(calc_repo(tmp_path / "one")), OraclePolicy(task))
     original.steps = original.steps[:1]
-    replayed = run_episode(task, FakeEnvironment(calc_repo(tmp_path / "two")), ReplayPolicy(original))
+    replayed = run_episode(task, scratch_env(calc_repo(tmp_path / "two")), ReplayPolicy(original))
     assert replayed.exit_status == "submitted" and len(replayed.steps) == 2
 
 

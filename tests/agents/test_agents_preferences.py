@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 
 from swerve.agents.attempts import run_attempts
 from swerve.agents.policies import make_policy
@@ -28,7 +28,7 @@ def graded_run(tmp_path_factory):
 
     def open_env(task, *args):
         count["n"] += 1
-        env = FakeEnvironment(calc_repo(root / f"env{count['n']}"), task.instance_id)
+        env = scratch_env(calc_repo(root / f"env{count['n']}"), task.instance_id)
         env.info = dataclasses.replace(env.info, workdir="/testbed")  # one prompt for every attempt, as in docker
         return env
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 
 from swerve.agents.attempts import run_attempts
 from swerve.agents.policies import make_policy
@@ -82,7 +82,7 @@ def test_tests_strategy_prefers_a_patch_that_breaks_no_visible_test(tmp_path):
     opened = []
 
     def open_env():
-        env = FakeEnvironment(calc_repo(tmp_path / f"env{len(opened)}"))
+        env = scratch_env(calc_repo(tmp_path / f"env{len(opened)}"))
         opened.append(env)
         return env
 
@@ -125,7 +125,7 @@ def test_select_run_writes_predictions_and_beats_the_average_attempt(tmp_path):
 
     def open_env(task, *args):
         count["n"] += 1
-        return FakeEnvironment(calc_repo(tmp_path / f"env{count['n']}"), task.instance_id)
+        return scratch_env(calc_repo(tmp_path / f"env{count['n']}"), task.instance_id)
 
     def factory_for_seed(seed):
         return lambda task: make_policy("oracle-stochastic:p=0.4", task=task, seed=seed)

@@ -6,7 +6,7 @@ import random
 import subprocess
 
 import pytest
-from agents_fake_env import GOLD_PATCH, FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import GOLD_PATCH, calc_repo, calc_task, scratch_env
 
 from swerve.agents.loop import run_episode
 from swerve.agents.policies import make_policy
@@ -37,7 +37,7 @@ def test_outcome_is_deterministic_per_seed_and_near_p_over_seeds():
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
 def test_episode_submits_gold_exactly_when_the_draw_says_so(tmp_path, seed):
     task = calc_task(with_tests=False)
-    env = FakeEnvironment(calc_repo(tmp_path / "repo"))
+    env = scratch_env(calc_repo(tmp_path / "repo"))
     trajectory = run_episode(task, env, make_policy("oracle-stochastic:p=0.5", task=task, seed=seed))
     assert trajectory.exit_status == "submitted"
     assert "solves" not in str(trajectory.manifest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from agents_fake_env import FakeEnvironment, calc_repo, calc_task
+from agents_fake_env import calc_repo, calc_task, scratch_env
 from token_masks import masked_runs
 
 from swerve.agents.loop import run_episode
@@ -24,7 +24,7 @@ from swerve.schema import Grade, Trajectory
 @pytest.fixture(scope="module")
 def oracle_trajectory(tmp_path_factory):
     task = calc_task()
-    env = FakeEnvironment(calc_repo(tmp_path_factory.mktemp("repo") / "repo"))
+    env = scratch_env(calc_repo(tmp_path_factory.mktemp("repo") / "repo"))
     return run_episode(task, env, OraclePolicy(task))
 
 

@@ -80,7 +80,7 @@ def test_served_junk_model_drives_the_loop_and_replays(docker_client, tiny_model
 
 
 def test_hf_policy_token_ids_in_the_trajectory_decode_to_each_step(tiny_model, tmp_path):
-    from agents_fake_env import FakeEnvironment, make_repo
+    from agents_fake_env import make_repo, scratch_env
 
     from swerve.agents.loop import EpisodeLimits, run_episode
     from swerve.agents.policies import make_policy
@@ -89,7 +89,7 @@ def test_hf_policy_token_ids_in_the_trajectory_decode_to_each_step(tiny_model, t
     repo = make_repo(tmp_path / "repo", {"calc.py": "def add(a, b):\n    return a - b\n"})
     task = Task(instance_id="calc-1", repo="local/calc", problem_statement="add() subtracts.")
     policy = make_policy(f"hf:{tiny_model}?max_new_tokens=24&seed=2")
-    trajectory = run_episode(task, FakeEnvironment(repo), policy, EpisodeLimits(max_steps=4, max_format_errors=3))
+    trajectory = run_episode(task, scratch_env(repo), policy, EpisodeLimits(max_steps=4, max_format_errors=3))
 
     assert trajectory.steps
     for step in trajectory.steps:
@@ -104,7 +104,7 @@ def test_hf_policy_token_ids_in_the_trajectory_decode_to_each_step(tiny_model, t
 
 
 def test_hf_policy_in_the_loop_respects_the_token_limit(tiny_model, tmp_path):
-    from agents_fake_env import FakeEnvironment, make_repo
+    from agents_fake_env import make_repo, scratch_env
 
     from swerve.agents.loop import EpisodeLimits, run_episode
     from swerve.agents.policies import make_policy
@@ -114,6 +114,6 @@ def test_hf_policy_in_the_loop_respects_the_token_limit(tiny_model, tmp_path):
     task = Task(instance_id="a-1", repo="local/a", problem_statement="x should be 2.")
     policy = make_policy(f"hf:{tiny_model}?max_new_tokens=8&seed=3")
     limits = EpisodeLimits(max_steps=10, max_format_errors=10, max_total_tokens=1)
-    trajectory = run_episode(task, FakeEnvironment(repo), policy, limits)
+    trajectory = run_episode(task, scratch_env(repo), policy, limits)
     assert trajectory.exit_status == "token_limit"
     assert len(trajectory.steps) == 1

@@ -85,7 +85,7 @@ def test_the_registry_in_python():
 SCRATCH_BACKEND = '''
 from pathlib import Path
 
-from agents_fake_env import FakeEnvironment, calc_repo
+from agents_fake_env import calc_repo, scratch_env
 
 OPENED = []
 
@@ -97,7 +97,7 @@ class Scratch:
         root = Path(__file__).parent / "repos" / task.instance_id
         if not root.exists():
             calc_repo(root)
-        return FakeEnvironment(root, instance_id=task.instance_id)
+        return scratch_env(root, instance_id=task.instance_id)
 '''
 
 
@@ -122,6 +122,6 @@ def test_a_module_class_backend_runs_a_batch(tmp_path, monkeypatch):
 
     assert [(iid, timeout) for iid, _, timeout in scratch_backend.OPENED] == [("fake__calc-1", 120.0)]
     (trajectory,) = read_trajectories(tmp_path / "o" / "trajectories.jsonl")
-    assert trajectory.exit_status == "submitted" and trajectory.manifest["environment"]["backend"] == "fake"
+    assert trajectory.exit_status == "submitted" and trajectory.manifest["environment"]["backend"] == "scratch"
     env = open_environment(calc_task(), "scratch_backend:Scratch", run_id="direct")
     assert env.info.instance_id == "fake__calc-1" and scratch_backend.OPENED[-1][1] == "direct"

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from swerve.cli import app
+from swerve.environments.docker import LABEL_HOST, LABEL_PIDNS, owner_labels
 
 pytestmark = pytest.mark.docker
 
@@ -98,24 +99,29 @@ def test_env_prune_removes_orphans_of_its_run_then_all_with_all(docker_client, o
     own_containers.extend([run, other])
     image = _tiny_image(docker_client, "swerve-test-instance", run, {"swerve.tier": "instance", TEST_LABEL: run})
 
-    def container(run_id: str, owner: int):
-        return docker_client.containers.create(
-            image, command=["/marker"], name=f"{run_id}-{owner}",
-            labels={"swerve.run": run_id, "swerve.task": "t", "swerve.owner_pid": str(owner)},
-        )
+    def container(run_id: str, owner: int, name: str, **replaced: str):
+        labels = {"swerve.run": run_id, "swerve.task": "t", **owner_labels(owner), **replaced}
+        return docker_client.containers.create(image, command=["/marker"], name=f"{run_id}-{name}",
+                                               labels={k: v for k, v in labels.items() if v is not None})
 
-    orphan = container(run, _dead_pid())
-    alive = container(run, os.getpid())
-    bystander = container(other, _dead_pid())  # an orphan too, but of another run
+    dead = _dead_pid()
+    orphan = container(run, dead, "orphan")
+    alive = container(run, os.getpid(), "alive")
+    elsewhere = container(run, dead, "other-host", **{LABEL_HOST: "another-host/0123"})
+    other_namespace = container(run, dead, "other-pidns", **{LABEL_PIDNS: "pid:[1]"})
+    older = container(run, dead, "no-host-labels", **{LABEL_HOST: None, LABEL_PIDNS: None})
+    bystander = container(other, dead, "bystander")  # an orphan too, but of another run
+
+    def names() -> set[str]:
+        return {c.name for c in docker_client.containers.list(all=True, filters={"label": "swerve.run"})}
 
     result = CliRunner().invoke(app, ["env", "prune", "--run-id", run])
     assert result.exit_code == 0, result.output
     assert f"removed 1 container(s): {orphan.name}" in result.output
-    names = {c.name for c in docker_client.containers.list(all=True, filters={"label": "swerve.run"})}
-    assert alive.name in names and bystander.name in names and orphan.name not in names
+    kept = {alive.name, elsewhere.name, other_namespace.name, older.name, bystander.name}
+    assert kept <= names() and orphan.name not in names()
 
     result = CliRunner().invoke(app, ["env", "prune", "--run-id", run, "--all"])
     assert result.exit_code == 0, result.output
-    assert f"removed 1 container(s): {alive.name}" in result.output
-    names = {c.name for c in docker_client.containers.list(all=True, filters={"label": "swerve.run"})}
-    assert alive.name not in names and bystander.name in names
+    assert "removed 4 container(s)" in result.output
+    assert names() & kept == {bystander.name}

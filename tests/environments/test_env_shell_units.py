@@ -64,3 +64,20 @@ def test_a_commands_spool_is_deleted_with_the_next_command_and_on_stop(tmp_path)
     finally:
         session.stop()
     assert not os.path.exists(last.full_output_path)
+
+
+def test_a_container_is_an_orphan_only_when_its_owner_died_here():
+    """Owner pid, host and PID namespace labels: a dead pid means an orphan only on this
+    host and in this PID namespace (the same number elsewhere is another process)."""
+    import subprocess
+
+    from swerve.environments.docker import LABEL_HOST, LABEL_OWNER, LABEL_PIDNS, is_orphan, owner_labels
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert is_orphan(owner_labels(gone.pid))
+    assert not is_orphan(owner_labels())
+    assert not is_orphan({**owner_labels(gone.pid), LABEL_HOST: "elsewhere/42"})
+    assert not is_orphan({**owner_labels(gone.pid), LABEL_PIDNS: "pid:[1]"})
+    assert not is_orphan({LABEL_OWNER: str(gone.pid)}), "no host or namespace: from an older swerve, kept"
+    assert owner_labels()[LABEL_PIDNS].startswith("pid:[")

@@ -1,9 +1,15 @@
 """Helpers shared by the RL tests: the real toolz tasks and a partial fix for one, a
-hand-made teacher trajectory, branching token sequences, in-memory environments."""
+hand-made teacher trajectory, branching token sequences, the scratch backend over a
+tiny repository."""
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+from functools import lru_cache
 from pathlib import Path
+
+from swerve.environments import scratch
 
 from swerve.fileio import iter_jsonl
 from swerve.schema import Grade, Task, Trajectory
@@ -80,57 +86,39 @@ def branching_sequences(rng, vocab: int, prompt_tokens: int, fan_out: int,
     return sequences
 
 
-class ScratchEnvironment:
-    """An in-memory Environment for mechanics tests: `bash` echoes, files live in a dict,
-    the diff lists the files written. Counts the commands it ran, resets and closes."""
+SCRATCH_FILES = {"README": "a tiny repository for rollout mechanics\n", "bug.py": "def add(a, b):\n    return a - b\n"}
 
-    def __init__(self, task=None, *args, delay_s: float = 0.0) -> None:
-        from swerve.environments.base import EnvironmentInfo
 
-        self.info = EnvironmentInfo(backend="scratch", instance_id=getattr(task, "instance_id", "scratch"),
-                                    workdir="/repo")
-        self.files: dict[str, str] = {}
+@lru_cache(maxsize=1)
+def scratch_repo() -> Path:
+    """One small git repository per test process, cloned by every ScratchEnvironment."""
+    root = Path(tempfile.mkdtemp(prefix="swerve-rl-repo-"))
+    for name, text in SCRATCH_FILES.items():
+        (root / name).write_text(text)
+    for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "base"]):
+        subprocess.run(["git", *argv], cwd=root, check=True, capture_output=True)
+    return root
+
+
+class ScratchEnvironment(scratch.ScratchEnvironment):
+    """The scratch backend over `scratch_repo()`, counting resets; with `delay_s` every
+    command sleeps first (a slow environment for scheduling tests)."""
+
+    def __init__(self, task=None, *, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
-        self.commands_run = 0
         self.resets = 0
-        self.closed = False
+        super().__init__(scratch_repo(), instance_id=getattr(task, "instance_id", "scratch"))
+
+    @property
+    def commands_run(self) -> int:
+        return len(self.commands)
 
     def exec(self, cmd: str, timeout: float | None = None):
-        import time
-
-        from swerve.schema import ExecResult
-
-        if self.closed:
-            raise RuntimeError("environment closed")
-        time.sleep(self.delay_s)
-        if self.closed:
-            raise RuntimeError("environment closed")
-        self.commands_run += 1
-        return ExecResult(output=f"ran: {cmd}\n", exit_code=0)
-
-    def read_file(self, path: str) -> str:
-        if path not in self.files:
-            raise FileNotFoundError(path)
-        return self.files[path]
-
-    def write_file(self, path: str, content: str) -> None:
-        self.files[path] = content
-
-    def diff(self) -> str:
-        return "".join(f"+++ b/{name}\n" for name in sorted(self.files))
+        return super().exec(f"sleep {self.delay_s}; {cmd}" if self.delay_s else cmd, timeout)
 
     def reset(self) -> None:
-        self.files.clear()
+        super().reset()
         self.resets += 1
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class ScriptedPolicy:

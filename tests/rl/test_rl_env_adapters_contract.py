@@ -37,7 +37,7 @@ def test_skyrl_env_is_a_real_base_text_env_made_by_skyrl_gym():
     assert metadata["instance_id"] == "scratch-adapter"
     out = env.step(BASH)
     assert set(out) >= {"observations", "reward", "done", "metadata"}
-    assert not out["done"] and "ran: ls" in out["observations"][0]["content"]
+    assert not out["done"] and "bug.py" in out["observations"][0]["content"]
     out = env.step(SUBMIT)
     assert out["done"] and out["metadata"]["exit_status"] == "submitted" and out["reward"] == 0.0
     env.close()

@@ -35,7 +35,7 @@ def test_tool_call_text_runs_and_submit_ends_episode():
     turn = '<tool_call>\n{"name": "bash", "arguments": {"command": "ls -la"}}\n</tool_call>'
     observation, reward, done, truncated, info = env.step(turn)
     assert not done and not truncated and reward == 0.0
-    assert observation[0]["role"] == "tool" and "ran: ls -la" in observation[0]["content"]
+    assert observation[0]["role"] == "tool" and "bug.py" in observation[0]["content"]
     assert info["messages"][-2]["role"] == "assistant"
     observation, reward, done, truncated, info = env.step(
         Completion(tool_calls=[ToolCall(name="submit", arguments={})]))

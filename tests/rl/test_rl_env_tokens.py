@@ -63,7 +63,7 @@ def test_tokenizer_mode_keeps_generated_ids_and_masks_observations(tiny):
     assert tokens.policy_versions == [0, 1, 2] and tokens.policy_version == 0
     assert not tokens.retokenized
     observation_text = tokenizer.decode(tokens.completion_ids[tokens.turn_spans[0][1]:tokens.turn_spans[1][0]])
-    assert "<tool_response>" in observation_text and "ran: ls" in observation_text
+    assert "<tool_response>" in observation_text and "bug.py" in observation_text
     assert info["trajectory"].tokens["rollout_id"] == env.rollout_id
 
 
