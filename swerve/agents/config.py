@@ -115,6 +115,30 @@ def load_agent_config(
                   overrides=overrides, flags=flags)
 
 
+def resolve_agent_config(
+    agent: AgentConfig | str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    max_steps: int | None = None,
+) -> AgentConfig:
+    """The one episode configuration every driver of the loop uses (`swerve run`, SweEnv,
+    RolloutManager, the trainer adapters), from what the caller has: an AgentConfig, the
+    path of a YAML file (with `KEY=VALUE` overrides), or None for the shipped default.
+    `max_steps`, when given, replaces the configuration's step limit (a trainer's turn
+    budget); the prompts, tools, parser and other limits stay the configuration's."""
+    if isinstance(agent, AgentConfig):
+        if overrides:
+            raise AgentConfigError(f"--set {overrides[0]}: overrides apply to a configuration file; "
+                                   "pass the file's path instead of an AgentConfig")
+        config = agent
+    else:
+        config = load_agent_config(agent, overrides)
+    if max_steps is None or max_steps == config.limits.max_steps:
+        return config
+    checked = _check_limit("max_steps", "max_steps", max_steps, type(config.limits))
+    return dataclasses.replace(config, limits=dataclasses.replace(config.limits, max_steps=checked))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 

@@ -28,13 +28,18 @@ def agent_config_from_cli(
     """The AgentConfig for this command. `flags` maps a limit name to (parameter, flag, value);
     only the flags the user actually gave count, so a file's limits are not hidden by the flags'
     defaults (which are the shipped default's limits)."""
-    from click.core import ParameterSource
-
     from swerve.agents.config import load_agent_config
 
     explicit = {
         name: (flag, value)
         for name, (parameter, flag, value) in flags.items()
-        if ctx.get_parameter_source(parameter) not in (ParameterSource.DEFAULT, None)
+        if _given(ctx, parameter)
     }
     return load_agent_config(config, overrides or (), limits=explicit)
+
+
+def _given(ctx: typer.Context, parameter: str) -> bool:
+    """Whether the user set `parameter` (command line or environment), not its default. Compared
+    by name: typer may carry its own copy of click, whose ParameterSource is another enum."""
+    source = ctx.get_parameter_source(parameter)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

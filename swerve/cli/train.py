@@ -5,7 +5,7 @@ config (`rft_config.json` / `config.json`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
+from swerve.cli.agent_options import CONFIG_OPTION, SET_OPTION
 from swerve.cli.options import backend_option, instance_ids_option, split_instance_ids
 from swerve.interrupts import stoppable
 
@@ -30,6 +31,8 @@ _LORA_RANK = typer.Option(16, "--lora-rank", min=1,
                           help="LoRA rank on the attention and MLP projections (16-64 typical)")
 _LORA_ALPHA = typer.Option(None, "--lora-alpha", min=1, help="LoRA alpha (default: twice the rank)")
 _SEED = typer.Option(0, "--seed", help="random seed of the trainer (and of the sampling policy for rl)")
+RL_MAX_TURNS = 30
+"""`train rl`'s turns per episode when neither --max-turns nor --config says otherwise."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -157,12 +160,15 @@ def rl_command(
     reward: str = typer.Option("binary", "--reward", help="binary (1 when resolved) or partial (share of tests fixed)"),
     max_staleness: int = typer.Option(1, "--max-staleness", min=0,
                                       help="drop groups whose oldest turn is this many updates behind"),
-    max_turns: int = typer.Option(30, "--max-turns", min=1, help="model turns per episode"),
+    max_turns: int = typer.Option(RL_MAX_TURNS, "--max-turns", min=1,
+                                  help=f"model turns per episode (default: the --config file's limits.max_steps, "
+                                       f"{RL_MAX_TURNS} without --config)"),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="tokens the policy may generate per turn"),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="sampling temperature of the policy"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, or auto"),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16"),
-    command_timeout: float = typer.Option(120.0, "--command-timeout", help="seconds one shell command may run"),
+    command_timeout: float = typer.Option(120.0, "--command-timeout",
+                                          help="seconds one shell command may run (default: the --config file's)"),
     grade_timeout: float = typer.Option(600.0, "--grade-timeout", help="seconds allowed to grade one episode"),
     save_every: int = typer.Option(0, "--save-every", min=0, help="save the adapter every N steps (0: at the end)"),
     max_failed_samples: int = typer.Option(
@@ -170,64 +176,125 @@ def rl_command(
         help="stop once the rollout manager has given up on this many episodes (each crashed on every retry)",
     ),
     seed: int = _SEED,
+    config: Path | None = CONFIG_OPTION,
+    overrides: list[str] | None = SET_OPTION,
 ) -> None:
     """Train a LoRA adapter with GRPO on live, graded rollouts.
 
     The rollout manager runs the model (in-process transformers) on the tasks in warm
     environments; each group of --group-size graded episodes becomes a prefix tree; the
-    adapter is updated on the same model the workers sample from.
+    adapter is updated on the same model the workers sample from. Episodes open with the
+    prompts, tools and limits of --config (the same file `swerve run --config` takes).
 
     Example: swerve train rl --model tiny --tasks tests/fixtures/toolz_tasks.jsonl --out runs/rl --group-size 4 --steps 2 --max-turns 5 --max-new-tokens 64
     """
-    from swerve.agents.loop import EpisodeLimits
-    from swerve.agents.policies import resolve_model_path
-    from swerve.errors import SwerveError
-    from swerve.harness.tasks import load_tasks
-    from swerve.rl import rewards
-    from swerve.rl.grpo_run import run_grpo
-    from swerve.rl.trainer import GRPOConfig, save_run_config
+    from swerve.rl.trainer import GRPOConfig
 
     if reward not in _REWARDS:
         _fail(f"--reward {reward!r}: use {' or '.join(_REWARDS)}")
+    task_list = _rl_tasks(tasks, instance_ids)
+    agent = _rl_agent_config(ctx, config, overrides, max_turns, command_timeout)
+    grpo = GRPOConfig(
+        learning_rate=lr, clip_epsilon=clip_epsilon, kl_coef=kl_coef, updates_per_batch=updates_per_batch,
+        lora_rank=lora_rank, lora_alpha=lora_alpha or 2 * lora_rank, token_budget=token_budget,
+        use_prefix_tree=prefix_tree, seed=seed,
+    )
+    rollouts = RLRollouts(group_size=group_size, groups_per_step=groups_per_step, steps=steps, workers=workers,
+                          backend=backend, reward=reward, max_staleness=max_staleness, grade_timeout_s=grade_timeout,
+                          save_every=save_every, max_failed_samples=max_failed_samples)
+    policy_options = {"device": device, "dtype": dtype, "temperature": temperature, "max_new_tokens": max_new_tokens}
+    model_path = _rl_write_settings(ctx, model, tasks, task_list, out, grpo, rollouts, agent, policy_options)
+    _rl_train(model_path, task_list, out, grpo, rollouts, agent, policy_options)
+
+
+@dataclass(frozen=True)
+class RLRollouts:
+    """How `train rl` gathers its rollouts: groups, steps, parallelism, backend, reward."""
+
+    group_size: int
+    groups_per_step: int
+    steps: int
+    workers: int
+    backend: str
+    reward: str
+    max_staleness: int
+    grade_timeout_s: float
+    save_every: int
+    max_failed_samples: int
+
+
+def _rl_tasks(tasks: str, instance_ids: list[str] | None) -> list[Any]:
+    """The tasks to train on (each needs FAIL_TO_PASS to be graded); bad input exits 2."""
+    from swerve.errors import SwerveError
+    from swerve.harness.tasks import load_tasks
+
     try:
         task_list = load_tasks(tasks, instance_ids=split_instance_ids(instance_ids), require=["FAIL_TO_PASS"])
     except (SwerveError, ValueError, OSError) as exc:
         _fail(f"--tasks: {exc}")
     if not task_list:
         _fail(f"--tasks {tasks}: no tasks to train on")
-    config = GRPOConfig(
-        learning_rate=lr, clip_epsilon=clip_epsilon, kl_coef=kl_coef, updates_per_batch=updates_per_batch,
-        lora_rank=lora_rank, lora_alpha=lora_alpha or 2 * lora_rank, token_budget=token_budget,
-        use_prefix_tree=prefix_tree, seed=seed,
-    )
-    limits = EpisodeLimits(max_steps=max_turns, command_timeout_s=command_timeout)
-    policy_options = {"device": device, "dtype": dtype, "temperature": temperature, "max_new_tokens": max_new_tokens}
+    return task_list
+
+
+def _rl_agent_config(ctx: typer.Context, config: Path | None, overrides: list[str] | None, max_turns: int,
+                     command_timeout: float):
+    """The episode configuration (swerve.agents.config.AgentConfig): --config, then the limit
+    flags given on the command line, then --set; without --config, RL_MAX_TURNS turns."""
+    from swerve.agents.config import AgentConfigError
+    from swerve.cli.agent_options import agent_config_from_cli
+
+    flags = {"max_steps": ("max_turns", "--max-turns", max_turns),
+             "command_timeout_s": ("command_timeout", "--command-timeout", command_timeout)}
+    try:
+        agent = agent_config_from_cli(ctx, config, overrides, flags)
+        if config is None and not any(item.strip().startswith("limits.max_steps=") for item in overrides or ()):
+            from swerve.agents.config import resolve_agent_config
+
+            agent = resolve_agent_config(agent, max_steps=max_turns)
+    except AgentConfigError as exc:
+        _fail(str(exc))
+    return agent
+
+
+def _rl_write_settings(ctx: typer.Context, model: str, tasks: str, task_list: list[Any], out: Path, grpo: Any,
+                       rollouts: RLRollouts, agent: Any, policy_options: dict[str, Any]) -> str:
+    """Resolve the model and write OUT/run_config.json (arguments, GRPO, policy, rollouts, episode)."""
+    from swerve.agents.policies import resolve_model_path
+    from swerve.rl.trainer import save_run_config
+
     model_path = resolve_model_path(model)
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(
         out, **_invocation(ctx), model=model_path, tasks=tasks, instance_ids=[t.instance_id for t in task_list],
-        grpo=config.to_dict(), policy={"backend": "hf-exact", **policy_options},
-        rollouts={"group_size": group_size, "groups_per_step": groups_per_step, "steps": steps, "workers": workers,
-                  "backend": backend, "reward": reward, "max_staleness": max_staleness,
-                  "episode_limits": asdict(limits),
-                  "grade_timeout_s": grade_timeout},
+        grpo=grpo.to_dict(), policy={"backend": "hf-exact", **policy_options},
+        rollouts={**asdict(rollouts), "episode_limits": asdict(agent.limits), "agent_config": agent.describe()},
     )
+    return model_path
+
+
+def _rl_train(model_path: str, task_list: list[Any], out: Path, grpo: Any, rollouts: RLRollouts, agent: Any,
+              policy_options: dict[str, Any]) -> None:
+    """Run GRPO, printing one line per step; SIGINT / SIGTERM keep the finished steps."""
+    from swerve.rl import rewards
+    from swerve.rl.grpo_run import run_grpo
 
     def show(metrics: dict[str, Any]) -> None:
         pruned = metrics.get("pruning")
         kept = f" kept {pruned['tokens_kept']}/{pruned['tokens_total']} tokens" if pruned else ""
-        console.print(f"step {metrics['step']}/{steps}: reward {metrics['reward_mean']:.3f} "
+        console.print(f"step {metrics['step']}/{rollouts.steps}: reward {metrics['reward_mean']:.3f} "
                       f"loss {metrics['loss']:.4f} tokens {metrics['tokens_forwarded']}{kept}")
 
-    console.print(f"GRPO on {len(task_list)} task(s), {group_size} rollouts per group, {steps} step(s) -> {out}")
+    console.print(f"GRPO on {len(task_list)} task(s), {rollouts.group_size} rollouts per group, "
+                  f"{rollouts.steps} step(s) -> {out}")
     try:
         with stoppable():
             run_grpo(
-                model_path, task_list, out, config, steps=steps, group_size=group_size,
-                groups_per_step=groups_per_step, workers=workers, backend=backend, episode_limits=limits,
-                policy_options=policy_options, reward=getattr(rewards, _REWARDS[reward]), max_staleness=max_staleness,
-                grade_timeout_s=grade_timeout, save_every=save_every, max_failed_samples=max_failed_samples,
-                on_step=show,
+                model_path, task_list, out, grpo, steps=rollouts.steps, group_size=rollouts.group_size,
+                groups_per_step=rollouts.groups_per_step, workers=rollouts.workers, backend=rollouts.backend,
+                agent=agent, policy_options=policy_options, reward=getattr(rewards, _REWARDS[rollouts.reward]),
+                max_staleness=rollouts.max_staleness, grade_timeout_s=rollouts.grade_timeout_s,
+                save_every=rollouts.save_every, max_failed_samples=rollouts.max_failed_samples, on_step=show,
             )
     except KeyboardInterrupt as exc:
         _interrupted(exc, f"finished steps are saved in {out}; rollouts in flight were abandoned")

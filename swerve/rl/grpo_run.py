@@ -22,6 +22,7 @@ def run_grpo(
     workers: int = 2,
     backend: str = "auto",
     episode_limits: Any = None,
+    agent: Any = None,
     policy_options: dict[str, Any] | None = None,
     reward: Any = None,
     max_staleness: int = 1,
@@ -36,7 +37,9 @@ def run_grpo(
     through `ExactTokenPolicy` (in-process transformers, token-exact turns), and the
     trainer updates a LoRA adapter on that very model (the workers wait at a turn
     boundary during each update). `policy_options`: device, dtype, temperature,
-    top_p, max_new_tokens, chat_template_kwargs.
+    top_p, max_new_tokens, chat_template_kwargs. `agent` is the episode configuration
+    (swerve.agents.config: prompts, tools, parser, limits; an AgentConfig or a YAML path),
+    the same one `swerve run --config` uses; `episode_limits` overrides its limits.
 
     Writes OUT/rollouts.jsonl (every graded trajectory, in batch order),
     OUT/history.jsonl (one metrics line per step), and OUT/adapter + OUT/config.json
@@ -82,7 +85,7 @@ def run_grpo(
     manager = RolloutManager(
         tasks, policy_for, workers=workers, group_size=group_size,
         max_groups_ahead=max(2, groups_per_step), max_staleness=max_staleness, backend=backend,
-        limits=episode_limits, reward=reward, grade=grade, grade_timeout_s=grade_timeout_s,
+        limits=episode_limits, agent=agent, reward=reward, grade=grade, grade_timeout_s=grade_timeout_s,
         run_id=out.name or "rl", **manager_options,
     )
     try:

@@ -17,6 +17,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from swerve.agents.config import resolve_agent_config
 from swerve.agents.loop import Episode, EpisodeLimits
 from swerve.environments.base import Limits
 from swerve.schema import Completion, Task, Trajectory
@@ -34,6 +35,9 @@ class SweEnv:
     carrying `prompt_token_ids` still build the token trajectory.
     `environment` lends an already open Environment (a warm pool's); SweEnv then
     resets it instead of opening its own and does not close it.
+    `agent` is the episode configuration `swerve run --config` uses (an AgentConfig, the
+    path of its YAML file, or None for the shipped default: prompts, tools, parser,
+    limits; see swerve.agents.config.resolve_agent_config); `limits` overrides its limits.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class SweEnv:
         backend: str = "auto",
         env_limits: Limits | None = None,
         limits: EpisodeLimits | None = None,
+        agent: Any = None,
         reward: Any = None,
         grade: bool = True,
         grade_backend: str | None = None,
@@ -56,7 +61,8 @@ class SweEnv:
         self.task = task
         self.backend = backend
         self.env_limits = env_limits or Limits()
-        self.limits = limits or EpisodeLimits()
+        self.agent = resolve_agent_config(agent)
+        self.limits = limits or self.agent.limits
         self.reward_fn = reward
         self.grade = grade
         self.grade_backend = grade_backend or backend
@@ -88,7 +94,7 @@ class SweEnv:
 
         env = self.environment
         env.reset()
-        episode = Episode(self.task, env, self.limits, policy_info=self.policy_info)
+        episode = Episode(self.task, env, self.limits, policy_info=self.policy_info, agent=self.agent)
         opening = episode.start(messages)
         self._episode = episode
         self._finished = None

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from swerve.agents.config import resolve_agent_config
 from swerve.agents.loop import EpisodeLimits
 from swerve.environments.base import Limits
 from swerve.rl.gym_env import SweEnv
@@ -86,7 +87,9 @@ class RolloutManager:
 
     `policy_factory(task)` returns a Policy for one episode (it may return one shared
     policy). `tasks` are cycled in order (or pass `task_order` any iterable of tasks).
-    Use as a context manager, or call `start()` / `close()`.
+    Use as a context manager, or call `start()` / `close()`. `agent` is the episode
+    configuration (prompts, tools, parser, limits) every SweEnv gets, as `swerve run
+    --config` uses it (an AgentConfig, a YAML path, or None for the default).
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class RolloutManager:
         backend: str = "auto",
         env_limits: Limits | None = None,
         limits: EpisodeLimits | None = None,
+        agent: Any = None,
         reward: Any = None,
         grade: bool = True,
         grade_timeout_s: float = 600.0,
@@ -119,7 +123,8 @@ class RolloutManager:
         self.group_size = group_size
         self.max_staleness = max_staleness
         self.env_limits = env_limits or Limits()
-        self.limits = limits or EpisodeLimits()
+        self.agent = resolve_agent_config(agent)
+        self.limits = limits or self.agent.limits
         self.reward = reward
         self.grade = grade
         self.grade_timeout_s = grade_timeout_s
@@ -261,7 +266,8 @@ class RolloutManager:
             if worker.kill.is_set():
                 raise WorkerKilled()
             policy = self.policy_factory(task)
-            sweenv = SweEnv(task, backend=self.backend, limits=self.limits, reward=self.reward, grade=self.grade,
+            sweenv = SweEnv(task, backend=self.backend, limits=self.limits, agent=self.agent, reward=self.reward,
+                            grade=self.grade,
                             grade_timeout_s=self.grade_timeout_s, tokenizer=self.tokenizer, run_id=self.run_id,
                             environment=env, policy_info=_describe(policy))
             messages, tools, info = sweenv.reset(policy_version=self.policy_version)

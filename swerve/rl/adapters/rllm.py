@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from swerve.agents.loop import EpisodeLimits
+from swerve.rl.adapters._config import episode_config
 from swerve.rl.adapters._tasks import task_from_fields
 from swerve.rl.adapters.skyrl import reward_by_name
 from swerve.rl.gym_env import SweEnv
+
+DEFAULT_MAX_STEPS = 30
+"""Turns per episode when the trainer names neither max_steps nor an agent_config."""
 
 try:
     from rllm.environments.base.base_env import BaseEnv
@@ -29,10 +32,11 @@ except ImportError:
 
 
 class SwerveEnv(BaseEnv):
-    def __init__(self, task: Any, *, backend: str = "auto", max_steps: int = 30, reward: str | None = None,
-                 grade: bool = True, environment: Any = None, run_id: str = "rllm") -> None:
-        self.env = SweEnv(task, backend=backend, limits=EpisodeLimits(max_steps=max_steps),
-                          reward=reward_by_name(reward), grade=grade, environment=environment, run_id=run_id)
+    def __init__(self, task: Any, *, backend: str = "auto", max_steps: int | None = None, reward: str | None = None,
+                 grade: bool = True, environment: Any = None, run_id: str = "rllm", agent_config: Any = None) -> None:
+        agent = episode_config(agent_config, max_steps, DEFAULT_MAX_STEPS)
+        self.env = SweEnv(task, backend=backend, agent=agent, reward=reward_by_name(reward), grade=grade,
+                          environment=environment, run_id=run_id)
 
     def reset(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         messages, tools, info = self.env.reset()
@@ -51,7 +55,8 @@ class SwerveEnv(BaseEnv):
     @staticmethod
     def from_dict(info: dict[str, Any]) -> "SwerveEnv":
         task = task_from_fields(info)
-        options = {key: info[key] for key in ("backend", "max_steps", "reward", "grade", "run_id") if key in info}
+        options = {key: info[key] for key in ("backend", "max_steps", "reward", "grade", "run_id", "agent_config")
+                   if key in info}
         return SwerveEnv(task, environment=info.get("environment"), **options)
 
     @staticmethod

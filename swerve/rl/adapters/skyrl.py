@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from swerve.agents.loop import EpisodeLimits
+from swerve.rl.adapters._config import episode_config
 from swerve.rl.adapters._tasks import task_from_fields
 from swerve.rl.gym_env import SweEnv
+
+DEFAULT_MAX_STEPS = 30
+"""Turns per episode when the trainer names neither max_steps nor an agent_config."""
 
 try:
     from skyrl_gym.envs.base_text_env import BaseTextEnv
@@ -53,9 +56,10 @@ class SwerveTextEnv(BaseTextEnv):
         super().__init__()
         extras = dict(extras or {})
         task = task_from_fields(extras, _config_get(env_config, "tasks_path"))
-        limits = EpisodeLimits(max_steps=int(_config_get(env_config, "max_steps", 30)))
-        self.max_turns = limits.max_steps
-        self.env = SweEnv(task, backend=_config_get(env_config, "backend", "auto"), limits=limits,
+        agent = episode_config(_config_get(env_config, "agent_config"), _config_get(env_config, "max_steps"),
+                               DEFAULT_MAX_STEPS)
+        self.max_turns = agent.limits.max_steps
+        self.env = SweEnv(task, backend=_config_get(env_config, "backend", "auto"), agent=agent,
                           reward=reward_by_name(_config_get(env_config, "reward")),
                           grade=bool(_config_get(env_config, "grade", True)), environment=environment,
                           run_id=_config_get(env_config, "run_id", "skyrl"))

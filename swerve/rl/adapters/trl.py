@@ -28,9 +28,13 @@ from typing import Any
 
 from swerve.agents.loop import EpisodeLimits, build_messages
 from swerve.environments.base import Limits
-from swerve.rl.gym_env import SweEnv
 from swerve.environments.warm_pool import EnvPool
+from swerve.rl.adapters._config import episode_config
+from swerve.rl.gym_env import SweEnv
 from swerve.schema import DEFAULT_WORKDIR, Task
+
+DEFAULT_MAX_STEPS = 4
+"""Turns per episode when neither `limits` nor `agent` is given (GRPO prompts stay short)."""
 
 
 def _prompt_key(prompt: list[dict[str, Any]]) -> str:
@@ -44,7 +48,10 @@ def swerve_reward(completions: list[Any], swerve_reward: list[float], **kwargs: 
 
 class SwerveRollouts:
     """The rollout function (callable) plus the dataset that goes with it; `history`
-    keeps the latest `history_size` episodes (training row, trajectory, reward)."""
+    keeps the latest `history_size` episodes (training row, trajectory, reward).
+    `agent` is the episode configuration (an AgentConfig or its YAML path: prompts, tools,
+    parser, limits; default: the shipped one with DEFAULT_MAX_STEPS turns); `limits`
+    overrides its limits."""
 
     def __init__(
         self,
@@ -52,6 +59,7 @@ class SwerveRollouts:
         *,
         backend: str = "auto",
         limits: EpisodeLimits | None = None,
+        agent: Any = None,
         env_limits: Limits | None = None,
         reward: Any = None,
         grade: bool = True,
@@ -67,7 +75,8 @@ class SwerveRollouts:
         if not self.tasks:
             raise ValueError("SwerveRollouts needs at least one task")
         self.backend = backend
-        self.limits = limits or EpisodeLimits(max_steps=4)
+        self.agent = episode_config(agent, None, DEFAULT_MAX_STEPS)
+        self.limits = limits or self.agent.limits
         self.env_limits = env_limits
         self.reward = reward
         self.grade = grade
@@ -85,7 +94,7 @@ class SwerveRollouts:
 
     def prompt_for(self, task: Task) -> list[dict[str, Any]]:
         """The opening messages of an episode on `task` (what the dataset's `prompt` holds)."""
-        return build_messages(task, task.workdir or DEFAULT_WORKDIR, self.limits)
+        return build_messages(task, task.workdir or DEFAULT_WORKDIR, self.limits, self.agent)
 
     def dataset(self):
         """A `datasets.Dataset` with one row per task: `prompt` (messages) and `instance_id`."""
@@ -106,7 +115,8 @@ class SwerveRollouts:
         from swerve.rl.generation import generate_turn
 
         environment = self.pool.acquire(task, reset=False)
-        env = SweEnv(task, backend=self.backend, limits=self.limits, reward=self.reward, grade=self.grade,
+        env = SweEnv(task, backend=self.backend, limits=self.limits, agent=self.agent, reward=self.reward,
+                     grade=self.grade,
                      grade_timeout_s=self.grade_timeout_s, tokenizer=tokenizer, run_id=self.run_id,
                      environment=environment, policy_info={"policy": "trl-grpo"})
         ok = False

@@ -20,12 +20,15 @@ import asyncio
 import uuid
 from typing import Any
 
-from swerve.agents.loop import EpisodeLimits
+from swerve.rl.adapters._config import episode_config
 from swerve.agents.policies.chat_tokens import completion_text, stop_token_ids
 from swerve.rl.adapters._tasks import task_from_fields
 from swerve.rl.adapters.skyrl import reward_by_name
 from swerve.rl.gym_env import SweEnv
 from swerve.schema import Completion
+
+DEFAULT_MAX_STEPS = 30
+"""Turns per episode when the trainer names neither max_steps nor an agent_config."""
 
 try:
     from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
@@ -70,14 +73,16 @@ class SwerveAgentLoop(AgentLoopBase):
     """Runs one swerve episode per sample through verl's inference servers."""
 
     backend = "auto"
-    max_steps = 30
+    max_steps: int | None = None
+    agent_config: Any = None
     reward = None
     environment: Any = None
 
     async def run(self, sampling_params: dict[str, Any], **fields: Any) -> Any:
         task = task_from_fields(fields)
         env = SweEnv(task, backend=fields.get("backend", self.backend),
-                     limits=EpisodeLimits(max_steps=int(fields.get("max_steps", self.max_steps))),
+                     agent=episode_config(fields.get("agent_config", self.agent_config),
+                                          fields.get("max_steps", self.max_steps), DEFAULT_MAX_STEPS),
                      reward=reward_by_name(fields.get("reward", self.reward)), tokenizer=self.tokenizer,
                      environment=fields.get("environment", self.environment), run_id="verl")
         request_id = uuid.uuid4().hex
