@@ -3,16 +3,22 @@
 Strategies (combine with commas; earlier ones decide, later ones break ties, the
 earliest attempt breaks what is left):
 
-- `tests`: apply each candidate in a fresh environment at the base commit and run the
-  repository's own visible test suite (the task's test command with no test names).
-  Candidates that break no test passing at the base commit win; one that does not apply
-  loses. The hidden tests are not in that environment and never run.
-- `consensus`: group candidates by their normalised diff (changed lines, whitespace and
-  hunk positions ignored); the largest group wins. When `tests` ran too, candidates that
-  behave alike on the visible tests (the same failing set) add to each other's weight
-  as a second key.
-- `judge:SPEC`: a policy (any spec: `openai:...`, `hf:...`) scores each candidate 0-10
-  from the issue, the diff and a summary of its trajectory.
+- `tests`: each candidate's patch is split into its source change and its test files.
+  In a fresh environment at the base commit the source change is applied and the
+  repository's own visible test suite runs (the task's test command with no test
+  names); a candidate that breaks a test passing at the base commit loses, one that
+  does not apply loses most. Then the reproduction tests every attempt wrote (test
+  files its patch adds or changes) run against every candidate's source change and
+  against the unpatched base (cross-validation, as CodeT and Agentless do): a check
+  that fails at the base reproduces the issue, and a candidate scores one for each
+  such check it passes (`repro`, the second key). The hidden tests are not in that
+  environment and never run.
+- `consensus`: group candidates by their normalised source diff (changed lines,
+  whitespace and hunk positions ignored; test files left out); the largest group wins.
+  When `tests` ran too, candidates that behave alike (the same failing visible tests
+  and reproduction checks) add to each other's weight as a second key.
+- `judge:SPEC`: a policy (any model spec: `openai:...`, `hf:...`, `vllm:...`) scores
+  each candidate 0-10 from the issue, the diff and a summary of its trajectory.
 
 The selector is blind by construction: it receives a `TaskView` (instance id,
 repository, issue text, hints, test command) that has no gold patch, no test patch, no
@@ -26,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import time
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
@@ -41,6 +48,8 @@ HIDDEN_FIELDS = ("patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS", "eval_sc
                  "base_patch", "difficulty")
 JUNIT = "/tmp/swerve-select-junit.xml"
 APPLY_FAILED = -10**9
+TEST_DIRS = ("tests", "test", "testing")
+REPRO_PREFIX = "test_swerve_repro_"
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,16 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return normalised_diff(self.patch)
+        return normalised_diff(split_patch(self.patch)[0])
+
+    @property
+    def source_patch(self) -> str:
+        return split_patch(self.patch)[0]
+
+    @property
+    def test_patch(self) -> str:
+        """The candidate's own test files (its reproduction tests), as a diff."""
+        return split_patch(self.patch)[1]
 
 
 def candidate_from(trajectory: Trajectory, attempt: int) -> Candidate:
@@ -118,6 +136,76 @@ def normalised_diff(patch: str) -> str:
     return "\n".join(out)
 
 
+def is_test_path(path: str) -> bool:
+    """A test file or test support file: test_*.py / *_test.py / conftest.py, or anything
+    under a tests/test/testing folder."""
+    parts = path.strip("/").split("/")
+    name = parts[-1]
+    return (name.startswith("test_") and name.endswith(".py")) or name.endswith("_test.py") \
+        or name == "conftest.py" or any(part in TEST_DIRS for part in parts[:-1])
+
+
+def _file_sections(patch: str) -> list[tuple[str, str]]:
+    """(path, text) per file of a unified diff, in order (git or plain headers)."""
+    sections: list[tuple[str, list[str]]] = []
+    pending: list[str] = []
+    lines = patch.splitlines(keepends=True)
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("diff --git "):
+            pending = [line]
+        elif line.startswith("--- ") and index + 1 < len(lines) and lines[index + 1].startswith("+++ "):
+            target = lines[index + 1][4:].strip().split("\t")[0]
+            source = line[4:].strip().split("\t")[0]
+            path = target if target != "/dev/null" else source
+            path = re.sub(r"^[ab]/", "", path)
+            sections.append((path, [*pending, line, lines[index + 1]]))
+            pending = []
+            index += 2
+            continue
+        elif sections and not pending:
+            sections[-1][1].append(line)
+        else:
+            pending.append(line)
+        index += 1
+    return [(path, "".join(text)) for path, text in sections]
+
+
+def split_patch(patch: str) -> tuple[str, str]:
+    """(source change, test files) of a candidate patch."""
+    source, tests = [], []
+    for path, text in _file_sections(patch or ""):
+        (tests if is_test_path(path) else source).append(text)
+    return "".join(source), "".join(tests)
+
+
+@dataclass(frozen=True)
+class ReproductionFile:
+    """A test file an attempt added, as the selector runs it: its folder, original name
+    and full text."""
+
+    folder: str
+    name: str
+    text: str
+
+
+def reproduction_files(test_patch: str) -> list[ReproductionFile]:
+    """The test modules (test_*.py / *_test.py) a candidate's test diff adds. Changes to
+    existing test files are not used: the visible suite runs from the base commit."""
+    found = []
+    for path, text in _file_sections(test_patch):
+        name = path.rsplit("/", 1)[-1]
+        if not (name.startswith("test_") or name.endswith("_test.py")) or not name.endswith(".py"):
+            continue
+        if "\n--- /dev/null" not in "\n" + text:
+            continue
+        body = [line[1:] for line in text.splitlines(keepends=True)[1:]
+                if line.startswith("+") and not line.startswith("+++ ")]
+        found.append(ReproductionFile(path.rsplit("/", 1)[0] if "/" in path else "", name, "".join(body)))
+    return found
+
+
 # --- the strategies --------------------------------------------------------------------
 
 def parse_strategy(text: str) -> list[str]:
@@ -139,29 +227,57 @@ def parse_strategy(text: str) -> list[str]:
 
 def score_with_tests(view: TaskView, candidates: list[Candidate], open_env: Callable[[], Any],
                      timeout: float = 600.0) -> None:
-    """Run the visible suite at the base commit and with each distinct patch; set
-    scores["tests"] = -(tests broken) and the failing set as `behaviour`."""
+    """Run the visible suite at the base commit and with each distinct source change,
+    then every attempt's reproduction tests on the base and on each source change. Sets
+    scores["tests"] = -(visible tests broken), scores["repro"] = reproduction checks
+    passed (of those failing at the base), and the failing set as `behaviour`."""
     assert_blind(view)
     by_key: dict[str, list[Candidate]] = {}
     for candidate in candidates:
         by_key.setdefault(candidate.key, []).append(candidate)
+    bundles = list(dict.fromkeys(tuple(reproduction_files(c.test_patch)) for c in candidates))
+    files = [(index, f) for index, bundle in enumerate(b for b in bundles if b) for f in bundle]
     with open_env() as env:
         base_failed, base_ran = _visible_failures(env, view, timeout)
+        repro_failed, repro_ran = _reproduction_failures(env, view, files, timeout) if files else (set(), set())
+        checks = repro_failed & repro_ran
         for group in by_key.values():
             env.reset()
-            patch = group[0].patch
-            if not patch.strip():
+            source = group[0].source_patch
+            if not source.strip():
                 failed, ran = base_failed, base_ran
+                own_failed, own_ran = repro_failed, repro_ran
             else:
-                failed, ran = _with_patch(env, view, patch, timeout)
+                failed, ran = _with_patch(env, view, source, timeout)
+                own_failed, own_ran = (_reproduction_failures(env, view, files, timeout)
+                                       if failed is not None and checks else (set(), set()))
             for candidate in group:
                 if failed is None:
                     candidate.scores["tests"] = APPLY_FAILED
+                    candidate.scores["repro"] = 0
                     candidate.behaviour = frozenset({"<does not apply>"})
                     continue
                 broken = (failed - base_failed) | (base_ran - ran - base_failed)
+                passed = {check for check in checks if check in own_ran and check not in own_failed}
                 candidate.scores["tests"] = -len(broken)
-                candidate.behaviour = frozenset(failed)
+                candidate.scores["repro"] = len(passed)
+                candidate.behaviour = frozenset(failed) | frozenset(f"repro:{c}" for c in checks - passed)
+
+
+def _reproduction_failures(env: Any, view: TaskView, files: list[tuple[int, ReproductionFile]],
+                           timeout: float) -> tuple[set[str], set[str]]:
+    """(failing, ran) checks of the attempts' reproduction tests in the environment's
+    current state. Each file is written beside its original under a unique name (so
+    equal names from different attempts do not collide) and all run in one pytest call."""
+    paths = []
+    for index, found in files:
+        path = f"{found.folder}/{REPRO_PREFIX}{index}__{found.name}" if found.folder else \
+            f"{REPRO_PREFIX}{index}__{found.name}"
+        env.write_file(path, found.text)
+        paths.append(path)
+    failed, ran = _visible_failures(env, view, timeout, targets=paths, extra="--continue-on-collection-errors")
+    env.exec("rm -f " + " ".join(shlex.quote(path) for path in paths), timeout=60)
+    return failed, ran
 
 
 def _with_patch(env: Any, view: TaskView, patch: str, timeout: float) -> tuple[set[str] | None, set[str]]:
@@ -173,10 +289,13 @@ def _with_patch(env: Any, view: TaskView, patch: str, timeout: float) -> tuple[s
     return _visible_failures(env, view, timeout)
 
 
-def _visible_failures(env: Any, view: TaskView, timeout: float) -> tuple[set[str], set[str]]:
-    """(failing tests, tests that ran) of the visible suite, from a JUnit file outside the repo."""
+def _visible_failures(env: Any, view: TaskView, timeout: float, targets: list[str] | None = None,
+                      extra: str = "") -> tuple[set[str], set[str]]:
+    """(failing tests, tests that ran) of the visible suite (or of `targets`), from a JUnit
+    file outside the repo."""
     command = view.test_cmd.strip() or "python -m pytest -q"
-    env.exec(f"rm -f {JUNIT}; {command} -p no:cacheprovider --junitxml={JUNIT} >/dev/null 2>&1; true",
+    named = " ".join(shlex.quote(target) for target in targets or [])
+    env.exec(f"rm -f {JUNIT}; {command} {named} {extra} -p no:cacheprovider --junitxml={JUNIT} >/dev/null 2>&1; true",
              timeout=timeout)
     shown = env.exec(f"cat {JUNIT} 2>/dev/null", timeout=60)
     return parse_junit(shown.output if shown.exit_code == 0 else "")
@@ -200,14 +319,16 @@ def parse_junit(xml_text: str) -> tuple[set[str], set[str]]:
 
 
 def score_with_consensus(candidates: list[Candidate]) -> None:
-    """scores["consensus"] = size of the candidate's normalised-diff group; with behaviour
+    """scores["consensus"] = size of the candidate's normalised source-diff group (test
+    files left out; no source change scores 0); with behaviour
     known, scores["behaviour"] = size of its same-behaviour group."""
-    sizes = Counter(c.key for c in candidates if c.patch.strip())
-    behaviours = Counter(c.behaviour for c in candidates if c.behaviour is not None and c.patch.strip())
+    changed = [c for c in candidates if c.key.strip()]
+    sizes = Counter(c.key for c in changed)
+    behaviours = Counter(c.behaviour for c in changed if c.behaviour is not None)
     for candidate in candidates:
-        candidate.scores["consensus"] = sizes.get(candidate.key, 0) if candidate.patch.strip() else 0
+        candidate.scores["consensus"] = sizes.get(candidate.key, 0) if candidate.key.strip() else 0
         if candidate.behaviour is not None:
-            candidate.scores["behaviour"] = behaviours.get(candidate.behaviour, 0) if candidate.patch.strip() else 0
+            candidate.scores["behaviour"] = behaviours.get(candidate.behaviour, 0) if candidate.key.strip() else 0
 
 
 JUDGE_PROMPT = """You review candidate fixes for a software issue. Rate how likely this patch resolves \
@@ -251,6 +372,21 @@ def score_with_judge(view: TaskView, candidates: list[Candidate], judge: Any) ->
         candidate.scores["judge"] = ratings[candidate.key]
 
 
+def make_judge(spec: str) -> Any:
+    """The judge policy of `judge:SPEC`: any model spec (openai:, hf:, vllm:, with their
+    options) or `noop`. Scripted policies built per task (oracle, replay) are refused:
+    they are made from the task row, which holds the gold patch and the hidden tests."""
+    from swerve.agents.policies import SCRIPTED_KINDS, make_policy
+    from swerve.agents.policies.spec import parse_policy_spec
+
+    kind = parse_policy_spec(spec).kind
+    if kind in SCRIPTED_KINDS and kind != "noop":
+        raise ValueError(f"--strategy judge:{spec}: {kind} is built from the task row (gold patch, hidden tests) "
+                         "and cannot judge blind; give a model spec such as judge:hf:tiny or "
+                         "judge:openai:MODEL@http://HOST:PORT/v1")
+    return make_policy(spec)
+
+
 def parse_rating(text: str) -> float:
     match = re.search(r"<score>\s*(\d+(?:\.\d+)?)\s*</score>", text or "")
     return min(10.0, float(match.group(1))) if match else 0.0
@@ -262,6 +398,8 @@ def choose(candidates: list[Candidate], strategy: list[str]) -> Candidate:
     for part in strategy:
         name = part.split(":", 1)[0]
         keys.append(name)
+        if name == "tests":
+            keys.append("repro")
         if name == "consensus" and any(c.behaviour is not None for c in candidates):
             keys.append("behaviour")
     return min(candidates, key=lambda c: ([-c.scores.get(k, 0.0) for k in keys], c.attempt))
@@ -325,17 +463,21 @@ def strategy_file_name(strategy: str) -> str:
 
 def select_run(run_dir: str | Path, tasks: list[Task], strategy: str, *, out_path: str | Path | None = None,
                backend: str = "auto", judge: Any = None, open_env: Callable[[Task], Any] | None = None,
-               model_name: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+               model_name: str | None = None, progress: Callable[[str], None] | None = None,
+               workers: int = 1) -> dict[str, Any]:
     """Select one patch per task of a multi-attempt run; write predictions (with an
     `attempt` field per row) to out_path (default RUN/selections/STRATEGY.jsonl) and
-    timings beside them. Returns the summary written there."""
+    timings beside them. `workers` tasks are scored at once (each in its own
+    environment). Returns the summary written there."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from swerve.fileio import atomic_write_json, write_jsonl
 
+    if workers < 1:
+        raise ValueError(f"--workers {workers}: give 1 or more")
     parts = parse_strategy(strategy)
     if any(p.startswith("judge") for p in parts) and judge is None:
-        from swerve.agents.policies import make_policy
-
-        judge = make_policy(next(p for p in parts if p.startswith("judge")).partition(":")[2])
+        judge = make_judge(next(p for p in parts if p.startswith("judge")).partition(":")[2])
     if open_env is None:
         from swerve.environments import open_environment
 
@@ -348,18 +490,22 @@ def select_run(run_dir: str | Path, tasks: list[Task], strategy: str, *, out_pat
     if missing:
         raise ValueError(f"--tasks lacks {len(missing)} instance(s) of the run, e.g. {missing[0]}; give the run's task file")
     started = time.monotonic()
-    rows = []
-    for instance_id, found in sorted(candidates.items()):
+
+    def select_one(instance_id: str) -> dict[str, Any]:
         task = by_id[instance_id]
         view = task_view(task)
         assert_blind(view, secrets_of=task)
-        chosen = select_for_task(view, found, parts, open_env=lambda task=task: open_env(task), judge=judge)
-        rows.append({"instance_id": instance_id, "model_name_or_path": model_name or f"select:{strategy}",
-                     "model_patch": chosen.patch, "attempt": chosen.attempt, "strategy": strategy,
-                     "scores": chosen.scores, "candidates": chosen.candidates,
-                     "candidate_scores": {str(a): sc for a, sc in chosen.candidate_scores.items()}})
+        found = candidates[instance_id]
+        chosen = select_for_task(view, found, parts, open_env=lambda: open_env(task), judge=judge)
         if progress is not None:
             progress(f"{instance_id}: attempt {chosen.attempt} {chosen.scores}")
+        return {"instance_id": instance_id, "model_name_or_path": model_name or f"select:{strategy}",
+                "model_patch": chosen.patch, "attempt": chosen.attempt, "strategy": strategy,
+                "scores": chosen.scores, "candidates": chosen.candidates,
+                "candidate_scores": {str(a): sc for a, sc in chosen.candidate_scores.items()}}
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        rows = list(pool.map(select_one, sorted(candidates)))
     seconds = time.monotonic() - started
     path = Path(out_path) if out_path else run / "selections" / f"{strategy_file_name(strategy)}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Policy specs for the policies that need no model: `oracle`, `oracle-detours`,
-`oracle-stochastic:p=P`, `noop`, `replay:PATH`.
+`oracle-stochastic:p=P,repro=R`, `noop`, `replay:PATH`.
 
 `scripted_policy(spec, task)` builds one for a task, or returns None when the spec
 names something else (a model backend), so a registry can try it first. Kept
@@ -28,7 +28,8 @@ def scripted_policy(spec: str, task: Task, *, seed: int = 0) -> Any | None:
     if kind == "oracle-stochastic":
         from swerve.agents.policies.stochastic import StochasticOraclePolicy, parse_stochastic_argument
 
-        return StochasticOraclePolicy(task, p=parse_stochastic_argument(spec, argument).p, seed=seed)
+        settings = parse_stochastic_argument(spec, argument)
+        return StochasticOraclePolicy(task, p=settings.p, seed=seed, repro=settings.repro)
     if kind == "noop":
         from swerve.agents.policies.noop import NoopPolicy
 

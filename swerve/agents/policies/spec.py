@@ -3,7 +3,7 @@
     openai:MODEL[@BASE_URL][?OPTION=VALUE&...]
     hf:PATH_OR_NAME[?OPTION=VALUE&...]        (hf:tiny = the tiny random test model)
     vllm:PATH_OR_NAME[?OPTION=VALUE&...]
-    oracle | oracle-detours | oracle-stochastic:p=P | noop | replay:TRAJECTORIES.jsonl
+    oracle | oracle-detours | oracle-stochastic:p=P,repro=R | noop | replay:TRAJECTORIES.jsonl
 
 `@BASE_URL` is taken only when it starts with http:// or https://, so model
 names holding `@` or `:` (e.g. `qwen3:8b`) stay whole. Options are URL query
@@ -24,7 +24,8 @@ SPEC_FORMS = (
     "vllm:PATH_OR_NAME[?temperature=0.7&max_tokens=1024&...]",
     "oracle",
     "oracle-detours",
-    "oracle-stochastic:p=0.3  (gold fix with probability p per seed, else a near miss)",
+    "oracle-stochastic:p=0.3,repro=0.7  (gold fix with probability p per seed, else a near miss; "
+    "a reproduction test from the issue with probability repro)",
     "noop",
     "replay:TRAJECTORIES.jsonl",
 )

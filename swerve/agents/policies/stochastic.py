@@ -15,6 +15,13 @@ edits hunk by hunk, submits) but its edits are one of:
   among all the slips the fix allows, so wrong attempts rarely agree with each other;
 - a partial fix: a random non-empty proper subset of the gold hunks.
 
+Like an agent without the hidden tests, it never runs them. Instead, with probability
+`repro` (default 0.7, drawn separately from the outcome), it writes a reproduction test
+from the issue's own examples (swerve.agents.policies.reproduction: a random non-empty
+subset of the issue's ```python blocks, in a file next to a visible test module that
+mentions the symbol the issue names), runs it before and after its edits, and leaves it
+in the patch; a wrong attempt writes one the same way. Spec: `oracle-stochastic:p=0.3,repro=0.7`.
+
 The outcome is not written into the trajectory (a selector must not read it off).
 """
 
@@ -23,35 +30,42 @@ from __future__ import annotations
 import difflib
 import random
 import re
+from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
-from swerve.agents.policies.oracle import _NEAR_MISSES, OraclePolicy, _hunk
-from swerve.schema import Completion, Task
+from swerve.agents.policies import reproduction
+from swerve.agents.policies.oracle import _NEAR_MISSES, OraclePolicy, _bash, _editor, _hunk
+from swerve.schema import Completion, Task, ToolCall
 
 DEFAULT_P = 0.5
+DEFAULT_REPRO = 0.7
+MAX_EXAMPLES = 3
 
 
 @dataclass(frozen=True)
 class StochasticOracleSettings:
     p: float = DEFAULT_P
+    repro: float = DEFAULT_REPRO
 
 
 def parse_stochastic_argument(spec: str, argument: str) -> StochasticOracleSettings:
-    """`p=0.3` -> settings; anything else is refused with the form to use."""
+    """`p=0.3,repro=0.7` -> settings; anything else is refused with the form to use."""
     settings: dict[str, float] = {}
     for pair in filter(None, argument.replace("&", ",").split(",")):
         key, _, value = pair.partition("=")
-        if key.strip() != "p":
-            raise ValueError(f"policy spec {spec!r}: unknown option {key.strip()!r}; use oracle-stochastic:p=0.3")
+        key = key.strip()
+        if key not in ("p", "repro"):
+            raise ValueError(f"policy spec {spec!r}: unknown option {key!r}; use oracle-stochastic:p=0.3,repro=0.7")
         try:
-            settings["p"] = float(value)
+            settings[key] = float(value)
         except ValueError as exc:
-            raise ValueError(f"policy spec {spec!r}: p={value!r} is not a number; use e.g. p=0.3") from exc
-    p = settings.get("p", DEFAULT_P)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"policy spec {spec!r}: p={p} is not a probability; give 0 <= p <= 1")
-    return StochasticOracleSettings(p=p)
+            raise ValueError(f"policy spec {spec!r}: {key}={value!r} is not a number; use e.g. {key}=0.3") from exc
+    for key, value in settings.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"policy spec {spec!r}: {key}={value} is not a probability; give 0 <= {key} <= 1")
+    return StochasticOracleSettings(p=settings.get("p", DEFAULT_P), repro=settings.get("repro", DEFAULT_REPRO))
 
 
 def solves(task: Task, p: float, seed: int) -> bool:
@@ -63,30 +77,121 @@ def _rng(task: Task, seed: int) -> random.Random:
     return random.Random(f"oracle-stochastic:{int(seed)}:{task.instance_id}")
 
 
+def writes_reproduction(task: Task, repro: float, seed: int) -> list[int]:
+    """The issue examples (0-based) the attempt with `seed` puts in its reproduction test;
+    empty when it writes none. Its own draw, apart from the outcome's."""
+    rng = random.Random(f"oracle-stochastic-repro:{int(seed)}:{task.instance_id}")
+    examples = reproduction.issue_examples(task.problem_statement)
+    if not examples or rng.random() >= repro:
+        return []
+    count = rng.randint(1, min(MAX_EXAMPLES, len(examples)))
+    return sorted(rng.sample(range(len(examples)), count))
+
+
 class StochasticOraclePolicy:
-    """The oracle on the gold patch (probability p) or on a wrong patch made from it."""
+    """The oracle on the gold patch (probability p) or on a wrong patch made from it,
+    with (probability `repro`) a reproduction test written from the issue text."""
 
     name = "oracle-stochastic"
 
-    def __init__(self, task: Task, p: float = DEFAULT_P, seed: int = 0) -> None:
+    def __init__(self, task: Task, p: float = DEFAULT_P, seed: int = 0, repro: float = DEFAULT_REPRO) -> None:
         if not task.patch.strip():
             raise ValueError(f"task {task.instance_id} has no gold patch; the oracle-stochastic policy needs one")
         self.p = p
+        self.repro = repro
         self.seed = int(seed)
         rng = _rng(task, self.seed)
         gold = rng.random() < p
         patch = task.patch if gold else (wrong_patch(task.patch, rng) or "")
-        self._inner = OraclePolicy(task.model_copy(update={"patch": patch}), seed=self.seed) if patch else None
+        # The editing oracle never sees the hidden tests: no test patch, no test names.
+        blind = task.model_copy(update={"patch": patch, "test_patch": "", "FAIL_TO_PASS": [], "PASS_TO_PASS": []})
+        self._inner = OraclePolicy(blind, seed=self.seed) if patch else None
+        self._issue = task.problem_statement
+        self._test_cmd = task.test_cmd
+        self._examples = writes_reproduction(task, repro, self.seed)
+        self._script: Generator[tuple[str, ToolCall], str, None] | None = None
+        self._calls = 0
+
+    @property
+    def planned_patch(self) -> str:
+        """The source change this attempt makes (the gold fix or a wrong one; empty when none)."""
+        return self._inner.task.patch if self._inner else ""
 
     def describe(self) -> dict[str, Any]:
-        return {"policy": "oracle-stochastic", "oracle_made": True, "p": self.p, "seed": self.seed}
+        return {"policy": "oracle-stochastic", "oracle_made": True, "p": self.p, "repro": self.repro,
+                "seed": self.seed}
 
     def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
         if self._inner is None:
             from swerve.agents.policies.noop import NoopPolicy
 
             return NoopPolicy().act(messages, tools)
-        return self._inner.act(messages, tools)
+        observation = ""
+        if messages and messages[-1].get("role") in ("tool", "user"):
+            observation = str(messages[-1].get("content") or "")
+        try:
+            if self._script is None or not any(m.get("role") == "assistant" for m in messages):
+                self._script = self._plan()
+                text, call = next(self._script)
+            else:
+                text, call = self._script.send(observation)
+        except StopIteration:
+            text, call = "Done.", ToolCall(name="submit", arguments={})
+        self._calls += 1
+        call.id = f"call_{self._calls}"
+        return Completion(text=text, tool_calls=[call], finish_reason="tool_calls")
+
+    def _plan(self) -> Generator[tuple[str, ToolCall], str, None]:
+        edits = self._inner._plan()
+        text, call = next(edits)
+        while call.name == "str_replace_editor" and call.arguments.get("command") == "view":
+            observation = yield text, call
+            text, call = edits.send(observation)
+        test_file = yield from self._write_reproduction()
+        if test_file:
+            yield "Run it; it should fail before the fix.", _bash(self._pytest(test_file))
+        while call.name != "submit":
+            observation = yield text, call
+            try:
+                text, call = edits.send(observation)
+            except StopIteration:
+                break
+        if test_file:
+            yield "Run the reproduction test again to check the fix.", _bash(self._pytest(test_file))
+        yield "The change is complete; submitting.", ToolCall(name="submit", arguments={})
+
+    def _write_reproduction(self) -> Generator[tuple[str, ToolCall], str, str | None]:
+        """Find a visible test module for the issue's symbol, learn what it provides, write
+        the reproduction test next to it. The path written, or None."""
+        symbol = reproduction.issue_symbol(self._issue)
+        if not self._examples or not symbol:
+            return None
+        examples = [reproduction.issue_examples(self._issue)[i] for i in self._examples]
+        listed = yield (f"I'll reproduce the issue with its own examples first. Which tests cover `{symbol}`?",
+                        _bash(reproduction.search_command(symbol)))
+        sources = [path for path in _patched_paths(self.planned_patch)]
+        module_file = reproduction.pick_test_module(listed, sources)
+        if module_file is None:
+            return None
+        names = list(dict.fromkeys(name for code in examples for name in reproduction.free_names(code)))
+        printed = yield (f"Check which helpers the examples use are available from {module_file}.",
+                         _bash(reproduction.introspect_command(module_file, names)))
+        found = reproduction.parse_introspection(printed)
+        if found is None:
+            return None
+        path = str(PurePosixPath(module_file).parent / reproduction.REPRODUCTION_FILE)
+        title = self._issue.strip().splitlines()[0]
+        yield ("Write the issue's examples as a reproduction test.",
+               _editor("create", path, file_text=reproduction.render_reproduction_test(title, examples, found)))
+        return path
+
+    def _pytest(self, path: str) -> str:
+        command = self._test_cmd.strip() or "python -m pytest -q"
+        return f"{command} {path} 2>&1"
+
+
+def _patched_paths(patch: str) -> list[str]:
+    return [line[6:].strip() for line in patch.splitlines() if line.startswith("+++ b/")]
 
 
 def wrong_patch(gold: str, rng: random.Random) -> str | None:
