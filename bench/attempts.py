@@ -72,6 +72,30 @@ def simulated_consensus(p: float, attempts: int, seed: int) -> dict[str, float]:
     return {"tasks": len(tasks), "pass_at_1": pass_at_1 / len(tasks), "consensus": picked / len(tasks)}
 
 
+def wrong_attempt_kinds(run: Path) -> dict[str, int]:
+    """How the `tests` selection saw each unresolved attempt: it broke a visible test (or
+    did not apply), it passed those but failed a reproduction check another candidate of
+    its task passes, or nothing told it apart from the best candidate (undetected)."""
+    from swerve.reports.attempts import read_outcomes_by_attempt
+
+    outcomes = read_outcomes_by_attempt(run)
+    kinds = {"break_visible": 0, "fail_reproduction": 0, "undetected": 0}
+    for line in (run / "selections" / "tests.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        scores = {int(a): sc for a, sc in row["candidate_scores"].items()}
+        best_repro = max(sc.get("repro", 0) for sc in scores.values())
+        for attempt, sc in scores.items():
+            if outcomes.get(row["instance_id"], {}).get(attempt):
+                continue
+            if sc["tests"] < 0:
+                kinds["break_visible"] += 1
+            elif sc.get("repro", 0) < best_repro:
+                kinds["fail_reproduction"] += 1
+            else:
+                kinds["undetected"] += 1
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="examples/smoke.jsonl")
@@ -131,6 +155,8 @@ def main() -> None:
             print(f"select {strategy}: resolved {rates.get(name, 0.0):.3f} in {seconds:.1f} s")
         print(f"without Docker, all {simulated['tasks']} bundled example tasks: pass@1 {simulated['pass_at_1']:.3f}, "
               f"consensus {simulated['consensus']:.3f}")
+        wrong = wrong_attempt_kinds(run)
+        print("unresolved attempts as the tests selection saw them:", wrong)
         margins = {name: rates.get(strategy, 0.0) - scores.pass_at[1]
                    for name, strategy in (("tests", "tests"), ("consensus", "consensus"),
                                           ("tests_consensus", "tests+consensus"))}
@@ -155,6 +181,7 @@ def main() -> None:
             "min_margin": MIN_MARGIN,
             "margins_met": {name: margin >= MIN_MARGIN for name, margin in margins.items()},
             "pass_at_k_in_ci": {str(k): inside for k, inside in in_ci.items()},
+            "wrong_attempts": wrong,
             "seconds_per_attempt": round(attempt_s / units, 3),
             "selection_cost_share": round(selection_s["tests"] / attempt_s, 4),
             "selection_seconds": {k: round(v, 2) for k, v in selection_s.items()},

@@ -20,6 +20,6 @@ ATTEMPTS=${SWERVE_DEMO_ATTEMPTS:-4}
 echo "== $ATTEMPTS attempts per task of oracle-stochastic:p=0.5: pass@k and choosing the best patch"
 $SWERVE run --tasks "$TASKS" --policy oracle-stochastic:p=0.5 --attempts "$ATTEMPTS" --backend "$backend" \
   --workers 2 --evaluate --no-progress --out "$OUT-attempts"
-$SWERVE select "$OUT-attempts" --tasks "$TASKS" --strategy consensus
+$SWERVE select "$OUT-attempts" --tasks "$TASKS" --strategy tests,consensus --backend "$backend" --workers 2
 $SWERVE report "$OUT-attempts" --html "$OUT-attempts/report.html"
 echo "== pass@k curve: $OUT-attempts/report.html"

@@ -14,6 +14,7 @@ from swerve.agents.policies import reproduction
 from swerve.agents.policies.stochastic import StochasticOraclePolicy, solves, writes_reproduction
 from swerve.agents.selection import (
     Candidate,
+    assert_blind,
     make_judge,
     reproduction_files,
     select_for_task,
@@ -126,8 +127,9 @@ def test_tests_strategy_cross_validates_reproduction_tests(tmp_path):
     """The wrong fix comes first and breaks no visible test; only the reproduction test,
     written by the wrong attempt itself, tells the right fix apart. A test that already
     passes at the base proves nothing and counts for no one."""
-    task = _issue_task()
+    task = _issue_task(test_patch=HIDDEN_TEST_PATCH, FAIL_TO_PASS=["test_calc.py::test_add_hidden_secret"])
     view = task_view(task)
+    assert_blind(view, secrets_of=task)
     opened: list = []
     candidates = [Candidate("c", 1, SOURCE_WRONG + REPRO_ADD, "submitted"),
                   Candidate("c", 2, SOURCE_BREAKS_MUL, "submitted"),
@@ -142,6 +144,8 @@ def test_tests_strategy_cross_validates_reproduction_tests(tmp_path):
     assert candidates[3].key == "" and split_patch(candidates[2].patch)[0] == SOURCE_GOLD
     commands = "\n".join(command for env in opened for command in env.commands)
     assert "--continue-on-collection-errors" in commands and "test_swerve_repro_" in commands
+    assert "test_add_hidden_secret" not in commands and "add(40, 2)" not in commands, "hidden tests never run"
+    assert not any("hidden_secret" in item for c in candidates for item in c.behaviour)
 
 
 def test_consensus_groups_by_source_change_not_by_test_files():
