@@ -222,3 +222,23 @@ def test_tiny_random_model_judges_through_select_run(tmp_path):
     assert set(row["candidate_scores"]) == {"1", "2", "3"}
     for scores in row["candidate_scores"].values():
         assert {"tests", "repro", "judge"} <= set(scores) and 0.0 <= scores["judge"] <= 10.0
+
+
+def test_every_bundled_issue_example_renders_as_a_valid_test_module():
+    import glob
+
+    from swerve.harness.tasks import load_tasks
+
+    tasks = [t for path in sorted(glob.glob("examples/*.jsonl")) for t in load_tasks(path)]
+    rendered = 0
+    for task in tasks:
+        examples = reproduction.issue_examples(task.problem_statement)
+        if not examples:
+            continue
+        names = {name: "attribute" for code in examples for name in reproduction.free_names(code)}
+        text = reproduction.render_reproduction_test(task.problem_statement.splitlines()[0], examples,
+                                                     {"module": "tests.test_module", "names": names})
+        compile(text, task.instance_id, "exec")
+        assert task.test_patch not in text
+        rendered += 1
+    assert rendered >= 30
