@@ -31,6 +31,7 @@ import swerve
 from swerve.agents.batch import (
     MANIFEST,
     TRAJECTORIES,
+    BatchOptions,
     BatchResult,
     _check_unique,
     _evaluate_and_link,
@@ -39,9 +40,7 @@ from swerve.agents.batch import (
     _write_manifest,
     _Writer,
 )
-from swerve.agents.loop import EpisodeLimits
 from swerve.agents.trajectory import read_trajectories
-from swerve.environments.base import Limits
 from swerve.fileio import atomic_write_json, run_folder_lock
 from swerve.runrecord import RECORD_VERSION, tasks_source
 from swerve.harness.abandon import reap_orphaned_containers
@@ -75,51 +74,34 @@ def run_attempts(
     attempts: int,
     out_dir: str | os.PathLike,
     base_seed: int = 0,
-    workers: int = 1,
-    backend: str = "auto",
-    limits: EpisodeLimits | None = None,
-    env_limits: Limits | None = None,
-    evaluate: bool = False,
-    run_id: str | None = None,
-    model_name: str | None = None,
-    policy_spec: str | None = None,
-    max_infra_retries: int = 2,
-    retry_delay_s: float = 2.0,
-    progress: bool = True,
-    open_env: Callable[..., Any] | None = None,
-    evaluate_options: dict[str, Any] | None = None,
-    agent: Any = None,
-    tasks_from: str | None = None,
+    options: BatchOptions | None = None,
+    **settings: Any,
 ) -> BatchResult:
     """Run `attempts` episodes per task (attempt K with seed base_seed + K - 1) into
     out_dir/attempts/, grading every attempt with `evaluate`. Returns a BatchResult whose
-    ids are `ID#aK` units. `agent` (an AgentConfig) as for run_batch."""
+    ids are `ID#aK` units. `options` / keyword `settings`: the BatchOptions of run_batch."""
     if attempts < 2:
         raise ValueError("run_attempts is for --attempts 2 or more; run_batch runs one attempt")
     tasks = list(tasks)
     _check_unique(tasks)
     out = Path(out_dir)
+    opts = BatchOptions.of(options, **settings)
     out.mkdir(parents=True, exist_ok=True)
-    limits = limits or EpisodeLimits()
-    env_limits = env_limits or Limits(exec_timeout_s=limits.command_timeout_s)
-    if open_env is None:
-        from swerve.environments import open_environment as open_env
     seeds = [base_seed + k for k in range(attempts)]
     with run_folder_lock(out):
-        run_id = _write_top_manifest(out, run_id, attempts, seeds, policy_spec, backend, workers,
-                                     tasks_source(tasks_from, tasks).model_dump(mode="json"))
-        reap_orphaned_containers(run_id, backend)
+        run_id = _write_top_manifest(out, opts.run_id, attempts, seeds, opts.policy_spec, opts.backend, opts.workers,
+                                     tasks_source(opts.tasks_from, tasks).model_dump(mode="json"))
+        reap_orphaned_containers(run_id, opts.backend)
         folders: dict[int, Path] = {}
         writers: dict[int, _Writer] = {}
         done: dict[int, set[str]] = {}
         for k in range(1, attempts + 1):
             folder = attempt_folder(out, run_id, k)
             folder.mkdir(parents=True, exist_ok=True)
-            _write_manifest(folder, folder.name, backend, limits, env_limits, workers, model_name, policy_spec,
-                            tasks=tasks, tasks_from=tasks_from)
+            _write_manifest(folder, folder.name, opts, tasks=tasks)
             _mark_attempt(folder, k, seeds[k - 1], run_id)
             finished = {t.instance_id: t for t in read_trajectories(folder / TRAJECTORIES)}
-            folders[k], writers[k], done[k] = folder, _Writer(folder, finished, model_name), set(finished)
+            folders[k], writers[k], done[k] = folder, _Writer(folder, finished, opts.model_name), set(finished)
         result = BatchResult(out_dir=out, run_id=run_id)
         units: dict[str, tuple[Task, int]] = {}
         for k in range(1, attempts + 1):
@@ -134,8 +116,7 @@ def run_attempts(
 
         def one(unit_task: Task):
             task, k = units[unit_task.instance_id]
-            trajectory = _run_one(task, factories[k], open_env, backend, env_limits, limits, run_id, cancel,
-                                  max_infra_retries, retry_delay_s, agent=agent)
+            trajectory = _run_one(task, factories[k], opts, run_id, cancel)
             if trajectory is not None:
                 trajectory.manifest["sample"] = k
                 trajectory.manifest["samples"] = attempts
@@ -144,13 +125,13 @@ def run_attempts(
 
         todo = [task.model_copy(update={"instance_id": unit}) for unit, (task, _) in units.items()]
         with stoppable():
-            _run_all(todo, one, result, _AttemptWriter(out, writers), cancel, workers, progress,
+            _run_all(todo, one, result, _AttemptWriter(out, writers), cancel, opts.workers, opts.progress,
                      total=len(tasks) * attempts, run_id=run_id)
-            if evaluate:
+            if opts.evaluate:
                 result.resolved = []
                 for k, folder in folders.items():
-                    resolved, errors = _evaluate_and_link(folder, tasks, folder.name, backend, workers,
-                                                          evaluate_options or {})
+                    resolved, errors = _evaluate_and_link(folder, tasks, folder.name, opts.backend, opts.workers,
+                                                          opts.evaluate_options or {})
                     result.resolved += [f"{iid}{UNIT_SEPARATOR}{k}" for iid in resolved]
                     result.grading_errors.update({f"{iid}{UNIT_SEPARATOR}{k}": e for iid, e in errors.items()})
     return result

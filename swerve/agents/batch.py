@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,73 +71,95 @@ class BatchResult:
         return self.out_dir / PREDICTIONS
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs its episodes: shared by `run_batch` and `run_attempts`
+    (swerve.agents.attempts), which take these fields as keyword arguments too.
+
+    `agent` (a swerve.agents.config.AgentConfig) gives every episode its prompts, tools,
+    parser and (unless `limits` is given) limits; `env_limits` default to the standard
+    environment limits with the episode's command timeout. `open_env(task, backend,
+    limits, run_id)` defaults to swerve's open_environment (tests pass the scratch
+    backend). With `evaluate`, the predictions are graded by the evaluator into the run
+    folder. `policy_spec`, `tasks_from` (the task file or dataset name) and a hash of the
+    task rows are recorded in run.json (swerve.runrecord). Infrastructure failures are
+    retried `max_infra_retries` times, `retry_delay_s` apart (growing)."""
+
+    workers: int = 1
+    backend: str = "auto"
+    limits: EpisodeLimits | None = None
+    env_limits: Limits | None = None
+    evaluate: bool = False
+    run_id: str | None = None
+    model_name: str | None = None
+    policy_spec: str | None = None
+    max_infra_retries: int = 2
+    retry_delay_s: float = 2.0
+    progress: bool = True
+    open_env: Callable[..., Any] | None = None
+    evaluate_options: dict[str, Any] | None = None
+    agent: Any = None
+    tasks_from: str | None = None
+
+    @classmethod
+    def of(cls, options: "BatchOptions | None" = None, **settings: Any) -> "BatchOptions":
+        """`options` (default: the defaults) with `settings` applied, and the defaults that
+        depend on other fields filled in (limits, env_limits, open_env; an unknown backend
+        is bad input here, before any task starts). An unknown keyword is a TypeError."""
+        unknown = sorted(set(settings) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown batch option(s) {', '.join(unknown)}; the options are those of BatchOptions")
+        chosen = replace(options or cls(), **settings)
+        limits = chosen.limits or (chosen.agent.limits if chosen.agent is not None else EpisodeLimits())
+        env_limits = chosen.env_limits or Limits(exec_timeout_s=limits.command_timeout_s)
+        open_env = chosen.open_env
+        if open_env is None:
+            from swerve.environments import open_environment as open_env
+            from swerve.environments.registry import check_backend
+
+            check_backend(chosen.backend)
+        return replace(chosen, limits=limits, env_limits=env_limits, open_env=open_env)
+
+
 def run_batch(
     tasks: Iterable[Task],
     policy_factory: Callable[[Task], Any],
     *,
     out_dir: str | os.PathLike,
-    workers: int = 1,
-    backend: str = "auto",
-    limits: EpisodeLimits | None = None,
-    env_limits: Limits | None = None,
-    evaluate: bool = False,
-    run_id: str | None = None,
-    model_name: str | None = None,
-    max_infra_retries: int = 2,
-    retry_delay_s: float = 2.0,
-    progress: bool = True,
-    open_env: Callable[..., Any] | None = None,
-    evaluate_options: dict[str, Any] | None = None,
-    policy_spec: str | None = None,
-    agent: Any = None,
-    tasks_from: str | None = None,
+    options: BatchOptions | None = None,
     record_kind: str = "run",
+    **settings: Any,
 ) -> BatchResult:
     """Run `policy_factory(task)` on every task not finished yet in `out_dir`.
 
-    `agent` (a swerve.agents.config.AgentConfig) gives every episode its prompts,
-    tools and parser (default: the shipped default configuration).
-
-    `open_env(task, backend, limits, run_id)` defaults to swerve's open_environment
-    (tests pass a fake). With `evaluate`, the predictions are graded by the
-    evaluator into the same directory and each trajectory gets its `grade` and
-    `report_path`. `policy_spec`, `tasks_from` (the task file or dataset name) and a hash of
-    the task rows are recorded in run.json (swerve.runrecord); resuming a directory
-    with a different spec is refused (its finished tasks belong to another policy).
+    `options` and/or keyword `settings` are the BatchOptions fields (workers, backend,
+    limits, evaluate, agent, open_env, ...). With `evaluate`, each trajectory gets its
+    `grade` and `report_path`. Resuming a directory with a different policy spec is
+    refused (its finished tasks belong to another policy).
     """
     tasks = list(tasks)
     _check_unique(tasks)
     out = Path(out_dir)
-    limits = limits or EpisodeLimits()
-    env_limits = env_limits or Limits(exec_timeout_s=limits.command_timeout_s)
-    if open_env is None:
-        from swerve.environments import open_environment as open_env
-        from swerve.environments.registry import check_backend
-
-        check_backend(backend)  # an unknown backend is bad input, not an infrastructure failure per task
+    opts = BatchOptions.of(options, **settings)
     out.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(out):
-        run_id = _write_manifest(out, run_id, backend, limits, env_limits, workers, model_name, policy_spec,
-                                 tasks=tasks, tasks_from=tasks_from, kind=record_kind)
-        reap_orphaned_containers(run_id, backend)
+        run_id = _write_manifest(out, opts.run_id, opts, tasks=tasks, kind=record_kind)
+        reap_orphaned_containers(run_id, opts.backend)
         done = {t.instance_id: t for t in read_trajectories(out / TRAJECTORIES)}
         result = BatchResult(out_dir=out, run_id=run_id)
         result.skipped = [t.instance_id for t in tasks if t.instance_id in done]
         todo = [t for t in tasks if t.instance_id not in done]
-        writer = _Writer(out, done, model_name)
+        writer = _Writer(out, done, opts.model_name)
         cancel = threading.Event()
 
         def one(task: Task) -> Trajectory | None:
-            return _run_one(
-                task, policy_factory, open_env, backend, env_limits, limits, run_id,
-                cancel, max_infra_retries, retry_delay_s, agent=agent,
-            )
+            return _run_one(task, policy_factory, opts, run_id, cancel)
 
         with stoppable():
-            _run_all(todo, one, result, writer, cancel, workers, progress, total=len(tasks), run_id=run_id)
-            if evaluate:
+            _run_all(todo, one, result, writer, cancel, opts.workers, opts.progress, total=len(tasks), run_id=run_id)
+            if opts.evaluate:
                 result.resolved, result.grading_errors = _evaluate_and_link(
-                    out, tasks, run_id, backend, workers, evaluate_options or {})
+                    out, tasks, run_id, opts.backend, opts.workers, opts.evaluate_options or {})
         finish_run_record(out)
     return result
 
@@ -225,25 +247,20 @@ class _InfraFailure(SwerveError):
 def _run_one(
     task: Task,
     policy_factory: Callable[[Task], Any],
-    open_env: Callable[..., Any],
-    backend: str,
-    env_limits: Limits,
-    limits: EpisodeLimits,
+    opts: BatchOptions,
     run_id: str,
     cancel: threading.Event,
-    max_infra_retries: int,
-    retry_delay_s: float,
-    *,
-    agent: Any = None,
 ) -> Trajectory | None:
+    """One episode, with up to `opts.max_infra_retries` retries of infrastructure failures."""
+    max_infra_retries = opts.max_infra_retries
     last_error: Exception | None = None
     for attempt in range(max_infra_retries + 1):
         if cancel.is_set():
             return None
         try:
             policy = policy_factory(task)
-            with open_env(task, backend, env_limits, run_id) as env:
-                trajectory = run_episode(task, env, policy, limits, cancel=cancel, agent=agent)
+            with opts.open_env(task, opts.backend, opts.env_limits, run_id) as env:
+                trajectory = run_episode(task, env, policy, opts.limits, cancel=cancel, agent=opts.agent)
             trajectory.manifest["run_id"] = run_id
             trajectory.manifest["attempt"] = attempt + 1
             return trajectory
@@ -255,7 +272,7 @@ def _run_one(
             last_error = exc
             log.warning("infra failure on %s (try %d of %d): %s", task.instance_id, attempt + 1, max_infra_retries + 1, exc)
             if attempt < max_infra_retries:
-                time.sleep(retry_delay_s * (attempt + 1))
+                time.sleep(opts.retry_delay_s * (attempt + 1))
     raise _InfraFailure(f"{type(last_error).__name__}: {last_error}")
 
 
@@ -300,12 +317,13 @@ def _check_unique(tasks: list[Task]) -> None:
 
 
 def _write_manifest(
-    out: Path, run_id: str | None, backend: str, limits: EpisodeLimits, env_limits: Limits, workers: int,
-    model_name: str | None, policy_spec: str | None = None, *, tasks: list[Task] | None = None,
-    tasks_from: str | None = None, kind: str = "run", extra_settings: dict[str, Any] | None = None,
+    out: Path, run_id: str | None, opts: BatchOptions, *, tasks: list[Task] | None = None, kind: str = "run",
+    extra_settings: dict[str, Any] | None = None,
 ) -> str:
     """Create run.json (a swerve.runrecord.RunRecord), or keep the existing one's run id
-    (a resumed run is the same run)."""
+    (a resumed run is the same run). `opts` is resolved (BatchOptions.of)."""
+    backend, limits, env_limits, workers = opts.backend, opts.limits, opts.env_limits, opts.workers
+    model_name, policy_spec, tasks_from = opts.model_name, opts.policy_spec, opts.tasks_from
     from swerve.runrecord import RunRecord, now_iso, read_run_record, tasks_source, write_run_record
 
     existing = read_run_record(out)

@@ -216,3 +216,24 @@ def test_resuming_with_another_policy_is_refused(tmp_path):
     with pytest.raises(ValueError, match="holds a run of policy 'noop'"):
         run_batch(tasks(1), OraclePolicy, out_dir=out, open_env=opener_for(tmp_path), progress=False,
                   policy_spec="oracle")
+
+
+def test_batch_options_are_shared_and_checked(tmp_path):
+    """run_batch and run_attempts take the same BatchOptions (an object and/or keywords);
+    an unknown keyword is refused by name; without limits the agent configuration's apply."""
+    from swerve.agents.attempts import run_attempts
+    from swerve.agents.batch import BatchOptions
+    from swerve.agents.config import resolve_agent_config
+
+    with pytest.raises(TypeError, match="unknown batch option.*wrokers"):
+        run_batch(tasks(1), lambda t: NoopPolicy(), out_dir=tmp_path / "x", wrokers=2)
+    with pytest.raises(TypeError, match="unknown batch option.*wrokers"):
+        run_attempts(tasks(1), lambda seed: (lambda t: NoopPolicy()), attempts=2, out_dir=tmp_path / "y", wrokers=2)
+    agent = resolve_agent_config(None, max_steps=3)
+    resolved = BatchOptions.of(BatchOptions(agent=agent, open_env=opener_for(tmp_path)), workers=2)
+    assert resolved.workers == 2 and resolved.limits.max_steps == 3
+    assert resolved.env_limits.exec_timeout_s == agent.limits.command_timeout_s
+    options = BatchOptions(open_env=opener_for(tmp_path), progress=False, agent=agent)
+    result = run_batch(tasks(1), lambda t: NoopPolicy(), out_dir=tmp_path / "run", options=options)
+    (trajectory,) = read_trajectories(result.trajectories_path)
+    assert trajectory.manifest["limits"]["max_steps"] == 3
