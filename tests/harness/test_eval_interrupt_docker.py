@@ -53,6 +53,18 @@ def containers_of(client, run_id: str) -> list:
     return client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_RUN}={run_id}"})
 
 
+def running_python(client, run_id: str) -> bool:
+    """Whether a Python process (the hidden tests' runner) runs in a container of the run."""
+    for container in containers_of(client, run_id):
+        try:
+            processes = container.top().get("Processes") or []
+        except Exception:  # the container is being removed
+            continue
+        if any("python" in " ".join(row) for row in processes):
+            return True
+    return False
+
+
 def wait_for(condition, process: subprocess.Popen, what: str, limit_s: float = 300) -> None:
     deadline = time.monotonic() + limit_s
     while not condition():
@@ -161,8 +173,8 @@ def test_eval_stopped_in_the_middle_of_a_slow_test_run(docker_client, reference,
     process = swerve(*eval_args(tmp_path, run_id, str(predictions)))
     started = tmp_path / run_id / "instances" / victim / "base_files.json"
     wait_for(started.exists, process, f"{victim}'s environment started")
-    time.sleep(3.0)  # patch applied, hidden tests running (they sleep 10 s on import)
-    assert process.poll() is None
+    wait_for(lambda: running_python(docker_client, run_id), process, f"{victim}'s hidden tests running")
+    assert process.poll() is None  # the tests sleep 10 s on import: the run is inside them
     code, took, out = interrupt(process, signum)
     check_stopped(docker_client, run_id, signum, code, took, out)
     folder = tmp_path / run_id / "instances" / victim
