@@ -48,6 +48,7 @@ HIDDEN_FIELDS = ("patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS", "eval_sc
                  "base_patch", "difficulty")
 JUNIT = "/tmp/swerve-select-junit.xml"
 APPLY_FAILED = -10**9
+REPRO_TIMEOUT_S = 120.0
 TEST_DIRS = ("tests", "test", "testing")
 REPRO_PREFIX = "test_swerve_repro_"
 
@@ -275,7 +276,8 @@ def _reproduction_failures(env: Any, view: TaskView, files: list[tuple[int, Repr
             f"{REPRO_PREFIX}{index}__{found.name}"
         env.write_file(path, found.text)
         paths.append(path)
-    failed, ran = _visible_failures(env, view, timeout, targets=paths, extra="--continue-on-collection-errors")
+    failed, ran = _visible_failures(env, view, min(timeout, REPRO_TIMEOUT_S), targets=paths,
+                                    extra="--continue-on-collection-errors")
     env.exec("rm -f " + " ".join(shlex.quote(path) for path in paths), timeout=60)
     return failed, ran
 
