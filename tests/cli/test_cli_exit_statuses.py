@@ -57,8 +57,21 @@ def test_every_command_has_a_bad_input_case():
     assert _leaf_commands() == sorted(BAD_INPUT_CASES)
 
 
+@pytest.fixture()
+def no_cached_docker_client():
+    """The process keeps one docker client (swerve.environments.docker.docker_client is
+    cached): unless it is dropped, a test session in which an earlier test talked to the
+    real daemon sends the NO_DAEMON cases (env prune, images prune) to that daemon, where
+    they really prune. Dropped before the command, and after it for the tests that follow."""
+    from swerve.environments.docker import docker_client
+
+    docker_client.cache_clear()
+    yield
+    docker_client.cache_clear()
+
+
 @pytest.mark.parametrize("command", sorted(BAD_INPUT_CASES))
-def test_bad_input_is_one_line_and_the_tables_status(command, tmp_path):
+def test_bad_input_is_one_line_and_the_tables_status(command, tmp_path, no_cached_docker_client):
     arguments, environment, status = BAD_INPUT_CASES[command]
     arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
     result = CliRunner().invoke(app, [*command.split(), *arguments],
