@@ -11,22 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents"))
-from agents_fake_env import CALC_SOURCE, make_repo  # noqa: E402
+from agents_fake_env import CALC_SOURCE, GOLD_PATCH, make_repo  # noqa: E402
 
 from swerve.cli import app  # noqa: E402
 from swerve.schema import Task  # noqa: E402
 
-GOLD = '''diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
-@@ -1,5 +1,5 @@
- def add(a, b):
--    return a - b
-+    return a + b
- 
- 
- def mul(a, b):
-'''
 TEST_PATCH = '''diff --git a/test_add.py b/test_add.py
 new file mode 100644
 --- /dev/null
@@ -42,8 +31,8 @@ MUL_TEST = "from calc import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6
 
 
 def _task(repo: Path, instance_id: str, **changes) -> Task:
-    fields = dict(instance_id=instance_id, repo="fake/calc", repo_source=str(repo), patch=GOLD, test_patch=TEST_PATCH,
-                  problem_statement="add(2, 3) returns -1 instead of 5.", FAIL_TO_PASS=["test_add.py::test_add"],
+    fields = dict(instance_id=instance_id, repo="fake/calc", repo_source=str(repo), patch=GOLD_PATCH,
+                  test_patch=TEST_PATCH, problem_statement="add(2, 3) returns -1 instead of 5.", FAIL_TO_PASS=["test_add.py::test_add"],
                   PASS_TO_PASS=["test_mul.py::test_mul"], test_cmd=f"{sys.executable} -m pytest -q -p no:cacheprovider")
     return Task(**{**fields, **changes})
 

@@ -62,7 +62,8 @@ def test_files_and_the_diff_against_the_base_commit(env):
 def test_reset_returns_to_the_pristine_base(env):
     env.write_file("toolz/utils.py", "broken = True\n")
     env.write_file("untracked.py", "x = 1\n")
-    env.exec("cd toolz && export SWERVE_PROBE=7 && git config user.name agent && echo '#!/bin/sh' > ../.git/hooks/pre-commit")
+    env.exec("cd toolz && export SWERVE_PROBE=7 && git config user.name agent "
+             "&& echo '#!/bin/sh' > ../.git/hooks/pre-commit")
     env.exec("git -c user.email=a@b commit -qam agent-commit")
     env.reset()
     assert env.diff() == ""
