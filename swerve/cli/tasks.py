@@ -48,6 +48,11 @@ def mint(
     test_requirements: list[str] = typer.Option(
         [], "--test-requirement", help="pip requirement for running the tests, replacing 'pytest' (repeatable)"
     ),
+    select_tests: bool = typer.Option(
+        True, "--select-tests/--no-select-tests",
+        help="try each candidate on the tests that start its function first (a call map made once), confirming "
+             "kept ones with the whole suite; --no-select-tests runs the whole suite for every candidate",
+    ),
     list_kinds: bool = typer.Option(False, "--list-kinds", help="print the mutation kinds and exit"),
 ) -> None:
     """Mint validated SWE-bench-style tasks from SOURCE's test suite and append them to OUT."""
@@ -65,7 +70,7 @@ def mint(
         report = mint_tasks(
             source, out, max_tasks=max_tasks, seed=seed, workers=workers, kinds=chosen, backend=backend,
             timeout=timeout, include=include or None, max_candidates=max_candidates, validate=not no_validate,
-            test_requirements=test_requirements or None,
+            test_requirements=test_requirements or None, select_tests=select_tests,
             log=lambda message: console.print(message, highlight=False),
         )
     except SwerveError as exc:

@@ -1,22 +1,28 @@
 """The task factory: mint validated SWE-bench-style tasks from a repository with a
-working test suite.
+working test suite. `mint_tasks` runs five named stages:
 
-1. Baseline: the source's environment is built and its whole suite runs once
-   (JUnit results); a suite that does not run, or where fewer than 80% of the
-   tests pass, is refused with the reason.
-2. Candidate bugs (mutations.py) are tested one after the other in a warm
-   environment: write the mutated file, run the suite, `reset()` — no new
-   container per candidate. A candidate is kept when at least one passing test
-   now fails (FAIL_TO_PASS), at least one still passes (PASS_TO_PASS), and a
-   second run gives the same failures.
-3. The task: base_patch turns the source into the buggy base and removes the
-   FAIL_TO_PASS tests' definitions from their files (hidden tests, as in
-   SWE-bench); test_patch brings them back; patch is the fix; base_commit is what `prepare_repo` makes of
-   source + base_patch. Before a row is written the evaluator must resolve the
-   gold patch and must not resolve a no-op patch.
-4. Rows are appended one at a time (a torn last line is repaired on the next
-   run); re-running with the same output resumes, skipping every candidate
-   already written or rejected.
+1. `open_source`: the source is fetched and prepared; `read_progress` reads what an
+   earlier run with the same output already wrote or rejected (a re-run resumes).
+2. `start_baseline`: the source's environment is built and its whole suite runs once
+   (JUnit results); a suite that does not run, or where fewer than 80% of the tests
+   pass, is refused with the reason. Then, unless `select_tests` is off, the suite runs
+   once more under a call probe that records which functions each test starts
+   (swerve.harness.call_map).
+3. `generate_candidates` (mutations.py) yields candidate bugs in seed order.
+4. Testing (swerve.harness.candidate_verdicts), in one warm environment per worker
+   with `reset()` between candidates: a candidate is first tried on the tests that
+   start its function, and one that makes a test fail is confirmed by the whole suite,
+   so verdicts are the whole suite's. Kept: at least one passing test now fails
+   (FAIL_TO_PASS), at least one still passes (PASS_TO_PASS), a second run agrees.
+5. `finish_candidate`: base_patch turns the source into the buggy base and removes the
+   FAIL_TO_PASS tests' definitions from their files (hidden tests, as in SWE-bench);
+   test_patch brings them back; patch is the fix; base_commit is what `prepare_repo`
+   makes of source + base_patch. The evaluator must resolve the gold patch and must
+   not resolve a no-op patch (`check_task`); then the row is appended (a torn last
+   line is repaired on the next run).
+
+Every rejection is a typed `Rejection` (the test verdict, the evaluator's refusal, or
+infrastructure trouble, which is not remembered so a later run retries it).
 """
 
 from __future__ import annotations
@@ -29,28 +35,76 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import Parser
+from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from swerve.errors import SwerveError
 from swerve.fileio import append_jsonl, atomic_write_text, iter_jsonl
+from swerve.harness.candidate_verdicts import (
+    MintError,
+    Outcome,
+    RunScope,
+    Verdict,
+    baseline_passing,
+    test_candidate,
+)
 from swerve.harness.mutations import KINDS, Candidate, generate_candidates, unified_diff
 from swerve.harness.problem_statement import write_problem_statement
 from swerve.paths import cache_dir
-from swerve.schema import Prediction, Task, TestStatus
+from swerve.schema import FailureClass, Prediction, Task
 
-MIN_BASELINE_PASS_RATE = 0.8
+if TYPE_CHECKING:
+    from swerve.harness.call_map import CallMap
+
 P2P_FROM_HIDDEN_FILES = 25
 P2P_FROM_OTHER_FILES = 25
 NOOP_PATH = "SWERVE_NOOP.txt"
 Log = Callable[[str], None]
 
 
-class MintError(SwerveError):
-    """Minting could not proceed; the message names the source and what to do."""
+class RejectionKind(str, Enum):
+    """Why a candidate was not written."""
+
+    TESTS = "tests"
+    VALIDATION = "validation"
+    INFRA = "infra"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A candidate's rejection. `label` is what the report counts (the test verdict,
+    "validation" or "infra"); infrastructure trouble is not final, so a later run
+    tests the candidate again."""
+
+    kind: RejectionKind
+    detail: str
+    verdict: Verdict | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.kind is not RejectionKind.INFRA
+
+    @property
+    def label(self) -> str:
+        return self.verdict.value if self.verdict is not None else self.kind.value
+
+    def describe(self) -> str:
+        return self.label if self.verdict is not None else f"{self.kind.value}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class TaskCheck:
+    """The evaluator's check of a built row: empty `problem` when it passed."""
+
+    problem: str = ""
+    infra: bool = False
+
+    def __bool__(self) -> bool:
+        return not self.problem
 
 
 @dataclass
@@ -69,29 +123,26 @@ class MintReport:
     rejected: Counter = field(default_factory=Counter)
     elapsed_s: float = 0.0
     test_time_s: float = 0.0
+    map_time_s: float = 0.0
+    runs_by_scope: Counter = field(default_factory=Counter)
 
     @property
     def candidates_per_min(self) -> float:
         return self.candidates_tested / (self.test_time_s / 60) if self.test_time_s else 0.0
+
+    def _scopes(self) -> str:
+        names = {RunScope.NONE: "no test starts the function", RunScope.SELECTED: "decided on selected tests",
+                 RunScope.FULL: "whole suite"}
+        return ", ".join(f"{names[scope]}: {self.runs_by_scope[scope]}" for scope in RunScope if self.runs_by_scope[scope])
 
     def summary(self) -> str:
         reasons = ", ".join(f"{k}: {v}" for k, v in self.rejected.most_common())
         return (
             f"{self.source}: {len(self.accepted)} new task(s) written to {self.out} "
             f"({self.previously_minted} already there); {self.candidates_tested} candidate(s) tested"
+            + (f" ({self._scopes()})" if self.runs_by_scope else "")
             + (f"; rejected: {reasons}" if reasons else "")
         )
-
-
-@dataclass
-class Outcome:
-    """One candidate's test result against the baseline."""
-
-    verdict: str
-    fail_to_pass: list[str] = field(default_factory=list)
-    pass_to_pass: list[str] = field(default_factory=list)
-    output: str = ""
-    seconds: float = 0.0
 
 
 # ------------------------------------------------------------------ sources
@@ -149,83 +200,6 @@ def _has_tests(repo_path: Path) -> bool:
         if name.startswith("test_") or name.endswith("_test.py"):
             return True
     return False
-
-
-# ------------------------------------------------------------------ testing
-
-
-def run_suite(env, task: Task, timeout: float):
-    """The whole suite, results from JUnit (the evaluator's hidden-test runner, no targets)."""
-    from swerve.harness import hidden_tests as hidden
-
-    return hidden.run_hidden_tests(env, task, timeout=timeout)
-
-
-def _passes(status: TestStatus | None) -> bool:
-    return status is not None and status.counts_as_pass
-
-
-def baseline_passing(env, task: Task, timeout: float, source: str) -> tuple[list[str], int]:
-    """Tests passing on the unmutated source; MintError when the suite does not run
-    or fewer than 80% pass."""
-    run = run_suite(env, task, timeout)
-    statuses = run.statuses
-    if run.timed_out:
-        raise MintError(f"{source}: the test suite did not finish within {timeout:.0f}s; raise --timeout")
-    if not statuses:
-        reason = run.error or f"pytest exited {run.exit_code} and reported no tests"
-        tail = " | ".join(line.strip() for line in run.output.strip().splitlines()[-3:] if line.strip())[-300:]
-        raise MintError(f"{source}: the test suite does not run ({reason}; {tail}); mint from a source whose tests pass")
-    counted = {t: s for t, s in statuses.items() if s is not TestStatus.SKIPPED}
-    passing = sorted(t for t, s in counted.items() if _passes(s) and "::" in t)
-    rate = len(passing) / len(counted) if counted else 0.0
-    uncollected = sorted(t for t, s in counted.items() if "::" not in t and not _passes(s))
-    if rate < MIN_BASELINE_PASS_RATE and uncollected:
-        raise MintError(
-            f"{source}: the test suite does not collect ({len(uncollected)} file(s) fail to import, e.g. "
-            f"{uncollected[0]}); pin a test runner it supports (--test-requirement 'pytest<8') or mint another version"
-        )
-    if rate < MIN_BASELINE_PASS_RATE:
-        raise MintError(
-            f"{source}: only {len(passing)} of {len(counted)} tests pass ({rate:.0%} < "
-            f"{MIN_BASELINE_PASS_RATE:.0%}); mint from a version whose test suite passes"
-        )
-    return passing, len(counted)
-
-
-def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], timeout: float) -> Outcome:
-    """Apply the candidate in the warm environment, run the suite twice, reset."""
-    started = time.monotonic()
-    try:
-        env.write_file(candidate.file, candidate.mutated_source)
-        first = run_suite(env, task, timeout)
-        outcome = _classify(first, passing)
-        if outcome.verdict == "ok":
-            second = run_suite(env, task, timeout)
-            again = _classify(second, passing)
-            if again.verdict != "ok" or set(again.fail_to_pass) != set(outcome.fail_to_pass):
-                outcome = Outcome(verdict="unstable")
-    finally:
-        env.reset()
-    outcome.seconds = time.monotonic() - started
-    return outcome
-
-
-def _classify(run, passing: list[str]) -> Outcome:
-    if run.timed_out:
-        return Outcome(verdict="timeout")
-    if not run.statuses:
-        return Outcome(verdict="suite_broken")
-    missing = [t for t in passing if t not in run.statuses]
-    if missing:
-        return Outcome(verdict="tests_not_collected")
-    f2p = [t for t in passing if run.statuses[t] in (TestStatus.FAILED, TestStatus.ERROR)]
-    p2p = [t for t in passing if _passes(run.statuses[t])]
-    if not f2p:
-        return Outcome(verdict="no_failing_test")
-    if not p2p:
-        return Outcome(verdict="no_passing_test")
-    return Outcome(verdict="ok", fail_to_pass=f2p, pass_to_pass=p2p, output=run.output)
 
 
 # ------------------------------------------------------------------ rows
@@ -371,8 +345,8 @@ def build_task(
     return row
 
 
-def validate_task(task: Task, *, backend: str, timeout: float, output_dir: Path) -> str:
-    """'' when the evaluator resolves the gold patch and not a no-op one, else why not.
+def check_task(task: Task, *, backend: str, timeout: float, output_dir: Path) -> TaskCheck:
+    """The evaluator must resolve the gold patch and must not resolve a no-op one.
 
     The no-op patch adds an unrelated file, so the hidden tests really run on the
     buggy base (the evaluator short-cuts a truly empty patch without running them).
@@ -389,13 +363,20 @@ def validate_task(task: Task, *, backend: str, timeout: float, output_dir: Path)
         report = evaluate([task], {task.instance_id: prediction}, run_id=f"{task.instance_id}-{name}",
                           output_dir=output_dir, workers=1, timeout=timeout, backend=backend)
         if task.instance_id in report.errors:
-            return f"{name} evaluation failed: {report.errors[task.instance_id]}"
+            return TaskCheck(f"{name} evaluation failed: {report.errors[task.instance_id]}", infra=True)
         verdicts[name] = report.grades[task.instance_id]
-    if not verdicts["gold"].resolved:
-        return f"gold patch does not resolve ({verdicts['gold'].failure_reason or verdicts['gold'].failure_class.value})"
+    gold = verdicts["gold"]
+    if not gold.resolved:
+        return TaskCheck(f"gold patch does not resolve ({gold.failure_reason or gold.failure_class.value})",
+                         infra=gold.failure_class is FailureClass.INFRA)
     if verdicts["noop"].resolved:
-        return "the unfixed base already passes the hidden tests"
-    return ""
+        return TaskCheck("the unfixed base already passes the hidden tests")
+    return TaskCheck()
+
+
+def validate_task(task: Task, *, backend: str, timeout: float, output_dir: Path) -> str:
+    """'' when the evaluator resolves the gold patch and not a no-op one, else why not."""
+    return check_task(task, backend=backend, timeout=timeout, output_dir=output_dir).problem
 
 
 def hidden_from_base(task: Task) -> list[str]:
@@ -441,6 +422,224 @@ def _next_id(prefix: str, taken: set[str]) -> str:
 # ------------------------------------------------------------------ the run
 
 
+@dataclass
+class MintSource:
+    """The prepared source: its Task (whose environment is the warm one) and naming."""
+
+    base: Task
+    path: Path
+    version: str
+    package: str
+    prefix: str
+
+
+@dataclass
+class Progress:
+    """What earlier runs with the same output left: ids taken, rows from this source,
+    candidates already written or finally rejected."""
+
+    taken: set[str]
+    previously_minted: int
+    done_keys: set[str]
+    state: Path
+
+
+@dataclass
+class Baseline:
+    """The unmutated suite: its passing tests, and which test starts which function
+    (None when selection is off or the map could not be made; `map_note` says why)."""
+
+    passing: list[str]
+    total: int
+    call_map: CallMap | None = None
+    map_s: float = 0.0
+    map_note: str = ""
+
+
+def open_source(source: str, test_requirements: Iterable[str] | None = None) -> MintSource:
+    """Fetch and prepare `source`; MintError (one line) when it cannot be minted."""
+    from swerve.environments.sources import prepare_repo
+    from swerve.errors import InfraError
+
+    base = source_task(source)
+    if test_requirements:
+        base.test_requirements = list(test_requirements)
+    try:
+        prepared = prepare_repo(base)
+    except InfraError as exc:
+        raise MintError(f"{source}: {_one_line(exc).removeprefix(base.instance_id + ': ')}") from None
+    base.repo = _repo_from_metadata(prepared.path, base.repo)
+    version = prepared.version or prepared.source_commit[:12]
+    if not _has_tests(prepared.path):
+        raise MintError(f"{source}: no test files (test_*.py or *_test.py) in the source; mint from a source that ships its tests")
+    return MintSource(base=base, path=prepared.path, version=version,
+                      package=prepared.name or base.repo.split("/")[-1],
+                      prefix=f"{base.repo.replace('/', '__')}-{version}")
+
+
+def read_progress(out: Path, repo_source: str) -> Progress:
+    rows = read_minted(out)
+    mine = [row for row in rows if row.get("repo_source") == repo_source]
+    done = {(row.get("mint") or {}).get("candidate") for row in mine}
+    state = _state_file(out, repo_source)
+    if state.exists():
+        done |= {row.get("candidate") for _, row in iter_jsonl(state)}
+    return Progress(taken={row.get("instance_id", "") for row in rows}, previously_minted=len(mine),
+                    done_keys=done, state=state)
+
+
+def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests: bool, say: Log) -> Baseline:
+    """The baseline run, then (with `select_tests`) the call map; a map that cannot be
+    made leaves every candidate to the whole suite, and says so."""
+    from swerve.errors import InfraError
+    from swerve.harness.call_map import CallMapError, map_calls
+
+    try:
+        passing, total = baseline_passing(env, base, timeout, source)
+    except InfraError as exc:
+        raise MintError(f"{source}: {_one_line(exc)}") from None
+    say(f"baseline: {len(passing)} of {total} tests pass")
+    baseline = Baseline(passing=passing, total=total)
+    if not select_tests:
+        return baseline
+    started = time.monotonic()
+    try:
+        call_map = map_calls(env, base, timeout=timeout)
+        unmapped = call_map.unmapped(passing)
+        if unmapped:
+            raise CallMapError(f"{len(unmapped)} passing test(s) missing from it, e.g. {unmapped[0]}")
+        baseline.call_map = call_map
+    except (CallMapError, InfraError) as exc:
+        baseline.map_note = f"no call map ({_one_line(exc)}); every candidate runs the whole suite"
+    try:
+        env.reset()
+    except InfraError as exc:
+        raise MintError(f"{source}: {_one_line(exc)}") from None
+    baseline.map_s = time.monotonic() - started
+    say(baseline.map_note or f"call map: {len(baseline.call_map.callers)} function(s) started by tests "
+                             f"({baseline.map_s:.1f}s)")
+    return baseline
+
+
+class _MintRun:
+    """One run's shared state: the candidate stream, the budget, the report; worker
+    threads test candidates (`work`), a pool builds and checks the kept ones (`finish`)."""
+
+    def __init__(self, src: MintSource, progress: Progress, baseline: Baseline, report: MintReport, *,
+                 candidates: Iterator[Candidate], wanted: int, budget: int, out: Path, backend: str,
+                 timeout: float, validate: bool, writer, seed: int, say: Log, workers: int) -> None:
+        self.src, self.progress, self.baseline, self.report = src, progress, baseline, report
+        self.candidates, self.wanted, self.budget, self.out = candidates, wanted, budget, out
+        self.backend, self.timeout, self.validate, self.writer, self.seed, self.say = (
+            backend, timeout, validate, writer, seed, say)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.exhausted = threading.Event()
+        self.validations: list[Future] = []
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-mint-validate")
+        self.broken: list[str] = []
+
+    def next_candidate(self) -> Candidate | None:
+        with self.lock:
+            if self.stop.is_set() or self.report.candidates_tested >= self.budget:
+                return None
+            in_flight = len(self.report.accepted) + sum(1 for f in self.validations if not f.done())
+            if in_flight >= self.wanted:
+                return None
+            candidate = next(self.candidates, None)
+            if candidate is None:
+                self.exhausted.set()
+            else:
+                self.report.candidates_tested += 1
+            return candidate
+
+    def reject(self, candidate: Candidate, rejection: Rejection) -> None:
+        """Count it; remember a final rejection so a resumed run skips the candidate."""
+        with self.lock:
+            self.report.rejected[rejection.label] += 1
+            if rejection.final:
+                append_jsonl(self.progress.state, {"candidate": candidate.key, "verdict": "rejected",
+                                                   "reason": rejection.describe()})
+
+    def finished(self) -> bool:
+        return (self.stop.is_set() or self.exhausted.is_set() or len(self.report.accepted) >= self.wanted
+                or self.report.candidates_tested >= self.budget)
+
+    def work(self, envs: list, slot: int, reopen: Callable[[], object]) -> None:
+        """Test candidates in `envs[slot]` until there are none; a broken environment is
+        replaced (its candidate counts as infra trouble), four failures in a row stop the run."""
+        from swerve.errors import InfraError
+
+        failures = 0
+        while not self.stop.is_set():
+            candidate = self.next_candidate()
+            if candidate is None:
+                return
+            try:
+                outcome = test_candidate(envs[slot], self.src.base, candidate, self.baseline.passing, self.timeout,
+                                         call_map=self.baseline.call_map)
+                failures = 0
+            except Exception as exc:  # the environment broke: replace it, retry later
+                failures += 1
+                self.reject(candidate, Rejection(RejectionKind.INFRA, _one_line(exc)))
+                envs[slot].close()
+                try:
+                    if failures > 3:
+                        raise InfraError(f"{failures} environment failures in a row; last: {_one_line(exc)}")
+                    envs[slot] = reopen()
+                except Exception as again:
+                    self.broken.append(_one_line(again))
+                    self.stop.set()
+                    return
+                continue
+            with self.lock:
+                self.report.test_time_s += outcome.seconds
+                self.report.runs_by_scope[outcome.tests_run] += 1
+            scope = f", {outcome.selected} selected test(s)" if outcome.tests_run is RunScope.SELECTED else ""
+            self.say(f"  tested {candidate.kind} in {candidate.file}:{candidate.qualname}: {outcome.verdict.value} "
+                     f"({outcome.seconds:.1f}s{scope})")
+            if outcome.verdict is not Verdict.OK:
+                self.reject(candidate, Rejection(RejectionKind.TESTS, outcome.verdict.value, verdict=outcome.verdict))
+                continue
+            with self.lock:
+                instance_id = _next_id(self.src.prefix, self.progress.taken)
+                self.progress.taken.add(instance_id)
+                self.validations.append(self.pool.submit(self.finish, candidate, outcome, instance_id))
+
+    def finish(self, candidate: Candidate, outcome: Outcome, instance_id: str) -> None:
+        result = finish_candidate(self.src, candidate, outcome, instance_id, backend=self.backend,
+                                  timeout=self.timeout, validate=self.validate, writer=self.writer, seed=self.seed)
+        if isinstance(result, Rejection):
+            self.say(f"  {candidate.kind} in {candidate.file}:{candidate.qualname} rejected: {result.detail}")
+            self.reject(candidate, result)
+            return
+        with self.lock:
+            if len(self.report.accepted) >= self.wanted:
+                return
+            append_jsonl(self.out, result.model_dump(mode="json"))
+            self.report.accepted.append(result.instance_id)
+        self.say(f"  wrote {result.instance_id} ({candidate.kind}, {len(result.FAIL_TO_PASS)} FAIL_TO_PASS)")
+
+
+def finish_candidate(src: MintSource, candidate: Candidate, outcome: Outcome, instance_id: str, *, backend: str,
+                     timeout: float, validate: bool, writer=None, seed: int = 0) -> Task | Rejection:
+    """The row for a kept candidate, checked by the evaluator; or why it is not written."""
+    try:
+        task = build_task(src.base, candidate, outcome, instance_id=instance_id, repo_path=src.path,
+                          version=src.version, package=src.package, seed=seed, writer=writer)
+    except Exception as exc:  # one bad candidate never stops the run
+        return Rejection(RejectionKind.INFRA, f"task build failed: {_one_line(exc)}")
+    if not validate:
+        return task
+    try:
+        check = check_task(task, backend=backend, timeout=timeout, output_dir=cache_dir("mint") / "validate")
+    except Exception as exc:
+        return Rejection(RejectionKind.INFRA, f"validation failed: {_one_line(exc)}")
+    if check.problem:
+        return Rejection(RejectionKind.INFRA if check.infra else RejectionKind.VALIDATION, check.problem)
+    return task
+
+
 def mint_tasks(
     source: str,
     out: Path | str,
@@ -457,6 +656,7 @@ def mint_tasks(
     writer: Callable[[str], str] | None = None,
     log: Log | None = None,
     test_requirements: Iterable[str] | None = None,
+    select_tests: bool = True,
 ) -> MintReport:
     """Mint up to `max_tasks` tasks from `source` into the JSONL file `out`.
 
@@ -464,11 +664,12 @@ def mint_tasks(
     `include` restricts mutations to files matching these globs; `max_candidates`
     bounds how many candidates are tested (default 40 per wanted task);
     `test_requirements` replaces the default ["pytest"] (e.g. "pytest<8" for an
-    older suite) and is carried into every row. Raises
-    MintError (one line: source, reason, fix) for a source that cannot be minted.
+    older suite) and is carried into every row; `workers` warm environments test
+    candidates in parallel; `select_tests=False` runs the whole suite for every
+    candidate instead of screening it on the tests that start its function first.
+    Raises MintError (one line: source, reason, fix) for a source that cannot be minted.
     """
     from swerve.environments import Limits, open_environment
-    from swerve.environments.sources import prepare_repo
     from swerve.errors import InfraError
 
     say = log or (lambda message: None)
@@ -478,159 +679,47 @@ def mint_tasks(
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise MintError(f"unknown mutation kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
-    base = source_task(source)
-    if test_requirements:
-        base.test_requirements = list(test_requirements)
-    try:
-        prepared = prepare_repo(base)
-    except InfraError as exc:
-        raise MintError(f"{source}: {_one_line(exc).removeprefix(base.instance_id + ': ')}") from None
-    base.repo = _repo_from_metadata(prepared.path, base.repo)
-    version = prepared.version or prepared.source_commit[:12]
-    package = prepared.name or base.repo.split("/")[-1]
-    prefix = f"{base.repo.replace('/', '__')}-{version}"
-    report = MintReport(source=base.repo_source, out=out, repo=base.repo, version=version)
-    if not _has_tests(prepared.path):
-        raise MintError(f"{source}: no test files (test_*.py or *_test.py) in the source; mint from a source that ships its tests")
-
-    rows = read_minted(out)
-    taken = {row.get("instance_id", "") for row in rows}
-    mine = [row for row in rows if row.get("repo_source") == base.repo_source]
-    report.previously_minted = len(mine)
-    done_keys = {(row.get("mint") or {}).get("candidate") for row in mine}
-    state = _state_file(out, base.repo_source)
-    if state.exists():
-        done_keys |= {row.get("candidate") for _, row in iter_jsonl(state)}
-    wanted = max_tasks - len(mine)
+    src = open_source(source, test_requirements)
+    base = src.base
+    report = MintReport(source=base.repo_source, out=out, repo=base.repo, version=src.version)
+    progress = read_progress(out, base.repo_source)
+    report.previously_minted = progress.previously_minted
+    wanted = max_tasks - progress.previously_minted
     if wanted <= 0:
-        say(f"{out} already holds {len(mine)} task(s) from {base.repo_source}; nothing to do")
+        say(f"{out} already holds {progress.previously_minted} task(s) from {base.repo_source}; nothing to do")
         report.elapsed_s = time.monotonic() - started
         return report
-    budget = max_candidates if max_candidates is not None else 40 * wanted
 
-    candidates = (c for c in generate_candidates(prepared.path, seed=seed, kinds=kinds, include=include) if c.key not in done_keys)
-    lock = threading.Lock()
-    stop = threading.Event()
-    exhausted = threading.Event()
-    validation_dir = cache_dir("mint") / "validate"
     limits = Limits(exec_timeout_s=timeout + 60)
+
+    def reopen():
+        return open_environment(base, backend, limits, run_id="mint")
+
     say(f"{base.repo_source}: building the environment and running the baseline suite")
     try:
-        env0 = open_environment(base, backend, limits, run_id="mint")
+        env0 = reopen()
     except InfraError as exc:
         raise MintError(f"{source}: the environment could not be built: {_one_line(exc)}") from None
+    envs = [env0]
     try:
-        try:
-            passing, total = baseline_passing(env0, base, timeout, source)
-        except InfraError as exc:
-            raise MintError(f"{source}: {_one_line(exc)}") from None
-        report.baseline_total, report.baseline_passed = total, len(passing)
-        say(f"baseline: {len(passing)} of {total} tests pass")
-        envs = [env0] + [open_environment(base, backend, limits, run_id="mint") for _ in range(max(1, workers) - 1)]
-        validations: list[Future] = []
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-mint-validate")
-
-        def next_candidate() -> Candidate | None:
-            with lock:
-                if stop.is_set() or report.candidates_tested >= budget:
-                    return None
-                in_flight = len(report.accepted) + sum(1 for f in validations if not f.done())
-                if in_flight >= wanted:
-                    return None
-                candidate = next(candidates, None)
-                if candidate is None:
-                    exhausted.set()
-                else:
-                    report.candidates_tested += 1
-                return candidate
-
-        def record_rejection(candidate: Candidate, reason: str, *, final: bool = True) -> None:
-            """Remember a final verdict so a resumed run skips it; infra trouble is not final."""
-            with lock:
-                report.rejected[reason.split(" (")[0].split(":")[0]] += 1
-                if final:
-                    append_jsonl(state, {"candidate": candidate.key, "verdict": "rejected", "reason": reason})
-
-        def finish(candidate: Candidate, outcome: Outcome, instance_id: str) -> None:
-            try:
-                task = build_task(base, candidate, outcome, instance_id=instance_id, repo_path=prepared.path,
-                                  version=version, package=package, seed=seed, writer=writer)
-                problem = validate_task(task, backend=backend, timeout=timeout, output_dir=validation_dir) if validate else ""
-            except Exception as exc:  # one bad candidate never stops the run
-                problem = f"task build failed: {_one_line(exc)}"
-            if problem:
-                say(f"  {candidate.kind} in {candidate.file}:{candidate.qualname} rejected: {problem}")
-                infra = problem.startswith("task build failed") or "infra:" in problem or "harness error" in problem
-                record_rejection(candidate, f"validation: {problem}", final=not infra)
-                return
-            with lock:
-                if len(report.accepted) >= wanted:
-                    return
-                append_jsonl(out, task.model_dump(mode="json"))
-                report.accepted.append(task.instance_id)
-            say(f"  wrote {task.instance_id} ({candidate.kind}, {len(task.FAIL_TO_PASS)} FAIL_TO_PASS)")
-
-        broken: list[str] = []
-
-        def work(slot: int) -> None:
-            failures = 0
-            while not stop.is_set():
-                candidate = next_candidate()
-                if candidate is None:
-                    return
-                try:
-                    outcome = test_candidate(envs[slot], base, candidate, passing, timeout)
-                    failures = 0
-                except Exception as exc:  # the environment broke: replace it, retry later
-                    failures += 1
-                    record_rejection(candidate, f"infra: {_one_line(exc)}", final=False)
-                    envs[slot].close()
-                    try:
-                        if failures > 3:
-                            raise InfraError(f"{failures} environment failures in a row; last: {_one_line(exc)}")
-                        envs[slot] = open_environment(base, backend, limits, run_id="mint")
-                    except Exception as again:
-                        broken.append(_one_line(again))
-                        stop.set()
-                        return
-                    continue
-                with lock:
-                    report.test_time_s += outcome.seconds
-                say(f"  tested {candidate.kind} in {candidate.file}:{candidate.qualname}: {outcome.verdict} "
-                    f"({outcome.seconds:.1f}s)")
-                if outcome.verdict != "ok":
-                    record_rejection(candidate, outcome.verdict)
-                    continue
-                with lock:
-                    instance_id = _next_id(prefix, taken)
-                    taken.add(instance_id)
-                    validations.append(pool.submit(finish, candidate, outcome, instance_id))
-
-        try:
-            while True:
-                threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in range(len(envs))]
-                for thread in threads:
-                    thread.start()
-                while any(thread.is_alive() for thread in threads):
-                    for thread in threads:
-                        thread.join(timeout=0.5)
-                for future in list(validations):
-                    future.result()
-                if stop.is_set() or exhausted.is_set() or len(report.accepted) >= wanted or report.candidates_tested >= budget:
-                    break
-        except BaseException:  # Ctrl-C, SIGTERM: stop testing; validations in flight still finish
-            stop.set()
-            raise
-        finally:
-            pool.shutdown(wait=not stop.is_set(), cancel_futures=stop.is_set())
-            for env in envs:
-                env.close()
+        baseline = start_baseline(env0, base, timeout=timeout, source=source, select_tests=select_tests, say=say)
+        report.baseline_total, report.baseline_passed = baseline.total, len(baseline.passing)
+        report.map_time_s = baseline.map_s
+        envs += [reopen() for _ in range(max(1, workers) - 1)]
+        candidates = (c for c in generate_candidates(src.path, seed=seed, kinds=kinds, include=include)
+                      if c.key not in progress.done_keys)
+        run = _MintRun(src, progress, baseline, report, candidates=candidates, wanted=wanted,
+                       budget=max_candidates if max_candidates is not None else 40 * wanted, out=out,
+                       backend=backend, timeout=timeout, validate=validate, writer=writer, seed=seed, say=say,
+                       workers=workers)
+        _run_workers(run, envs, reopen)
     finally:
-        env0.close()
+        for env in envs:
+            env.close()
     report.elapsed_s = time.monotonic() - started
-    if broken:
+    if run.broken:
         raise MintError(
-            f"{source}: the environment failed and could not be replaced ({broken[0]}); "
+            f"{source}: the environment failed and could not be replaced ({run.broken[0]}); "
             f"{len(report.accepted)} task(s) written this run are kept in {out}; run again to resume"
         )
     if not report.accepted and report.previously_minted == 0:
@@ -640,6 +729,30 @@ def mint_tasks(
             "try another --seed, more --kinds or a larger --max-candidates"
         )
     return report
+
+
+def _run_workers(run: _MintRun, envs: list, reopen: Callable[[], object]) -> None:
+    """One thread per environment until the run is finished; validations in flight
+    finish before the next round (they may free a wanted slot). Ctrl-C or SIGTERM stops
+    testing; validations in flight still finish."""
+    try:
+        while True:
+            threads = [threading.Thread(target=run.work, args=(envs, slot, reopen), daemon=True)
+                       for slot in range(len(envs))]
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
+                for thread in threads:
+                    thread.join(timeout=0.5)
+            for future in list(run.validations):
+                future.result()
+            if run.finished():
+                break
+    except BaseException:
+        run.stop.set()
+        raise
+    finally:
+        run.pool.shutdown(wait=not run.stop.is_set(), cancel_futures=run.stop.is_set())
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from swerve.harness import candidate_verdicts as verdicts
 from swerve.harness import mint
+from swerve.harness.candidate_verdicts import RunScope, Verdict
 from swerve.harness.mint import MintError, Outcome, creation_diff, read_minted, sample_pass_to_pass
 from swerve.harness.mutations import mutate_source, unified_diff
 from swerve.harness.problem_statement import leaks, write_problem_statement
@@ -65,7 +67,7 @@ class FakeEnv:
 
 def _scripted(monkeypatch, *runs: SuiteRun):
     queue = list(runs)
-    monkeypatch.setattr(mint, "run_suite", lambda env, task, timeout: queue.pop(0))
+    monkeypatch.setattr(verdicts, "run_suite", lambda env, task, timeout: queue.pop(0))
 
 
 def _candidate():
@@ -75,24 +77,24 @@ def _candidate():
 def test_baseline_refuses_a_suite_that_mostly_fails(monkeypatch):
     _scripted(monkeypatch, SuiteRun(statuses={TESTS[0]: P, TESTS[1]: F, TESTS[2]: F}, exit_code=1))
     with pytest.raises(MintError, match=r"only 1 of 3 tests pass \(33% < 80%\)"):
-        mint.baseline_passing(FakeEnv(), TASK, 60, "pypi:pkg==1")
+        verdicts.baseline_passing(FakeEnv(), TASK, 60, "pypi:pkg==1")
 
 
 def test_baseline_refuses_a_suite_that_does_not_run(monkeypatch):
     _scripted(monkeypatch, SuiteRun(statuses={}, exit_code=4, error="pytest exited 4", output="ERROR: usage\n"))
     with pytest.raises(MintError, match="the test suite does not run"):
-        mint.baseline_passing(FakeEnv(), TASK, 60, "pypi:pkg==1")
+        verdicts.baseline_passing(FakeEnv(), TASK, 60, "pypi:pkg==1")
 
 
 def test_baseline_names_collection_errors(monkeypatch):
     _scripted(monkeypatch, SuiteRun(statuses={"tests/test_basic.py": Status.ERROR, TESTS[0]: P}, exit_code=1))
     with pytest.raises(MintError, match="does not collect .*tests/test_basic.py"):
-        mint.baseline_passing(FakeEnv(), TASK, 60, "pypi:pkg==1")
+        verdicts.baseline_passing(FakeEnv(), TASK, 60, "pypi:pkg==1")
 
 
 def test_baseline_records_passing_tests(monkeypatch):
     _scripted(monkeypatch, SuiteRun(statuses={t: P for t in TESTS} | {"pkg/tests/test_a.py::skipped": Status.SKIPPED}))
-    passing, total = mint.baseline_passing(FakeEnv(), TASK, 60, "x")
+    passing, total = verdicts.baseline_passing(FakeEnv(), TASK, 60, "x")
     assert passing == sorted(TESTS) and total == 5
 
 
@@ -100,7 +102,7 @@ def test_candidate_kept_when_stable_with_fail_and_pass(monkeypatch):
     run = SuiteRun(statuses={TESTS[0]: F, **{t: P for t in TESTS[1:]}}, output="out")
     _scripted(monkeypatch, run, run)
     env = FakeEnv()
-    outcome = mint.test_candidate(env, TASK, _candidate(), TESTS, 60)
+    outcome = verdicts.test_candidate(env, TASK, _candidate(), TESTS, 60)
     assert outcome.verdict == "ok"
     assert outcome.fail_to_pass == [TESTS[0]] and outcome.pass_to_pass == TESTS[1:]
     assert env.writes == ["pkg/core.py"] and env.resets == 1
@@ -122,8 +124,83 @@ def test_candidate_kept_when_stable_with_fail_and_pass(monkeypatch):
 def test_candidate_rejections(monkeypatch, runs, verdict):
     _scripted(monkeypatch, *runs)
     env = FakeEnv()
-    assert mint.test_candidate(env, TASK, _candidate(), TESTS, 60).verdict == verdict
+    assert verdicts.test_candidate(env, TASK, _candidate(), TESTS, 60).verdict == verdict
     assert env.resets == 1
+
+
+class FakeCallMap:
+    """Selects the given tests for every candidate (None: the whole suite)."""
+
+    def __init__(self, selected):
+        self.selected = selected
+
+    def tests_for(self, candidate, passing):
+        return self.selected
+
+
+def _scripted_selected(monkeypatch, *runs: SuiteRun) -> list[list[str]]:
+    queue, asked = list(runs), []
+
+    def run_selected(env, task, tests, timeout):
+        asked.append(list(tests))
+        return queue.pop(0)
+
+    monkeypatch.setattr(verdicts, "run_selected", run_selected)
+    return asked
+
+
+def test_no_test_starting_the_function_rejects_without_a_run(monkeypatch):
+    _scripted(monkeypatch)
+    env = FakeEnv()
+    outcome = verdicts.test_candidate(env, TASK, _candidate(), TESTS, 60, call_map=FakeCallMap([]))
+    assert outcome.verdict is Verdict.NO_FAILING_TEST and outcome.tests_run is RunScope.NONE
+    assert env.writes == [] and env.resets == 0
+
+
+def test_screen_without_a_failure_rejects_on_the_selected_tests_only(monkeypatch):
+    asked = _scripted_selected(monkeypatch, SuiteRun(statuses={TESTS[2]: P}))
+    _scripted(monkeypatch)
+    env = FakeEnv()
+    outcome = verdicts.test_candidate(env, TASK, _candidate(), TESTS, 60, call_map=FakeCallMap([TESTS[2]]))
+    assert outcome.verdict is Verdict.NO_FAILING_TEST and outcome.tests_run is RunScope.SELECTED
+    assert asked == [[TESTS[2]]] and env.resets == 1
+
+
+def test_screen_failure_is_decided_by_the_whole_suite(monkeypatch):
+    _scripted_selected(monkeypatch, SuiteRun(statuses={TESTS[0]: F, TESTS[1]: P}))
+    _scripted(monkeypatch, SuiteRun(statuses={TESTS[0]: F, **{t: P for t in TESTS[1:]}}, output="whole"))
+    outcome = verdicts.test_candidate(FakeEnv(), TASK, _candidate(), TESTS, 60, call_map=FakeCallMap(TESTS[:2]))
+    assert outcome.verdict is Verdict.OK and outcome.tests_run is RunScope.FULL and outcome.selected == 2
+    assert outcome.fail_to_pass == [TESTS[0]] and outcome.pass_to_pass == TESTS[1:] and outcome.output == "whole"
+
+
+@pytest.mark.parametrize("second, verdict", [
+    (SuiteRun(statuses={TESTS[0]: F, TESTS[1]: F, **{t: P for t in TESTS[2:]}}), Verdict.OK),
+    (SuiteRun(statuses={TESTS[0]: F, **{t: P for t in TESTS[1:]}}), Verdict.UNSTABLE),
+])
+def test_failures_beyond_the_screen_need_a_second_whole_run(monkeypatch, second, verdict):
+    _scripted_selected(monkeypatch, SuiteRun(statuses={TESTS[0]: F}))
+    first = SuiteRun(statuses={TESTS[0]: F, TESTS[1]: F, **{t: P for t in TESTS[2:]}})
+    _scripted(monkeypatch, first, second)
+    outcome = verdicts.test_candidate(FakeEnv(), TASK, _candidate(), TESTS, 60, call_map=FakeCallMap(TESTS[:1]))
+    assert outcome.verdict is verdict
+
+
+def test_whole_suite_rejects_what_the_screen_kept(monkeypatch):
+    _scripted_selected(monkeypatch, SuiteRun(statuses={TESTS[0]: F}))
+    _scripted(monkeypatch, SuiteRun(statuses={t: P for t in TESTS}))
+    outcome = verdicts.test_candidate(FakeEnv(), TASK, _candidate(), TESTS, 60, call_map=FakeCallMap(TESTS[:1]))
+    assert outcome.verdict is Verdict.NO_FAILING_TEST
+
+
+def test_rejections_are_typed_and_infra_is_not_final():
+    verdict = mint.Rejection(mint.RejectionKind.TESTS, "no_failing_test", verdict=Verdict.NO_FAILING_TEST)
+    infra = mint.Rejection(mint.RejectionKind.INFRA, "reset failed in /testbed")
+    refused = mint.Rejection(mint.RejectionKind.VALIDATION, "gold patch does not resolve (tests_failed)")
+    assert (verdict.label, verdict.final) == ("no_failing_test", True)
+    assert (infra.label, infra.final) == ("infra", False)
+    assert (refused.label, refused.final, refused.describe()) == (
+        "validation", True, "validation: gold patch does not resolve (tests_failed)")
 
 
 TEST_FILE = """\
