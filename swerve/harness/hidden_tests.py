@@ -26,7 +26,6 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 
-from swerve.environments.shell import ansi_c_quote
 from swerve.harness import logparsers
 from swerve.harness.swebench.official_log import official_log
 from swerve.harness.canaries import Canary, canary_disagreements, plant_canaries, strip_canaries
@@ -278,18 +277,15 @@ def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label
     output_file = f"{results_dir}/{label}.out"
     runner_report = f"{results_dir}/{label}.runner.json"
     command = pytest_command(task, junit_path=junit, targets=targets)
+    env.exec(f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}",
+             timeout=60)
     boot = bootstrap_command(command, workdir=_workdir(env), added_file=f"{results_dir}/added.txt",
                              script=f"{results_dir}/runner.py", report=runner_report)
-    prepare = f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}"
     setup = ""
-    if boot is not None:  # the bootstrap and the list of added files written in the same round trip
-        listing = "".join(f"{path}\n" for path in added)
-        prepare += (f" && printf '%s' {ansi_c_quote(BOOTSTRAP)} > {results_dir}/runner.py"
-                    f" && printf '%s' {ansi_c_quote(listing)} > {results_dir}/added.txt")
+    if boot is not None:
+        env.write_file(f"{results_dir}/runner.py", BOOTSTRAP)
+        env.write_file(f"{results_dir}/added.txt", "".join(f"{path}\n" for path in added))
         setup, command = boot
-    prepared = env.exec(prepare, timeout=60)
-    if prepared.exit_code != 0:
-        raise OSError(f"cannot prepare the test run in {results_dir}: {prepared.output.strip()[:200]}")
     run = _run_captured(
         env, task, command, nonce=nonce, output_file=output_file, timeout=timeout,
         shown=setup + run_env_prefix(task) + command, source="junit", markers=_default_markers(nonce), setup=setup,
@@ -442,7 +438,9 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
         return run
     targets = pytest_targets(task)
     added = added_paths(env, list(model_paths))
-    canaries = [] if _stops_early(task) else plant_canaries(env, targets, workdir=_workdir(env))
+    scratch = f"/tmp/swerve-canaries-{nonce}"
+    env.exec(f"mkdir -p {scratch} && chmod 700 {scratch}", timeout=60)
+    canaries = [] if _stops_early(task) else plant_canaries(env, targets, workdir=_workdir(env), scratch=scratch)
     run = _run_pytest(env, task, targets, nonce, timeout, "junit", canaries=canaries, added=added)
     if reruns and run.statuses and not run.error:
         _rerun_failures(env, task, run, reruns, nonce, timeout, canaries=canaries, added=added)
