@@ -4,10 +4,14 @@ Measures, in one run:
 - graded episodes per minute with the oracle policy (reads code, edits, runs the
   task's tests, submits; each reward graded in a fresh container) with 1 and 2 workers;
 - short episodes (one shell command, then submit; ungraded) with a warm pool of
-  environments (reset between episodes) against a fresh container per episode.
+  environments (reset between episodes, in the background) against a fresh container
+  per episode; `warm_episode_ms` / `fresh_episode_ms` are the median time between two
+  finished episodes as the trainer sees them (1 worker).
+`--profile` adds where a warm short episode's time goes (perf_counter spans around the
+environment's and the manager's steps, summed over all threads).
 The last line is a JSON object (see BENCHMARKS.md).
 
-    python bench/rollouts.py [--episodes 6] [--short 12]
+    python bench/rollouts.py [--episodes 6] [--short 12] [--profile]
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import threading
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 from swerve.agents.loop import EpisodeLimits
@@ -45,29 +53,93 @@ def episodes_per_minute(tasks: list[Task], policy_factory, *, episodes: int, wor
                         warm: bool, run_id: str) -> tuple[float, dict]:
     """Run `episodes` rollouts (groups of 1) and return episodes per minute and stats.
 
-    The manager is started and every task's image built before the clock starts, so
-    the figure is steady-state throughput."""
+    The manager is started, every task's image built and one episode per task (or per
+    worker, if more) run before the clock starts, so a warm pool holds an environment
+    for every task and the figure is steady-state throughput."""
     manager = RolloutManager(tasks, policy_factory, workers=workers, group_size=1, max_groups_ahead=workers + 1,
                              backend="docker", grade=grade, warm=warm, run_id=run_id,
                              limits=EpisodeLimits(max_steps=30))
     try:
         manager.start()
-        for _ in range(min(workers, episodes)):
+        for _ in range(max(workers, len(tasks))):
             manager.next_group(timeout=1200)
         started = time.perf_counter()
-        rewards = [r.reward for _ in range(episodes) for r in manager.next_group(timeout=1200)]
-        elapsed = time.perf_counter() - started
+        finished = [started]
+        rewards = []
+        for _ in range(episodes):
+            rewards.extend(r.reward for r in manager.next_group(timeout=1200))
+            finished.append(time.perf_counter())
+        elapsed = finished[-1] - started
     finally:
         manager.close()
+    gaps = [(b - a) * 1000.0 for a, b in zip(finished, finished[1:])]
     stats = dict(manager.stats, opened=manager.pool.opened, reused=manager.pool.reused,
-                 mean_reward=sum(rewards) / len(rewards), seconds=round(elapsed, 2))
+                 mean_reward=sum(rewards) / len(rewards), seconds=round(elapsed, 2),
+                 episode_ms_median=round(statistics.median(gaps), 1),
+                 episode_ms_range=[round(min(gaps), 1), round(max(gaps), 1)])
     return episodes * 60.0 / elapsed, stats
+
+
+SPANS = {
+    "episode (worker)": ("swerve.rl.rollouts", "RolloutManager", "_run_one"),
+    "SweEnv.reset": ("swerve.rl.gym_env", "SweEnv", "reset"),
+    "SweEnv.step": ("swerve.rl.gym_env", "SweEnv", "step"),
+    "  exec (the agent's command)": ("swerve.environments.docker", "DockerEnvironment", "exec"),
+    "  diff": ("swerve.environments.repo_ops", "RepoOps", "diff"),
+    "  shell round trips (exec's and diff's)": ("swerve.environments.shell", "ShellSession", "run"),
+    "reset (background thread)": ("swerve.environments.warm_pool", "EnvPool", "_reset_then_idle"),
+    "  kill the agent's processes": ("swerve.environments.docker", "DockerEnvironment", "_stop_everything"),
+    "  new shell + restore script": ("swerve.environments.shell", "ShellSession", "fresh"),
+    "  stamp": ("swerve.environments.docker", "DockerEnvironment", "_touch_stamp"),
+    "release to the pool": ("swerve.rl.rollouts", "RolloutManager", "_release_env"),
+    "hand-off to the trainer": ("swerve.rl.rollouts", "RolloutManager", "_deliver"),
+}
+
+
+@contextmanager
+def spans():
+    """Wrap the methods in SPANS with perf_counter timers; yields {label: [ms, ...]}."""
+    import importlib
+
+    times: dict[str, list[float]] = defaultdict(list)
+    lock = threading.Lock()
+    saved = []
+    for label, (module, owner, name) in SPANS.items():
+        cls = getattr(importlib.import_module(module), owner)
+        original = cls.__dict__.get(name)
+        if original is None:
+            continue
+
+        def timed(*args, __f=original, __label=label, **kwargs):
+            began = time.perf_counter()
+            try:
+                return __f(*args, **kwargs)
+            finally:
+                with lock:
+                    times[__label].append((time.perf_counter() - began) * 1000.0)
+
+        setattr(cls, name, timed)
+        saved.append((cls, name, original))
+    try:
+        yield times
+    finally:
+        for cls, name, original in saved:
+            setattr(cls, name, original)
+
+
+def print_profile(times: dict[str, list[float]], episodes: int) -> None:
+    print(f"where a warm short episode's time goes (ms per episode, over {episodes} episodes):")
+    for label in SPANS:
+        values = times.get(label, [])
+        if values:
+            print(f"  {label:40s} {sum(values) / episodes:8.2f}  (calls {len(values)}, median {statistics.median(values):.2f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=6, help="graded oracle episodes per worker setting")
     parser.add_argument("--short", type=int, default=12, help="short episodes for warm pool vs fresh containers")
+    parser.add_argument("--profile", action="store_true", help="also time the parts of warm short episodes")
     args = parser.parse_args()
     tasks = [Task.model_validate(row) for _, row in iter_jsonl(TASKS_FILE)]
     tag = f"bench-rollouts-{os.getpid()}"
@@ -87,12 +159,20 @@ def main() -> None:
     fresh, fresh_stats = episodes_per_minute(tasks, lambda task: OneCommand(), episodes=args.short, workers=1,
                                              grade=False, warm=False, run_id=tag)
     print(f"short, fresh containers  : {fresh:6.2f} episodes/min  {fresh_stats}")
+    if args.profile:
+        with spans() as times:
+            episodes_per_minute(tasks, lambda task: OneCommand(), episodes=args.short, workers=1, grade=False,
+                                warm=True, run_id=tag)
+        print_profile(times, args.short + 1)
     print(json.dumps({
         "episodes_per_min_1w": round(one_w, 2),
         "episodes_per_min_2w": round(two_w, 2),
         "warm_vs_fresh": round(warm / fresh, 2),
         "short_episodes_per_min_warm": round(warm, 2),
         "short_episodes_per_min_fresh": round(fresh, 2),
+        "warm_episode_ms": warm_stats["episode_ms_median"],
+        "fresh_episode_ms": fresh_stats["episode_ms_median"],
+        "speedup_2w": round(two_w / one_w, 2),
         "oracle_mean_reward": one_stats["mean_reward"],
         "episodes": args.episodes,
         "short_episodes": args.short,

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
-from swerve.environments.repo_ops import RepoOps, restore_script
+from swerve.environments.repo_ops import STAMP_TICK_SNIPPET, RepoOps, restore_script
 from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import DockerUnavailable, InfraError
 from swerve.processes import host_identity, pid_namespace, process_alive
@@ -110,12 +110,16 @@ class ExecSocketTransport:
         self._api = api
 
     def send(self, data: bytes) -> None:
+        """Write all of `data`; the socket is only waited on when its buffer is full."""
         view = memoryview(data)
         while view:
-            _, writable, _ = select.select([], [self._sock], [], 30)
-            if not writable:
-                raise EOFError("shell stdin is not accepting input")
-            sent = self._sock.send(view)
+            try:
+                sent = self._sock.send(view)
+            except BlockingIOError:
+                _, writable, _ = select.select([], [self._sock], [], 30)
+                if not writable:
+                    raise EOFError("shell stdin is not accepting input") from None
+                continue
             view = view[sent:]
 
     def recv(self, timeout: float) -> bytes:
@@ -333,6 +337,13 @@ class DockerEnvironment(RepoOps):
         self._respawner = "setpriv" in words
         self.shell.respawns = self._respawner
 
+    def _known_pids(self) -> list[int]:
+        """init, the keeper, the control shell and the respawner (see RepoOps.diff)."""
+        pids = [1, self._keeper_pid, self.control.inner_pid]
+        if self._respawner:
+            pids.append(self.shell.parent_pid)
+        return pids if all(pids) else []
+
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
         and the agent's shell."""
@@ -351,11 +362,13 @@ class DockerEnvironment(RepoOps):
         return restore_script(
             self.workdir, self.base_commit, PRISTINE if self._pristine else "",
             wipe=list(WIPED), objects_owned_by_root=True, stamp=STAMP, preserve=self._preserve,
+            git_entries=self._git_entries,
         )
 
     def _touch_stamp(self) -> None:
-        """Builtins only (no process to start): the stamp's times renewed, the flag lowered."""
-        self._root_exec(f": > {STAMP} && : > {self._respawn_flag}")
+        """Builtins only (no process to start): the stamp's times renewed (and the clock
+        past them, see STAMP_TICK_SNIPPET), the flag lowered."""
+        self._root_exec(f": > {STAMP} && : > {self._respawn_flag} && __s={STAMP} && {STAMP_TICK_SNIPPET}; unset __s")
 
     def close(self) -> None:
         """Idempotent; does not wait for a running command (removing the container ends it)."""

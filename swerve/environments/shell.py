@@ -57,24 +57,19 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+_ANSI_C_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in (*range(32), 127)},
+    ord("\\"): "\\\\",
+    ord("'"): "\\'",
+    ord("\n"): "\\n",
+    ord("\t"): "\\t",
+}
+
+
 def ansi_c_quote(text: str) -> str:
-    """Quote `text` as bash's $'...' so that any command survives as one word."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "'":
-            out.append("\\'")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif code < 32 or code == 127:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(ch)
-    return "$'" + "".join(out) + "'"
+    """Quote `text` as bash's $'...' so that any command survives as one word (one
+    `str.translate`: the restore script and diff command are quoted on every reset/step)."""
+    return "$'" + text.translate(_ANSI_C_ESCAPES) + "'"
 
 
 class OutputCapture:
@@ -157,7 +152,7 @@ class ShellSession:
         self.init_script = init_script
         self._nonce = secrets.token_hex(12)
         self._marker = f"__SWERVE_END_{self._nonce}__".encode()
-        self._marker_re = re.compile(rb"\n" + re.escape(self._marker) + rb" (-?\d+)\n")
+        self._marker_re = re.compile(re.escape(self._marker) + rb" (-?\d+)\n")
         self._transport: Transport | None = None
         self.inner_pid = 0
 
@@ -172,7 +167,8 @@ class ShellSession:
     ) -> ExecResult | None:
         """Start a new shell (on the current transport when `same_transport`: its other
         end has started a new bash); run `prelude` first (its result is returned, and a
-        failure stops there), then learn the shell's pid and run the start-up script."""
+        failure stops there), then learn the shell's pid and run the start-up script, all
+        in one round trip."""
         if not same_transport:
             self._transport = self._start()
         else:
@@ -182,18 +178,27 @@ class ShellSession:
             if self._transport is None:
                 self._transport = self._start()
         self.inner_pid = 0
-        result = None
-        if prelude:
-            result = self._run(prelude, timeout=prelude_timeout, limit=self.output_limit)
-            if result.exit_code != 0 or self._transport is None:
-                return result
-        pids = self._run("echo $$ $PPID", timeout=60, limit=0).output.split()
-        self.inner_pid, self.parent_pid = (int(pids[0]), int(pids[1])) if len(pids) == 2 and "".join(pids).isdigit() else (0, 0)
-        if self.init_script:
-            started = self._run(self.init_script, timeout=60, limit=self.output_limit)
-            if started.exit_code != 0:
-                raise InfraError(f"shell start-up script failed ({started.exit_code}): {started.output[-500:]}")
-        return result
+        # One round trip: the prelude; when it succeeded, the shell's pids and the start-up
+        # script's output and status, each after a line tagged with the session's nonce.
+        tag = f"__SWERVE_START_{self._nonce}__"
+        script = (
+            (f"{prelude}\n[ $? = 0 ] && " if prelude else "")
+            + f"{{ printf '\\n%s %s %s\\n' {tag} \"$$\" \"$PPID\"; {self.init_script or 'true'}\n"
+            f"printf '\\n%s %s\\n' {tag} $?; }}"
+        )
+        result = self._run(script, timeout=prelude_timeout if prelude else 60, limit=self.output_limit)
+        head, found, rest = result.output.partition(f"\n{tag} ")
+        if not found or self._transport is None:
+            if prelude:
+                return result  # the prelude failed (or its shell exited): the caller reports it
+            raise InfraError(f"the shell did not start ({result.exit_code}): {result.output[-500:]}")
+        pids, _, rest = rest.partition("\n")
+        started, _, status = rest.rpartition(f"\n{tag} ")
+        words = pids.split()
+        self.inner_pid, self.parent_pid = (int(words[0]), int(words[1])) if len(words) == 2 and "".join(words).isdigit() else (0, 0)
+        if status.strip() != "0":
+            raise InfraError(f"shell start-up script failed ({status.strip()}): {started[-500:]}")
+        return result.model_copy(update={"output": head})
 
     def fresh(self, prelude: str, timeout: float = 300.0) -> ExecResult:
         """Replace the shell by a new process (nothing the old one defined, trapped or
@@ -259,7 +264,7 @@ class ShellSession:
         assert transport is not None
         script = (
             f"eval {ansi_c_quote(cmd + chr(10))} </dev/null 2>&1; "
-            f"printf '\\n%s %d\\n' {self._marker.decode()} $?\n"
+            f"printf '%s %d\\n' {self._marker.decode()} $?\n"
         )
         capture = OutputCapture(limit if limit > 0 else 1 << 62, self.spool_dir, self.spool_limit)
         window = bytearray()
