@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swerve.harness.hidden_tests import TestRun, new_nonce, run_pytest_on
-from swerve.harness.mutations import Candidate
+from swerve.harness.mutations import Candidate, is_mutable_file
 
 PROBE_MODULE = "swerve_call_probe"
 FunctionKey = tuple[str, int]
@@ -52,6 +52,10 @@ class CallMap:
         for key in keys:
             seeing |= self.callers.get(key, set())
         return [test for test in self.order if test in seeing and test in wanted]
+
+    def library_files(self) -> set[str]:
+        """The non-test files whose functions the map saw run."""
+        return {path for path, _ in [*self.callers, *self.unselectable] if is_mutable_file(path)}
 
     def unmapped(self, tests: list[str]) -> list[str]:
         """Those of `tests` the map did not see run (their ids differ, or they did not run)."""

@@ -8,7 +8,7 @@ it needs only the standard library and pytest, and keeps to Python 3.7 syntax.
   resumptions included, and returns None so no line of the frame is traced; each test's setup, call and teardown phases are recorded
   apart, and everything entered outside a phase (imports, collection, session hooks)
   goes to "outside". PATH receives JSON: the tests in run order, the functions
-  (repository-relative file, first line) and, per test and phase, the indices of the
+  (file relative to the directory pytest started in, the repository; first line) and, per test and phase, the indices of the
   functions it started.
 - `SWERVE_SELECT=PATH`: run only the tests whose node ids PATH lists (one a line);
   the others are deselected after collection, so they never reach the results.
@@ -125,4 +125,5 @@ def pytest_unconfigure(config):
     if _MAP is not None:
         sys.settrace(None)
         threading.settrace(None)
-        _MAP.write(str(config.rootpath) if hasattr(config, "rootpath") else str(config.rootdir))
+        params = getattr(config, "invocation_params", None)
+        _MAP.write(str(params.dir) if params is not None else os.getcwd())

@@ -508,6 +508,8 @@ def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests
         unmapped = call_map.unmapped(passing)
         if unmapped:
             raise CallMapError(f"{len(unmapped)} passing test(s) missing from it, e.g. {unmapped[0]}")
+        if not call_map.library_files():
+            raise CallMapError("it saw no library function run")
         baseline.call_map = call_map
     except (CallMapError, InfraError) as exc:
         baseline.map_note = f"no call map ({_one_line(exc)}); every candidate runs the whole suite"

@@ -131,6 +131,7 @@ def test_probe_records_each_test_in_run_order(mapped):
     assert data["order"][:2] == ["tests/test_lib.py::test_clamp", "tests/test_lib.py::test_window"]
     assert "tests/test_lib.py::test_box[2-1]" in data["order"] and len(data["order"]) == 7
     assert all(path.startswith(("pkg/", "tests/")) for path, _ in data["functions"])
+    assert parse_call_map(json.dumps(data)).library_files() == {"pkg/__init__.py", "pkg/lib.py"}
 
 
 @pytest.mark.parametrize("function, kind, expected", [
