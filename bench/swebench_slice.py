@@ -13,12 +13,14 @@ removed at the end (unless --keep-cold-images); the evaluations use the regular 
 
 The floor is, per instance, only the row's test command (eval_commands, test_cmd and
 directives) run in its instance image with the gold and test patches applied. Floor and
-gold evaluation run back to back per instance, R rounds (default 3), so load that drifts
-during the run hits both alike; each side's per-instance median is summed.
+gold evaluation run back to back per instance, the first side rotating (bench/interleave.py),
+R rounds (default 3), so load that drifts during the run hits both alike; each side's
+per-instance median is summed.
 Prints per-instance lines, then as the last line one JSON object with gold_resolved,
 noop_resolved, official_agreement, build_cold_s, build_warm_s (per-instance means; the
 per-instance values beside them), overhead_ratio (sum of gold-evaluation medians / sum of
-floor medians) and overhead_ratio_rounds (the same ratio for each round: its spread).
+floor medians), overhead_ratio_rounds (the same ratio for each round) and
+overhead_ratio_spread (min, max, interquartile range of those).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from interleave import run_interleaved, summarize  # noqa: E402
+
 DEFAULT_SLICE = ROOT.parent / "shared" / "swebench-slice"
 README_NAMES = ("README.md", "README.rst", "README")
 
@@ -129,25 +135,28 @@ def _floor_one(task) -> float:
 
 
 def _interleaved_gold(tasks, folder: Path, repeat: int):
-    """Per instance, the bare floor and the gold evaluation back to back, `repeat` rounds:
-    load that drifts during the run hits both sides alike. Returns (first round's gold
-    grades, {id: [floor_s...]}, {id: [eval_s...]})."""
+    """Per instance, the bare floor and the gold evaluation back to back (the first side
+    rotating), `repeat` rounds (bench/interleave.py): load that drifts during the run hits
+    both sides alike. Returns (first round's gold grades, {id: [floor_s...]}, {id: [eval_s...]})."""
     from swerve.harness.evaluate import evaluate
     from swerve.harness.tasks import load_predictions
 
-    floors: dict[str, list[float]] = {t.instance_id: [] for t in tasks}
-    evals: dict[str, list[float]] = {t.instance_id: [] for t in tasks}
     grades = {}
-    for round_ in range(repeat):
-        for task in tasks:
-            floors[task.instance_id].append(_floor_one(task))
-            started = time.monotonic()
-            report = evaluate([task], load_predictions("gold", [task]), run_id=f"gold-{round_}-{task.instance_id}",
-                              output_dir=folder, backend="docker")
-            evals[task.instance_id].append(time.monotonic() - started)
-            if round_ == 0:
-                grades.update(report.grades)
-    return grades, floors, evals
+    runs = {"n": 0}
+
+    def gold(task) -> float:
+        runs["n"] += 1
+        started = time.monotonic()
+        report = evaluate([task], load_predictions("gold", [task]), run_id=f"gold-{runs['n']}-{task.instance_id}",
+                          output_dir=folder, backend="docker")
+        spent = time.monotonic() - started
+        grades.setdefault(task.instance_id, report.grades.get(task.instance_id))
+        return spent
+
+    seconds = run_interleaved(tasks, {"floor": _floor_one, "gold": gold}, repeat)
+    per_instance = {side: {t.instance_id: [values[r][i] for r in range(repeat)] for i, t in enumerate(tasks)}
+                    for side, values in seconds.items()}
+    return {k: v for k, v in grades.items() if v is not None}, per_instance["floor"], per_instance["gold"]
 
 
 def main() -> None:
@@ -215,6 +224,7 @@ def main() -> None:
         "floor_s": round(floor_total, 2),
         "overhead_ratio": round(gold_total / floor_total, 3) if floor_total else None,
         "overhead_ratio_rounds": [round(r, 3) for r in round_ratios],
+        "overhead_ratio_spread": {k: v for k, v in summarize(round_ratios).items() if k != "median"},
         "repeat": rounds,
         "errors": {**noop.errors, **verdicts.errors},
     }))

@@ -55,35 +55,60 @@ def eval_command(
     errors (re-run to retry them); 130 / 143 stopped by SIGINT / SIGTERM (re-run to resume).
     """
     from rich.console import Console
-    from rich.markup import escape
-
-    from swerve.errors import InfraError, SwerveError
-    from swerve.environments.official_images import with_images
-    from swerve.harness.evaluate import evaluate
-    from swerve.harness.tasks import load_predictions, load_tasks
-    from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     console = Console(stderr=True)
     ids = split_instance_ids(instance_ids)
+    task_list, preds = _load_inputs(console, tasks, predictions, ids, images)
+    submitted = _check_predictions(console, task_list, preds, tasks, predictions, ids)
+    backend = _announce_backend(console, backend, ray)
+    with _EvalProgress(console, submitted, shown=progress) as bar:
+        report = _run(console, bar, task_list, preds, run_id=run_id, output=output, workers=workers, timeout=timeout,
+                      backend=backend, reruns=reruns, ray=ray, max_patch_bytes=max_patch_bytes or None, tasks_from=tasks)
+    raise typer.Exit(_report_and_exit_code(console, report))
+
+
+def _print_error(console, message: str) -> None:
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _load_inputs(console, tasks: str, predictions: str, ids: list[str] | None, images: str | None):
+    """The selected tasks and the predictions; exit 2 with one line on bad input."""
+    from swerve.environments.official_images import with_images
+    from swerve.errors import SwerveError
+    from swerve.harness.tasks import load_predictions, load_tasks
+
     try:
         apply_images_option(images)
         required = ("FAIL_TO_PASS", "patch") if predictions == "gold" else ("FAIL_TO_PASS",)
         task_list = with_images(load_tasks(tasks, instance_ids=ids, require=required), images)
-        preds = load_predictions(predictions, tasks=task_list)
+        return task_list, load_predictions(predictions, tasks=task_list)
     except (SwerveError, ValueError, OSError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2)
+        _print_error(console, str(exc))
+        raise typer.Exit(2) from None
+
+
+def _check_predictions(console, task_list, preds, tasks: str, predictions: str, ids: list[str] | None) -> int:
+    """How many selected tasks have a prediction; exit 2 when none has, warn about
+    predictions that name no task."""
+    from rich.markup import escape
+
     unknown = sorted(set(preds) - {t.instance_id for t in task_list})
     submitted = sum(1 for t in task_list if t.instance_id in preds)
     if not submitted:
         where = "the selected tasks" if ids else tasks
-        console.print(f"[red]error:[/] {escape(predictions)}: none of its {len(preds)} prediction(s) names a task in "
-                      f"{escape(where)} (e.g. {escape(unknown[0]) if unknown else '-'}); check the instance ids and "
-                      "--tasks", soft_wrap=True, highlight=False)
+        _print_error(console, f"{predictions}: none of its {len(preds)} prediction(s) names a task in {where} "
+                              f"(e.g. {unknown[0] if unknown else '-'}); check the instance ids and --tasks")
         raise typer.Exit(2)
     if unknown and not ids:
         console.print(f"[yellow]warning:[/] {len(unknown)} prediction(s) name no task in {escape(tasks)} "
                       f"(e.g. {escape(unknown[0])}); ignored", soft_wrap=True, highlight=False)
+    return submitted
+
+
+def _announce_backend(console, backend: str, ray: str | None) -> str:
+    """The backend to use ('auto' resolved here, or on each Ray node)."""
     if backend == "auto" and ray:
         console.print("backend: auto (picked on each Ray node)")
     elif backend == "auto":
@@ -91,71 +116,93 @@ def eval_command(
 
         backend = pick_backend("auto")
         console.print(f"backend: {backend}")
+    return backend
 
-    counts = {"resolved": 0, "unresolved": 0, "error": 0}
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        bar = Progress(
-            TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[resolved]} resolved[/] [yellow]{task.fields[unresolved]} unresolved[/] "
-                       "[red]{task.fields[error]} error[/]"),
-            TimeElapsedColumn(), console=console,
-        )
-        job = bar.add_task("eval", total=submitted, **counts)
+class _EvalProgress:
+    """A live bar counting resolved / unresolved / error instances, or one line per
+    instance with --no-progress; `on_done` is evaluate()'s progress callback."""
 
-    def on_done(instance_id, grade, error) -> None:
-        if error is not None:
-            counts["error"] += 1
-        elif grade.resolved:
-            counts["resolved"] += 1
+    def __init__(self, console, total: int, *, shown: bool) -> None:
+        self.console = console
+        self.counts = {"resolved": 0, "unresolved": 0, "error": 0}
+        self.bar = None
+        if shown:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[green]{task.fields[resolved]} resolved[/] [yellow]{task.fields[unresolved]} unresolved[/] "
+                           "[red]{task.fields[error]} error[/]"),
+                TimeElapsedColumn(), console=console,
+            )
+            self.job = self.bar.add_task("eval", total=total, **self.counts)
+
+    def __enter__(self) -> _EvalProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def on_done(self, instance_id, grade, error) -> None:
+        verdict = "error" if error is not None else ("resolved" if grade.resolved else "unresolved")
+        self.counts[verdict] += 1
+        if self.bar is not None:
+            self.bar.update(self.job, advance=1, **self.counts)
         else:
-            counts["unresolved"] += 1
-        if bar is not None:
-            bar.update(job, advance=1, **counts)
-        else:
-            verdict = "error" if error else ("resolved" if grade.resolved else grade.failure_class.value)
-            console.print(f"{instance_id}: {verdict}")
+            shown = verdict if verdict != "unresolved" else grade.failure_class.value
+            self.console.print(f"{instance_id}: {shown}")
+
+
+def _run(console, bar: _EvalProgress, task_list, preds, *, run_id: str, output: Path, **options):
+    """evaluate(); exit 3 (infrastructure) or 2 on a run-level error, 130 / 143 when stopped."""
+    from swerve.errors import InfraError, SwerveError
+    from swerve.harness.evaluate import evaluate
+    from swerve.interrupts import exit_code_of, exit_if_armed, signal_name
 
     try:
-        if bar is not None:
-            bar.start()
-        report = evaluate(task_list, preds, run_id=run_id, output_dir=output, workers=workers, timeout=timeout,
-                          backend=backend, reruns=reruns, progress=on_done, ray=ray,
-                          max_patch_bytes=max_patch_bytes or None, tasks_from=tasks)
+        return evaluate(task_list, preds, run_id=run_id, output_dir=output, progress=bar.on_done, **options)
     except SwerveError as exc:
-        if bar is not None:
-            bar.stop()
-        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(3 if isinstance(exc, InfraError) else 2)
+        bar.stop()
+        _print_error(console, str(exc))
+        raise typer.Exit(3 if isinstance(exc, InfraError) else 2) from None
     except KeyboardInterrupt as exc:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
         console.print(f"[yellow]interrupted[/] ({signal_name(exc)}): finished instances are saved, those in flight "
                       f"were abandoned; re-run the same command to resume ({output / run_id})",
                       soft_wrap=True, highlight=False)
         exit_if_armed(exit_code_of(exc))
-        raise typer.Exit(exit_code_of(exc))
-    finally:
-        if bar is not None:
-            bar.stop()
+        raise typer.Exit(exit_code_of(exc)) from None
+
+
+def _report_and_exit_code(console, report) -> int:
+    """Print the run's result and the instances not graded; the exit code: 3 when any
+    hit infrastructure (or harness) errors, 2 when only bad task rows, else 0."""
+    from rich.markup import escape
+
+    from swerve.harness.outcomes import ErrorKind
+
     summary = report.summary
     console.print(
         f"resolved {summary['resolved_instances']}/{summary['total_instances']} "
         f"(unresolved {summary['unresolved_instances']}, empty {summary['empty_patch_instances']}, "
         f"errors {summary['error_instances']}, reused {len(report.skipped)}) -> {report.run_dir / 'summary.json'}"
     )
-    for instance_id, message in sorted(report.errors.items()):
-        console.print(f"[red]error[/] {instance_id}: {escape(message)}", soft_wrap=True, highlight=False)
-    bad_rows = [i for i, message in report.errors.items() if message.startswith("bad task:")]
-    infra = len(report.errors) - len(bad_rows)
+    for instance_id, error in sorted(report.failures.items()):
+        console.print(f"[red]error[/] {instance_id}: {escape(error.text)}", soft_wrap=True, highlight=False)
+    bad_rows = report.failed(ErrorKind.BAD_TASK)
+    infra = len(report.failures) - len(bad_rows)
     if bad_rows:
         console.print(f"{len(bad_rows)} instance(s) not graded (bad task rows); fix them as each line says",
                       highlight=False)
     if infra:
         console.print(f"{infra} instance(s) not graded (infrastructure); re-run the same command to "
                       "retry them", highlight=False)
-        raise typer.Exit(3)
-    if bad_rows:
-        raise typer.Exit(2)
+        return 3
+    return 2 if bad_rows else 0

@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from swerve.environments.shell import ansi_c_quote
 from swerve.schema import TestStatus
 
 _VERBS = ("handles", "keeps", "merges", "splits", "returns", "accepts", "rejects", "preserves", "orders",
@@ -75,33 +76,60 @@ def canary_source(canary: Canary) -> str:
     )
 
 
-def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str) -> list[Canary]:
+def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = "") -> list[Canary]:
     """Append a pair of canaries to each existing module in `modules` (repo-relative
-    paths); `scratch` is a directory outside the repository to stage the text in.
+    paths). Two round trips and one process in all, however many modules: one `grep`
+    over every module finds the module-wide marks and the candidate names already
+    used, then shell builtins append the text. Each module gets the first of two
+    candidate pairs whose names it does not use yet. (`scratch` is no longer used.)
 
     Modules with a module-wide `pytestmark` get none: a parametrize or xfail mark
     would apply to the canaries too and make an honest run look forged. Test files
     are restored from base before this, so a patch cannot add such a mark."""
-    planted: list[Canary] = []
-    taken: set[str] = set()
-    for module in dict.fromkeys(modules):
-        if not module.endswith(".py"):
+    chosen = [module for module in dict.fromkeys(modules) if module.endswith(".py")]
+    if not chosen:
+        return []
+    options: dict[str, list[Canary]] = {}
+    for module in chosen:
+        taken: set[str] = set()
+        options[module] = [Canary(module=module, must_pass=_name(taken), must_fail=_name(taken),
+                                  token=secrets.token_hex(10)) for _ in range(2)]
+    names = sorted({name for pairs in options.values() for canary in pairs for name in canary.names})
+    pattern = "^pytestmark|" + "|".join(rf"\<{name}\>" for name in names)
+    quoted = " ".join(shlex.quote(module) for module in chosen)
+    found = f"swerve-found-{secrets.token_hex(8)}"
+    probe = env.exec(
+        f"cd {shlex.quote(workdir)} || exit 1\n"
+        f'for m in {quoted}; do [ -f "$m" ] && [ -r "$m" ] && printf "{found} %s\\n" "$m"; done\n'
+        f"grep -H -o -E {shlex.quote(pattern)} -- {quoted} 2>/dev/null; true",
+        timeout=60,
+    )
+    present: set[str] = set()
+    used: dict[str, set[str]] = {module: set() for module in chosen}
+    for line in probe.output.splitlines():
+        if line.startswith(f"{found} "):
+            present.add(line[len(found) + 1:])
             continue
-        try:
-            text = env.read_file(module)
-        except (FileNotFoundError, OSError):
-            continue
-        if any(line.startswith("pytestmark") for line in text.splitlines()):
-            continue  # a module-wide mark (parametrize, xfail) would apply to the canaries too
-        taken.update(word for word in text.replace("(", " ").split() if word.startswith("test_"))
-        canary = Canary(module=module, must_pass=_name(taken), must_fail=_name(taken), token=secrets.token_hex(10))
-        staged = f"{scratch}/canary-{len(planted)}.py"
-        env.write_file(staged, canary_source(canary))
-        result = env.exec(f"cd {shlex.quote(workdir)} && cat {shlex.quote(staged)} >> {shlex.quote(module)} "
-                          f"&& rm -f {shlex.quote(staged)}", timeout=60)
-        if result.exit_code == 0:
-            planted.append(canary)
-    return planted
+        for module in chosen:
+            if line.startswith(f"{module}:"):
+                used[module].add(line[len(module) + 1:].strip())
+    picked = []
+    for module in chosen:
+        if module not in present or "pytestmark" in used[module]:
+            continue  # missing, or a module-wide mark (parametrize, xfail) would apply to the canaries too
+        free = [canary for canary in options[module] if not used[module].intersection(canary.names)]
+        if free:
+            picked.append(free[0])
+    if not picked:
+        return []
+    done = f"swerve-planted-{secrets.token_hex(8)}"
+    lines = [f"cd {shlex.quote(workdir)} || exit 1"]
+    for index, canary in enumerate(picked):
+        lines.append(f"printf '%s' {ansi_c_quote(canary_source(canary))} >> {shlex.quote(canary.module)} "
+                     f"&& echo {done}={index}")
+    result = env.exec("\n".join(lines), timeout=60)
+    planted = {line.split("=", 1)[1] for line in result.output.splitlines() if line.startswith(f"{done}=")}
+    return [canary for index, canary in enumerate(picked) if str(index) in planted]
 
 
 def _find(statuses: Mapping[str, TestStatus], name: str) -> TestStatus | None:

@@ -4,6 +4,14 @@ parallel, resumably, writing each instance's result atomically as it finishes.
 Infra failures (an image that will not build, a daemon error) are retried a few
 times and then reported as errors, never as the model's result; everything the
 patch did (fail to apply, time out, break tests) is the model's and is labelled.
+
+One instance (`evaluate_instance`): refuse what needs no environment (oversized,
+empty, unsafe patches), then in a fresh environment apply the patch, prepare the
+hidden tests, run them, and classify the run (`classify_test_run`). A run
+(`evaluate`): schedule (reuse grades of unchanged patches, order the rest), grade
+each instance with infra retries into a typed outcome (`swerve.harness.outcomes`),
+write it (report.json or error.json), then the summary. Environments are opened
+ahead and closed in the background by `swerve.harness.eval_scheduler`.
 """
 
 from __future__ import annotations
@@ -13,9 +21,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import swerve
@@ -24,7 +31,8 @@ from swerve.errors import InfraError, TaskFormatError
 from swerve.fileio import atomic_write_json, atomic_write_text, run_folder_lock
 from swerve.runrecord import finish_run_record
 from swerve.harness import hidden_tests as hidden
-from swerve.harness.abandon import close_in_parallel, reap_orphaned_containers, remove_own_containers
+from swerve.harness.abandon import reap_orphaned_containers
+from swerve.harness.eval_scheduler import EnvironmentScheduler, close_quietly
 from swerve.harness.flags import FORGERY_FLAGS, evidence_flags
 from swerve.harness.grading import grade_statuses
 from swerve.harness.patches import (
@@ -33,6 +41,16 @@ from swerve.harness.patches import (
     symlink_escapes_in_env,
     touched_paths,
 )
+from swerve.harness.hidden_tests import TestRun
+from swerve.harness.outcomes import (
+    Abandoned,
+    ErrorKind,
+    EvalError,
+    EvaluationStopped,
+    Graded,
+    NotGraded,
+    Outcome,
+)
 from swerve.interrupts import stoppable
 from swerve.schema import FailureClass, Grade, Prediction, Task, TestStatus
 
@@ -40,8 +58,6 @@ HARNESS_VERSION = "swerve-eval-1"
 INFRA_ATTEMPTS = 3
 MAX_PATCH_BYTES = 5_000_000
 """Patches larger than this are refused before any environment starts (`--max-patch-bytes`)."""
-ABANDON_WAIT_S = 3.0
-"""On an interrupt: how long the workers get to notice that their environments are gone."""
 _SUSPICIOUS_CODE = {
     "os._exit": "os._exit(",
     "pytest internals": "_pytest",
@@ -56,19 +72,29 @@ _SUSPICIOUS_CODE = {
 
 @dataclass
 class RunReport:
-    """What a run produced: per-instance grades, infra errors, and the summary dict
-    that is also written to RUN_DIR/summary.json."""
+    """What a run produced: per-instance grades, the instances not graded (`failures`,
+    typed: see swerve.harness.outcomes), and the summary dict that is also written to
+    RUN_DIR/summary.json."""
 
     run_id: str
     run_dir: Path
     grades: dict[str, Grade] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, EvalError] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     @property
+    def errors(self) -> dict[str, str]:
+        """The failures in their stored one-line form ("infra: ...")."""
+        return {instance_id: error.text for instance_id, error in self.failures.items()}
+
+    @property
     def resolved_ids(self) -> list[str]:
         return sorted(i for i, g in self.grades.items() if g.resolved)
+
+    def failed(self, kind: ErrorKind) -> list[str]:
+        """The instances not graded for this kind of reason."""
+        return sorted(i for i, error in self.failures.items() if error.kind is kind)
 
 
 def patch_key(task: Task, patch: str | None) -> str:
@@ -120,15 +146,241 @@ def refuse_oversized_patch(grade: Grade, task: Task, patch: str | None, limit: i
     return True
 
 
+_IMAGE_PYTHON: dict[str, dict[str, str]] = {}
+"""The Python an image records, by image digest: one read per image and process."""
+
+
 def _python_of(env, task: Task) -> dict[str, str]:
     """The image's Python (major.minor, as swerve's images record it) and where the row's
     environment came from, for the report; empty where the image does not say."""
     found = {"spec_source": task.spec_source} if task.spec_source else {}
+    digest = getattr(getattr(env, "info", None), "image_digest", "") or ""
+    if digest and digest in _IMAGE_PYTHON:
+        return {**_IMAGE_PYTHON[digest], **found}
     try:
         version = env.read_file("/opt/swerve/python-version").strip()
     except (FileNotFoundError, OSError):
         return found
-    return {"python": version, **found} if version[:1].isdigit() and len(version) < 16 else found
+    recorded = {"python": version} if version[:1].isdigit() and len(version) < 16 else {}
+    if digest:
+        _IMAGE_PYTHON[digest] = recorded
+    return {**recorded, **found}
+
+
+class _InstanceFiles:
+    """The files of one instance folder (nothing is written without a folder)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    def text(self, name: str, text: str) -> None:
+        if self.folder is not None:
+            atomic_write_text(self.folder / name, text)
+
+    def json(self, name: str, data) -> None:
+        if self.folder is not None:
+            atomic_write_json(self.folder / name, data)
+
+
+def _not_resolved(grade: Grade, task: Task, failure: FailureClass, reason: str, flag: str | None = None) -> Grade:
+    """Mark `grade` as the model's failure, with every graded test counted as failing."""
+    grade.failure_class = failure
+    grade.failure_reason = reason
+    if flag is not None:
+        grade.tamper_flags.append(flag)
+    grade.tests_status = grade_statuses(task, {})[0]
+    return grade
+
+
+def _new_grade(task: Task, prediction: Prediction) -> Grade:
+    patch = prediction.model_patch
+    return Grade(
+        instance_id=task.instance_id,
+        patch_is_None=patch is None,
+        patch_exists=not is_empty_patch(patch),
+        patch_hash=patch_key(task, patch),
+        model_name_or_path=prediction.model_name_or_path,
+        test_source="",
+        test_exit_code=None,
+        environment={},
+    )
+
+
+def _refuse_without_environment(grade: Grade, task: Task, patch: str | None) -> tuple[bool, list[str]]:
+    """The verdicts that need no test run: an empty patch, or one refused by its text
+    (unsafe paths, not a diff). Returns (refused, paths): for a refusal, the paths whose
+    base files to record (possibly none); else the paths the patch touches."""
+    gold_paths = touched_paths(task.patch)
+    if is_empty_patch(patch):
+        _not_resolved(grade, task, FailureClass.EMPTY_PATCH, "the prediction has no patch")
+        return True, gold_paths
+    check = check_patch(patch)
+    if check.ok:
+        return False, check.paths
+    reason = "patch refused: " + "; ".join(check.problems)
+    malformed = "malformed" in reason or "not a diff" in reason
+    _not_resolved(grade, task, FailureClass.PATCH_REFUSED, reason, "malformed_patch" if malformed else "unsafe_patch")
+    return True, list(dict.fromkeys([*check.paths, *gold_paths]))
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise EvaluationStopped()
+
+
+def evaluate_instance(
+    task: Task,
+    prediction: Prediction,
+    *,
+    run_id: str,
+    timeout: float,
+    backend: str = "auto",
+    reruns: int = 0,
+    limits=None,
+    opener: Callable | None = None,
+    instance_dir: Path | None = None,
+    stop: threading.Event | None = None,
+    closer: Callable | None = None,
+    max_patch_bytes: int | None = MAX_PATCH_BYTES,
+) -> Grade:
+    """Grade one prediction in a fresh environment. Raises InfraError when the
+    infrastructure failed (the caller retries); returns the model's Grade otherwise.
+    A patch over `max_patch_bytes` (None: no limit) is refused without an environment.
+    Raises TaskFormatError for a row that cannot be evaluated as given (no SWE-bench spec)."""
+    if task.spec_error:
+        raise TaskFormatError(task.spec_error)
+    patch = prediction.model_patch
+    grade = _new_grade(task, prediction)
+    started = time.monotonic()
+    close = closer or close_quietly
+    opener = opener or swerve.environments.open_environment
+    files = _InstanceFiles(instance_dir)
+    if refuse_oversized_patch(grade, task, patch, max_patch_bytes):
+        return grade
+    files.text("patch.diff", patch or "")
+    refused, paths = _refuse_without_environment(grade, task, patch)
+    if refused:
+        if instance_dir is not None and paths:
+            _record_base_files_only(task, paths, backend, limits, run_id, opener, instance_dir, close)
+        return grade
+    grade.tamper_flags.extend(_suspicious(patch))
+
+    env = opener(task, backend, limits, run_id)
+    try:
+        grade.durations["env_start_s"] = round(time.monotonic() - started, 3)
+        _grade_in_environment(env, task, patch, paths, grade, files, timeout=timeout, reruns=reruns, stop=stop)
+        return grade
+    finally:
+        grade.durations["total_s"] = round(time.monotonic() - started, 3)
+        close(env)
+
+
+def _grade_in_environment(env, task: Task, patch: str, paths: list[str], grade: Grade, files: _InstanceFiles, *,
+                          timeout: float, reruns: int, stop: threading.Event | None) -> None:
+    """The stages inside the environment: describe it, record the base files, apply the
+    patch, prepare and run the hidden tests, classify the run. Each stage that ends the
+    instance as the model's failure fills `grade` and returns False."""
+    info = getattr(env, "info", None)
+    if info is not None:
+        grade.environment = {"backend": info.backend, "image": info.image, "image_digest": info.image_digest,
+                             **_python_of(env, task)}
+    _check_stop(stop)
+    files.json("base_files.json", _read_base_files(env, list(dict.fromkeys([*paths, *touched_paths(task.patch)]))))
+    if not _apply_stage(env, task, patch, paths, grade, files):
+        return
+    touched = _prepare_tests_stage(env, task, paths, grade)
+    if touched is None:
+        return
+    _check_stop(stop)
+    started = time.monotonic()
+    run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns, model_paths=paths)
+    grade.durations["tests_s"] = round(time.monotonic() - started, 3)
+    _check_stop(stop)
+    files.text("test_output.txt", run.output)
+    files.text("eval.sh", "#!/bin/bash\n" + run.command + "\n")
+    classify_test_run(grade, task, run, touched)
+
+
+def _apply_stage(env, task: Task, patch: str, paths: list[str], grade: Grade, files: _InstanceFiles) -> bool:
+    """Apply the model patch, refusing it when a path it touches resolves outside the
+    repository (checked before applying it and again after)."""
+    if _refused_for_symlinks(env, task, grade, paths, "through a symlink already in the repository"):
+        return False
+    started = time.monotonic()
+    applied = hidden.apply_model_patch(env, patch)
+    grade.durations["apply_s"] = round(time.monotonic() - started, 3)
+    if not applied.applied:
+        last = applied.output.strip().splitlines()[-1][:300] if applied.output.strip() else ""
+        if applied.malformed:
+            _not_resolved(grade, task, FailureClass.PATCH_REFUSED, f"malformed diff: {last}" if last else
+                          "patch did not apply", "malformed_patch")
+        else:
+            _not_resolved(grade, task, FailureClass.APPLY_FAILED, f"patch did not apply: {last}" if last else
+                          "patch did not apply")
+        files.text("test_output.txt", applied.output)
+        return False
+    grade.patch_successfully_applied = True
+    grade.apply_method = applied.method
+    return not _refused_for_symlinks(env, task, grade, paths, "through a symlink the patch created")
+
+
+def _prepare_tests_stage(env, task: Task, paths: list[str], grade: Grade) -> list[str] | None:
+    """Restore runner-shadowing and test files the patch touched, then apply the test
+    patch. Returns the test files that were restored, or None when the test patch did
+    not apply (the instance then ends as TEST_ERROR)."""
+    for flag in hidden.restore_runner_files(env, paths):
+        grade.tamper_flags.append(flag)
+    if task.eval_script and task.log_parser:
+        touched = hidden.tampered_test_files(env, paths)
+        hidden.restore_from_base(env, touched)
+        prep_error = ""
+    else:
+        touched, prep_error = hidden.prepare_hidden_tests(env, task, paths)
+    grade.tests_touched = touched
+    if touched:
+        grade.tamper_flags.append("tests_touched")
+    if prep_error:
+        _not_resolved(grade, task, FailureClass.TEST_ERROR, prep_error)
+        return None
+    return touched
+
+
+def classify_test_run(grade: Grade, task: Task, run: TestRun, touched: list[str]) -> Grade:
+    """Grade the hidden-test run: statuses (distrusted when an evidence flag says they
+    were forged), resolved or not, and the failure class and reason."""
+    for flag in run.tamper_flags:
+        if flag not in grade.tamper_flags:
+            grade.tamper_flags.append(flag)
+    grade.flaky_tests = run.flaky_tests
+    statuses = _trusted_statuses(run.statuses, grade.tamper_flags)
+    grade.test_statuses = statuses
+    grade.tests_status, grade.resolved = grade_statuses(task, statuses)
+    grade.test_source = run.source
+    grade.test_exit_code = run.exit_code
+    if grade.resolved:
+        grade.failure_class = FailureClass.NONE
+    elif run.timed_out:
+        grade.failure_class, grade.failure_reason = FailureClass.TIMEOUT, run.error
+    elif FORGERY_FLAGS.intersection(grade.tamper_flags):
+        grade.failure_class, grade.failure_reason = FailureClass.TESTS_FAILED, run.error or "the test results are forged"
+    elif run.error:
+        grade.failure_class, grade.failure_reason = FailureClass.TEST_ERROR, run.error
+    else:
+        grade.failure_class, grade.failure_reason = FailureClass.TESTS_FAILED, _failing_tests_reason(grade)
+    if touched and not grade.failure_reason:
+        grade.failure_reason = f"test files touched by the patch were restored from base: {', '.join(touched)}"
+    return grade
+
+
+def _failing_tests_reason(grade: Grade) -> str:
+    f2p = grade.tests_status["FAIL_TO_PASS"]["failure"]
+    p2p = grade.tests_status["PASS_TO_PASS"]["failure"]
+    parts = []
+    if f2p:
+        parts.append(f"{len(f2p)} FAIL_TO_PASS test(s) not passing (e.g. {f2p[0]})")
+    if p2p:
+        parts.append(f"{len(p2p)} PASS_TO_PASS test(s) broken (e.g. {p2p[0]})")
+    return "; ".join(parts)
 
 
 def _read_base_files(env, paths: list[str]) -> dict[str, str | None]:
@@ -156,25 +408,8 @@ def _record_base_files_only(task, paths, backend, limits, run_id, opener, instan
         close(env)
 
 
-def _close_quietly(env) -> None:
-    try:
-        env.close()
-    except Exception:
-        pass
-
-
 def _over(patch: str | None, limit: int | None) -> bool:
     return limit is not None and patch_size(patch) > limit
-
-
-def _close_opened(future: Future) -> None:
-    """A prefetched environment that finished opening after the run stopped."""
-    if not future.cancelled() and future.exception() is None:
-        _close_quietly(future.result())
-
-
-class EvaluationStopped(Exception):
-    """The run was interrupted; the instance is left for a resumed run."""
 
 
 def _refused_for_symlinks(env, task: Task, grade: Grade, paths: list[str], how: str) -> bool:
@@ -188,165 +423,6 @@ def _refused_for_symlinks(env, task: Task, grade: Grade, paths: list[str], how: 
     grade.tamper_flags.append("symlink_escape")
     grade.tests_status = grade_statuses(task, {})[0]
     return True
-
-
-def evaluate_instance(
-    task: Task,
-    prediction: Prediction,
-    *,
-    run_id: str,
-    timeout: float,
-    backend: str = "auto",
-    reruns: int = 0,
-    limits=None,
-    opener: Callable | None = None,
-    instance_dir: Path | None = None,
-    stop: threading.Event | None = None,
-    closer: Callable | None = None,
-    max_patch_bytes: int | None = MAX_PATCH_BYTES,
-) -> Grade:
-    """Grade one prediction in a fresh environment. Raises InfraError when the
-    infrastructure failed (the caller retries); returns the model's Grade otherwise.
-    A patch over `max_patch_bytes` (None: no limit) is refused without an environment.
-    Raises TaskFormatError for a row that cannot be evaluated as given (no SWE-bench spec)."""
-    if task.spec_error:
-        raise TaskFormatError(task.spec_error)
-    patch = prediction.model_patch
-    grade = Grade(
-        instance_id=task.instance_id,
-        patch_is_None=patch is None,
-        patch_exists=not is_empty_patch(patch),
-        patch_hash=patch_key(task, patch),
-        model_name_or_path=prediction.model_name_or_path,
-        test_source="",
-        test_exit_code=None,
-        environment={},
-    )
-    started = time.monotonic()
-    close = closer or _close_quietly
-    opener = opener or swerve.environments.open_environment
-    if refuse_oversized_patch(grade, task, patch, max_patch_bytes):
-        return grade
-    if instance_dir is not None:
-        atomic_write_text(instance_dir / "patch.diff", patch or "")
-    gold_paths = touched_paths(task.patch)
-    if is_empty_patch(patch):
-        grade.failure_class = FailureClass.EMPTY_PATCH
-        grade.failure_reason = "the prediction has no patch"
-        grade.tests_status = grade_statuses(task, {})[0]
-        if instance_dir is not None and gold_paths:
-            _record_base_files_only(task, gold_paths, backend, limits, run_id, opener, instance_dir, close)
-        return grade
-    check = check_patch(patch)
-    if not check.ok:
-        grade.failure_class = FailureClass.PATCH_REFUSED
-        grade.failure_reason = "patch refused: " + "; ".join(check.problems)
-        grade.tamper_flags.append("unsafe_patch" if "malformed" not in grade.failure_reason and "not a diff" not in grade.failure_reason else "malformed_patch")
-        grade.tests_status = grade_statuses(task, {})[0]
-        if instance_dir is not None and (gold_paths or check.paths):
-            _record_base_files_only(task, list(dict.fromkeys([*check.paths, *gold_paths])), backend, limits, run_id,
-                                    opener, instance_dir, close)
-        return grade
-    grade.tamper_flags.extend(_suspicious(patch))
-
-    env = opener(task, backend, limits, run_id)
-    try:
-        grade.durations["env_start_s"] = round(time.monotonic() - started, 3)
-        info = getattr(env, "info", None)
-        if info is not None:
-            grade.environment = {"backend": info.backend, "image": info.image, "image_digest": info.image_digest,
-                                 **_python_of(env, task)}
-        if stop is not None and stop.is_set():
-            raise EvaluationStopped()
-        base_files = _read_base_files(env, list(dict.fromkeys([*check.paths, *gold_paths])))
-        if instance_dir is not None:
-            atomic_write_json(instance_dir / "base_files.json", base_files)
-
-        if _refused_for_symlinks(env, task, grade, check.paths, "through a symlink already in the repository"):
-            return grade
-
-        t0 = time.monotonic()
-        applied = hidden.apply_model_patch(env, patch)
-        grade.durations["apply_s"] = round(time.monotonic() - t0, 3)
-        if not applied.applied:
-            grade.failure_class = FailureClass.PATCH_REFUSED if applied.malformed else FailureClass.APPLY_FAILED
-            grade.failure_reason = ("malformed diff: " if applied.malformed else "patch did not apply: ") + applied.output.strip().splitlines()[-1][:300] if applied.output.strip() else "patch did not apply"
-            if applied.malformed:
-                grade.tamper_flags.append("malformed_patch")
-            grade.tests_status = grade_statuses(task, {})[0]
-            if instance_dir is not None:
-                atomic_write_text(instance_dir / "test_output.txt", applied.output)
-            return grade
-        grade.patch_successfully_applied = True
-        grade.apply_method = applied.method
-
-        if _refused_for_symlinks(env, task, grade, check.paths, "through a symlink the patch created"):
-            return grade
-
-        for flag in hidden.restore_runner_files(env, check.paths):
-            grade.tamper_flags.append(flag)
-        eval_script_mode = bool(task.eval_script and task.log_parser)
-        if eval_script_mode:
-            touched = hidden.tampered_test_files(env, check.paths)
-            hidden.restore_from_base(env, touched)
-            prep_error = ""
-        else:
-            touched, prep_error = hidden.prepare_hidden_tests(env, task, check.paths)
-        grade.tests_touched = touched
-        if touched:
-            grade.tamper_flags.append("tests_touched")
-        if prep_error:
-            grade.failure_class = FailureClass.TEST_ERROR
-            grade.failure_reason = prep_error
-            grade.tests_status = grade_statuses(task, {})[0]
-            return grade
-
-        if stop is not None and stop.is_set():
-            raise EvaluationStopped()
-        t0 = time.monotonic()
-        run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns, model_paths=check.paths)
-        grade.durations["tests_s"] = round(time.monotonic() - t0, 3)
-        if stop is not None and stop.is_set():
-            raise EvaluationStopped()
-        if instance_dir is not None:
-            atomic_write_text(instance_dir / "test_output.txt", run.output)
-            atomic_write_text(instance_dir / "eval.sh", "#!/bin/bash\n" + run.command + "\n")
-        for flag in run.tamper_flags:
-            if flag not in grade.tamper_flags:
-                grade.tamper_flags.append(flag)
-        grade.flaky_tests = run.flaky_tests
-        statuses = _trusted_statuses(run.statuses, grade.tamper_flags)
-        grade.test_statuses = statuses
-        grade.tests_status, grade.resolved = grade_statuses(task, statuses)
-        grade.test_source = run.source
-        grade.test_exit_code = run.exit_code
-        if grade.resolved:
-            grade.failure_class = FailureClass.NONE
-        elif run.timed_out:
-            grade.failure_class = FailureClass.TIMEOUT
-            grade.failure_reason = run.error
-        elif FORGERY_FLAGS.intersection(grade.tamper_flags):
-            grade.failure_class = FailureClass.TESTS_FAILED
-            grade.failure_reason = run.error or "the test results are forged"
-        elif run.error:
-            grade.failure_class = FailureClass.TEST_ERROR
-            grade.failure_reason = run.error
-        else:
-            grade.failure_class = FailureClass.TESTS_FAILED
-            f2p = grade.tests_status["FAIL_TO_PASS"]["failure"]
-            p2p = grade.tests_status["PASS_TO_PASS"]["failure"]
-            parts = []
-            if f2p:
-                parts.append(f"{len(f2p)} FAIL_TO_PASS test(s) not passing (e.g. {f2p[0]})")
-            if p2p:
-                parts.append(f"{len(p2p)} PASS_TO_PASS test(s) broken (e.g. {p2p[0]})")
-            grade.failure_reason = "; ".join(parts)
-        if touched and not grade.failure_reason:
-            grade.failure_reason = f"test files touched by the patch were restored from base: {', '.join(touched)}"
-        return grade
-    finally:
-        grade.durations["total_s"] = round(time.monotonic() - started, 3)
-        close(env)
 
 
 def _summary(run_id: str, tasks: list[Task], predictions: Mapping[str, Prediction], grades: Mapping[str, Grade],
@@ -457,14 +533,9 @@ def evaluate(
     `ray` ('auto', HOST:PORT, ray://HOST:PORT or 'local') grades each instance as a
     Ray task on a cluster node, with that node's Docker daemon (see `ray_eval`); all
     the rest (files, resume, retries, summary) stays here, on the driver.
+    Instances not graded are in `RunReport.failures`, typed (`swerve.harness.outcomes`).
     """
-    tasks = list(tasks)
-    if instance_ids:
-        wanted = set(instance_ids)
-        unknown = wanted - {t.instance_id for t in tasks}
-        if unknown:
-            raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
-        tasks = [t for t in tasks if t.instance_id in wanted]
+    tasks = _select(list(tasks), instance_ids)
     remote = None
     if ray:  # before anything is written: a missing Ray is bad input, not a run
         from swerve.harness.ray_eval import RayGrader
@@ -472,13 +543,13 @@ def evaluate(
         remote = RayGrader(ray, run_id=run_id, timeout=timeout, backend=backend, reruns=reruns, limits=limits,
                            opener=opener)
     run_dir = Path(output_dir) / run_id
+    settings = _RunSettings(run_id=run_id, run_dir=run_dir, workers=max(1, workers), timeout=timeout, backend=backend,
+                            reruns=reruns, limits=limits, opener=opener, infra_attempts=max(1, infra_attempts),
+                            ray=ray, remote=remote, max_patch_bytes=max_patch_bytes)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         with run_folder_lock(run_dir), stoppable():
-            report = _evaluate_in(run_dir, tasks, predictions, run_id=run_id, workers=workers, timeout=timeout,
-                                  backend=backend, reruns=reruns, progress=progress, limits=limits, opener=opener,
-                                  infra_attempts=infra_attempts, ray=ray, remote=remote,
-                                  max_patch_bytes=max_patch_bytes, tasks_from=tasks_from)
+            report = _evaluate_in(settings, tasks, predictions, progress, tasks_from)
             finish_run_record(run_dir)
             return report
     finally:
@@ -486,168 +557,64 @@ def evaluate(
             remote.close()
 
 
-def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Prediction], *, run_id: str,
-                 workers: int, timeout: float, backend: str, reruns: int, progress, limits, opener: Callable,
-                 infra_attempts: int, ray: str | None, remote, max_patch_bytes: int | None,
-                 tasks_from: str | None = None) -> RunReport:
-    """`evaluate` once the run folder is locked and signals stop the run."""
-    settings = {"workers": workers, "timeout": timeout, "backend": backend, "reruns": reruns,
-                "harness_version": HARNESS_VERSION, "instances": len(tasks), "ray": ray,
-                "max_patch_bytes": max_patch_bytes}
-    _write_manifest(run_dir, run_id, settings, tasks=tasks, tasks_from=tasks_from)
-    if remote is None and opener is None:
-        reap_orphaned_containers(run_id, backend)
-    opener = opener or swerve.environments.open_environment
-    report = RunReport(run_id=run_id, run_dir=run_dir)
+def _select(tasks: list[Task], instance_ids: Iterable[str] | None) -> list[Task]:
+    if not instance_ids:
+        return tasks
+    wanted = set(instance_ids)
+    unknown = wanted - {t.instance_id for t in tasks}
+    if unknown:
+        raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
+    return [t for t in tasks if t.instance_id in wanted]
+
+
+@dataclass(frozen=True)
+class _RunSettings:
+    """One run's settings, as `evaluate` received them."""
+
+    run_id: str
+    run_dir: Path
+    workers: int
+    timeout: float
+    backend: str
+    reruns: int
+    limits: object
+    opener: Callable | None
+    infra_attempts: int
+    ray: str | None
+    remote: object
+    max_patch_bytes: int | None
+
+    def recorded(self, instances: int) -> dict:
+        """The settings run.json records."""
+        return {"workers": self.workers, "timeout": self.timeout, "backend": self.backend, "reruns": self.reruns,
+                "harness_version": HARNESS_VERSION, "instances": instances, "ray": self.ray,
+                "max_patch_bytes": self.max_patch_bytes}
+
+    def instance_dir(self, task: Task) -> Path:
+        return self.run_dir / "instances" / task.instance_id
+
+
+def _evaluate_in(settings: _RunSettings, tasks: list[Task], predictions: Mapping[str, Prediction], progress,
+                 tasks_from: str | None) -> RunReport:
+    """`evaluate` once the run folder is locked and signals stop the run: record the
+    run, schedule, grade and write each instance in parallel, write the summary."""
+    _write_manifest(settings.run_dir, settings.run_id, settings.recorded(len(tasks)), tasks=tasks, tasks_from=tasks_from)
+    if settings.remote is None and settings.opener is None:
+        reap_orphaned_containers(settings.run_id, settings.backend)
+    report = RunReport(run_id=settings.run_id, run_dir=settings.run_dir)
     started = time.monotonic()
-
-    todo: list[tuple[Task, Prediction]] = []
-    for task in tasks:
-        prediction = predictions.get(task.instance_id)
-        if prediction is None:
-            continue
-        instance_dir = run_dir / "instances" / task.instance_id
-        previous = _load_previous(instance_dir, task.instance_id)
-        if (previous is not None and previous.patch_hash == patch_key(task, prediction.model_patch)
-                and not ("oversized_patch" in previous.tamper_flags and not _over(prediction.model_patch, max_patch_bytes))):
-            report.grades[task.instance_id] = previous
-            report.skipped.append(task.instance_id)
-            if progress:
-                progress(task.instance_id, previous, None)
-            continue
-        todo.append((task, prediction))
-
-    stop = threading.Event()
-    lock = threading.Lock()
-    active: list = []
-    prefetch_pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-prefetch")
-    close_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swerve-close")
-    prefetched: dict[str, Future] = {}
-    claimed: set[str] = set()
-    upcoming = [task for task, prediction in todo
-                if is_empty_patch(prediction.model_patch)
-                or (not _over(prediction.model_patch, max_patch_bytes) and check_patch(prediction.model_patch).ok)]
-
-    def prefetch_next() -> None:
-        """Start the next instance's environment while this one runs its tests, so
-        container start-up overlaps test time instead of adding to it."""
-        with lock:
-            if stop.is_set():
-                return
-            for task in upcoming:
-                if task.instance_id not in claimed and task.instance_id not in prefetched:
-                    prefetched[task.instance_id] = prefetch_pool.submit(opener, task, backend, limits, run_id)
-                    return
-
-    def tracked_opener(task: Task, backend_name: str, env_limits, env_run_id: str):
-        with lock:
-            claimed.add(task.instance_id)
-            future = prefetched.pop(task.instance_id, None)
-        prefetch_next()
-        env = future.result() if future is not None else opener(task, backend_name, env_limits, env_run_id)
-        with lock:
-            active.append(env)
-        if stop.is_set():
-            untrack(env)
-            env.close()
-            raise EvaluationStopped()
-        return env
-
-    def untrack(env) -> None:
-        with lock:
-            active[:] = [other for other in active if other is not env]
-
-    def close_later(env) -> None:
-        untrack(env)
-        close_pool.submit(_close_quietly, env)
-
-    def drain_prefetched() -> None:
-        with lock:
-            leftovers = list(prefetched.values())
-            prefetched.clear()
-        prefetch_pool.shutdown(wait=True, cancel_futures=True)
-        for future in leftovers:
-            if not future.cancelled() and future.exception() is None:
-                _close_quietly(future.result())
+    todo = _schedule(settings, tasks, predictions, report, progress)
+    scheduler = EnvironmentScheduler(
+        settings.opener or swerve.environments.open_environment, backend=settings.backend, limits=settings.limits,
+        run_id=settings.run_id, workers=settings.workers,
+        upcoming=[task for task, prediction in todo if _needs_environment(prediction, settings.max_patch_bytes)],
+    )
 
     def work(task: Task, prediction: Prediction) -> None:
-        instance_dir = run_dir / "instances" / task.instance_id
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        last_error = ""
-        for attempt in range(1, max(1, infra_attempts) + 1):
-            if stop.is_set():
-                return
-            try:
-                if _over(prediction.model_patch, max_patch_bytes):
-                    grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout,
-                                              max_patch_bytes=max_patch_bytes)
-                elif remote is not None:
-                    grade = remote.grade(task, prediction, instance_dir, stop)
-                else:
-                    grade = evaluate_instance(task, prediction, run_id=run_id, timeout=timeout, backend=backend,
-                                              reruns=reruns, limits=limits, opener=tracked_opener,
-                                              instance_dir=instance_dir, stop=stop, closer=close_later,
-                                              max_patch_bytes=max_patch_bytes)
-            except EvaluationStopped:
-                return
-            except InfraError as exc:
-                last_error = f"infra: {exc}"
-                if stop.is_set():
-                    return
-                time.sleep(min(2.0 * attempt, 10.0))
-                continue
-            except TaskFormatError as exc:  # bad input: one line naming the row and the fix
-                last_error = f"bad task: {exc}"
-                break
-            except Exception as exc:  # a harness bug is never the model's result either
-                last_error = f"harness error: {type(exc).__name__}: {exc}"
-                break
-            grade.model_name_or_path = prediction.model_name_or_path
-            with lock:  # never a grade once the run is stopped: its environment may have been killed under it
-                if stop.is_set():
-                    return
-                atomic_write_json(instance_dir / "report.json", {task.instance_id: grade.model_dump(mode="json")})
-                error_file = instance_dir / "error.json"
-                if error_file.exists():
-                    error_file.unlink()
-                report.grades[task.instance_id] = grade
-                report.errors.pop(task.instance_id, None)
-            if progress:
-                progress(task.instance_id, grade, None)
-            return
-        with lock:
-            if stop.is_set():
-                return
-            atomic_write_json(instance_dir / "error.json", {"instance_id": task.instance_id, "error": last_error,
-                                                            "attempts": infra_attempts})
-            stale = instance_dir / "report.json"
-            if stale.exists():
-                stale.unlink()
-            report.errors[task.instance_id] = last_error
-        if progress:
-            progress(task.instance_id, None, last_error)
+        outcome = _grade_with_retries(settings, scheduler, task, prediction)
+        _write_outcome(settings, scheduler, report, task, outcome, progress)
 
-    def abandon(pending: set) -> None:
-        """Stop: no new work, nothing more written; close what is open without waiting
-        for the threads using it; give them a few seconds to notice; remove any
-        container of this run that this process started and nobody closed."""
-        with lock:
-            stop.set()
-            opened = list(active)
-            active.clear()
-            leftovers = list(prefetched.values())
-            prefetched.clear()
-        pool.shutdown(wait=False, cancel_futures=True)
-        prefetch_pool.shutdown(wait=False, cancel_futures=True)
-        give_up = time.monotonic() + ABANDON_WAIT_S
-        close_in_parallel(opened, wait_s=ABANDON_WAIT_S)
-        wait([f for f in [*pending, *leftovers] if not f.cancelled()], timeout=max(0.0, give_up - time.monotonic()))
-        for future in leftovers:  # closed now if opened by now, else once it opens
-            future.add_done_callback(_close_opened)
-        close_pool.shutdown(wait=False)
-        remove_own_containers(run_id)
-
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-eval")
+    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="swerve-eval")
     pending: set = set()
     try:
         pending = {pool.submit(work, task, prediction) for task, prediction in todo}
@@ -656,17 +623,123 @@ def _evaluate_in(run_dir: Path, tasks: list[Task], predictions: Mapping[str, Pre
             for future in done:
                 future.result()
     except KeyboardInterrupt:
-        abandon(pending)
-        report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
-        report.summary["interrupted"] = True
-        atomic_write_json(run_dir / "summary.json", report.summary)
+        scheduler.abandon(pending, pool)
+        _write_summary(report, tasks, predictions, time.monotonic() - started, interrupted=True)
         raise
     except BaseException:
-        abandon(pending)
+        scheduler.abandon(pending, pool)
         raise
     pool.shutdown(wait=True)
-    drain_prefetched()
-    close_pool.shutdown(wait=True)
-    report.summary = _summary(run_id, tasks, predictions, report.grades, report.errors, time.monotonic() - started)
-    atomic_write_json(run_dir / "summary.json", report.summary)
+    scheduler.finish()
+    _write_summary(report, tasks, predictions, time.monotonic() - started)
     return report
+
+
+def _schedule(settings: _RunSettings, tasks: list[Task], predictions: Mapping[str, Prediction], report: RunReport,
+              progress) -> list[tuple[Task, Prediction]]:
+    """What to grade, in task order: every task with a prediction, except those whose
+    previous grade in this run folder is for the same patch and task (reused, reported
+    through `progress` at once). A previous refusal for size is not reused once the
+    limit lets the patch through."""
+    todo: list[tuple[Task, Prediction]] = []
+    for task in tasks:
+        prediction = predictions.get(task.instance_id)
+        if prediction is None:
+            continue
+        previous = _load_previous(settings.instance_dir(task), task.instance_id)
+        if (previous is not None and previous.patch_hash == patch_key(task, prediction.model_patch)
+                and not ("oversized_patch" in previous.tamper_flags
+                         and not _over(prediction.model_patch, settings.max_patch_bytes))):
+            report.grades[task.instance_id] = previous
+            report.skipped.append(task.instance_id)
+            if progress:
+                progress(task.instance_id, previous, None)
+            continue
+        todo.append((task, prediction))
+    return todo
+
+
+def _needs_environment(prediction: Prediction, max_patch_bytes: int | None) -> bool:
+    """Whether grading this prediction starts an environment for a test run (what the
+    scheduler opens ahead); empty patches open one only to record base files."""
+    patch = prediction.model_patch
+    return is_empty_patch(patch) or (not _over(patch, max_patch_bytes) and check_patch(patch).ok)
+
+
+def _grade_once(settings: _RunSettings, scheduler: EnvironmentScheduler, task: Task, prediction: Prediction) -> Grade:
+    instance_dir = settings.instance_dir(task)
+    if _over(prediction.model_patch, settings.max_patch_bytes):
+        return evaluate_instance(task, prediction, run_id=settings.run_id, timeout=settings.timeout,
+                                 max_patch_bytes=settings.max_patch_bytes)
+    if settings.remote is not None:
+        return settings.remote.grade(task, prediction, instance_dir, scheduler.stop)
+    return evaluate_instance(task, prediction, run_id=settings.run_id, timeout=settings.timeout,
+                             backend=settings.backend, reruns=settings.reruns, limits=settings.limits,
+                             opener=scheduler.open, instance_dir=instance_dir, stop=scheduler.stop,
+                             closer=scheduler.close, max_patch_bytes=settings.max_patch_bytes)
+
+
+def _grade_with_retries(settings: _RunSettings, scheduler: EnvironmentScheduler, task: Task,
+                        prediction: Prediction) -> Outcome:
+    """Grade one instance: infrastructure failures are retried (with a growing pause)
+    up to `infra_attempts` times; a bad task row or a harness error is not."""
+    settings.instance_dir(task).mkdir(parents=True, exist_ok=True)
+    error: EvalError | None = None
+    for attempt in range(1, settings.infra_attempts + 1):
+        if scheduler.stopped:
+            return Abandoned()
+        try:
+            grade = _grade_once(settings, scheduler, task, prediction)
+        except EvaluationStopped:
+            return Abandoned()
+        except Exception as exc:  # classified: infra (retried), bad task row, harness bug
+            error = EvalError.from_exception(exc, attempts=attempt)
+            if not error.retried:
+                return NotGraded(error)
+            if scheduler.stopped:
+                return Abandoned()
+            time.sleep(min(2.0 * attempt, 10.0))
+            continue
+        grade.model_name_or_path = prediction.model_name_or_path
+        return Graded(grade)
+    return NotGraded(error)
+
+
+def _write_outcome(settings: _RunSettings, scheduler: EnvironmentScheduler, report: RunReport, task: Task,
+                   outcome: Outcome, progress) -> None:
+    """report.json for a grade, error.json for an instance not graded (each removing the
+    other's stale file), nothing once the run is stopped: an environment may have been
+    killed under the instance."""
+    if isinstance(outcome, Abandoned):
+        return
+    instance_dir = settings.instance_dir(task)
+    iid = task.instance_id
+    with scheduler.lock:
+        if scheduler.stopped:
+            return
+        if isinstance(outcome, Graded):
+            atomic_write_json(instance_dir / "report.json", {iid: outcome.grade.model_dump(mode="json")})
+            stale = instance_dir / "error.json"
+            report.grades[iid] = outcome.grade
+            report.failures.pop(iid, None)
+        else:
+            error = outcome.error
+            atomic_write_json(instance_dir / "error.json", {"instance_id": iid, "error": error.text,
+                                                            "kind": error.kind.value, "attempts": error.attempts})
+            stale = instance_dir / "report.json"
+            report.failures[iid] = error
+        if stale.exists():
+            stale.unlink()
+    if progress:
+        if isinstance(outcome, Graded):
+            progress(iid, outcome.grade, None)
+        else:
+            progress(iid, None, outcome.error.text)
+
+
+def _write_summary(report: RunReport, tasks: list[Task], predictions: Mapping[str, Prediction], wall_s: float,
+                   interrupted: bool = False) -> None:
+    report.summary = _summary(report.run_id, tasks, predictions, report.grades, report.errors, wall_s)
+    if interrupted:
+        report.summary["interrupted"] = True
+    atomic_write_json(report.run_dir / "summary.json", report.summary)

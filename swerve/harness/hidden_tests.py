@@ -26,6 +26,7 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 
+from swerve.environments.shell import ansi_c_quote
 from swerve.harness import logparsers
 from swerve.harness.swebench.official_log import official_log
 from swerve.harness.canaries import Canary, canary_disagreements, plant_canaries, strip_canaries
@@ -105,8 +106,13 @@ def restore_from_base(env, paths: list[str]) -> None:
     """Put each path back as it is at the base commit; delete it if it was not there."""
     if not paths:
         return
+    env.exec("\n".join([f"cd {shlex.quote(_workdir(env))} || exit 1", *_restore_lines(env, paths)]), timeout=300)
+
+
+def _restore_lines(env, paths: list[str]) -> list[str]:
+    """Shell lines (run in the workdir) that put `paths` back as they are at base."""
     ref = shlex.quote(_base_ref(env))
-    lines = [f"cd {shlex.quote(_workdir(env))} || exit 1"]
+    lines = []
     for path in paths:
         q = shlex.quote(path)
         spec = shlex.quote(f"{_base_ref(env)}:{path}")
@@ -114,7 +120,7 @@ def restore_from_base(env, paths: list[str]) -> None:
             f"if git cat-file -e {spec} 2>/dev/null; then rm -rf -- {q}; git checkout -q {ref} -- {q}; "
             f"else rm -rf -- {q}; fi"
         )
-    env.exec("\n".join(lines), timeout=300)
+    return lines
 
 
 def paths_at_base(env, paths: list[str]) -> set[str]:
@@ -277,15 +283,18 @@ def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label
     output_file = f"{results_dir}/{label}.out"
     runner_report = f"{results_dir}/{label}.runner.json"
     command = pytest_command(task, junit_path=junit, targets=targets)
-    env.exec(f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}",
-             timeout=60)
     boot = bootstrap_command(command, workdir=_workdir(env), added_file=f"{results_dir}/added.txt",
                              script=f"{results_dir}/runner.py", report=runner_report)
+    prepare = f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}"
     setup = ""
-    if boot is not None:
-        env.write_file(f"{results_dir}/runner.py", BOOTSTRAP)
-        env.write_file(f"{results_dir}/added.txt", "".join(f"{path}\n" for path in added))
+    if boot is not None:  # the bootstrap and the list of added files written in the same round trip
+        listing = "".join(f"{path}\n" for path in added)
+        prepare += (f" && printf '%s' {ansi_c_quote(BOOTSTRAP)} > {results_dir}/runner.py"
+                    f" && printf '%s' {ansi_c_quote(listing)} > {results_dir}/added.txt")
         setup, command = boot
+    prepared = env.exec(prepare, timeout=60)
+    if prepared.exit_code != 0:
+        raise OSError(f"cannot prepare the test run in {results_dir}: {prepared.output.strip()[:200]}")
     run = _run_captured(
         env, task, command, nonce=nonce, output_file=output_file, timeout=timeout,
         shown=setup + run_env_prefix(task) + command, source="junit", markers=_default_markers(nonce), setup=setup,
@@ -402,24 +411,29 @@ def prepare_hidden_tests(env, task, model_paths: list[str]) -> tuple[list[str], 
     Returns (tests_touched, error); error is empty when the test patch applied.
     """
     touched = tampered_test_files(env, model_paths)
-    test_patch_paths = touched_paths(task.test_patch)
-    restore_from_base(env, list(dict.fromkeys([*touched, *test_patch_paths])))
+    restored = list(dict.fromkeys([*touched, *touched_paths(task.test_patch)]))
     if not task.test_patch.strip():
+        restore_from_base(env, restored)
         return touched, ""
-    nonce = new_nonce()
-    applied = _apply_test_patch(env, task.test_patch, nonce)
+    applied = _restore_and_apply_test_patch(env, restored, task.test_patch, new_nonce())
     return touched, "" if applied else "the test patch did not apply"
 
 
-def _apply_test_patch(env, patch: str, nonce: str) -> bool:
-    patch_file = f"/tmp/swerve-patch-{nonce}/test.diff"
-    env.write_file(patch_file, patch if patch.endswith("\n") else patch + "\n")
-    q = shlex.quote(patch_file)
-    wd = shlex.quote(_workdir(env))
-    for cmd in (f"git apply --whitespace=nowarn {q}", f"patch --batch --forward -p1 --no-backup-if-mismatch --reject-file=- -i {q}"):
-        if env.exec(f"cd {wd} && {cmd} 2>&1", timeout=300).exit_code == 0:
-            return True
-    return False
+def _restore_and_apply_test_patch(env, restored: list[str], patch: str, nonce: str) -> bool:
+    """One round trip: `restored` back to base, the test patch staged outside the
+    repository and applied with `git apply`, else with `patch`."""
+    folder = f"/tmp/swerve-patch-{nonce}"
+    q = shlex.quote(f"{folder}/test.diff")
+    text = patch if patch.endswith("\n") else patch + "\n"
+    lines = [
+        f"cd {shlex.quote(_workdir(env))} || exit 1",
+        *_restore_lines(env, restored),
+        f"mkdir -p {folder} && printf '%s' {ansi_c_quote(text)} > {q} || exit 1",
+        f"{{ git apply --whitespace=nowarn {q} || patch --batch --forward -p1 --no-backup-if-mismatch "
+        f"--reject-file=- -i {q}; }} > /dev/null 2>&1 && echo SWERVE-TEST-PATCH-{nonce}=applied",
+    ]
+    result = env.exec("\n".join(lines), timeout=300)
+    return f"SWERVE-TEST-PATCH-{nonce}=applied" in result.output
 
 
 def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str | None = None,
@@ -438,9 +452,7 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
         return run
     targets = pytest_targets(task)
     added = added_paths(env, list(model_paths))
-    scratch = f"/tmp/swerve-canaries-{nonce}"
-    env.exec(f"mkdir -p {scratch} && chmod 700 {scratch}", timeout=60)
-    canaries = [] if _stops_early(task) else plant_canaries(env, targets, workdir=_workdir(env), scratch=scratch)
+    canaries = [] if _stops_early(task) else plant_canaries(env, targets, workdir=_workdir(env))
     run = _run_pytest(env, task, targets, nonce, timeout, "junit", canaries=canaries, added=added)
     if reruns and run.statuses and not run.error:
         _rerun_failures(env, task, run, reruns, nonce, timeout, canaries=canaries, added=added)

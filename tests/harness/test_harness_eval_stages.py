@@ -1,0 +1,213 @@
+"""The evaluator's stages and typed outcomes: error kinds instead of string prefixes,
+classification of a test run, the environment scheduler, canaries planted in one
+round trip (on the scratch backend: a real repository and a real bash)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from swerve.errors import InfraError, TaskFormatError
+from swerve.harness.outcomes import ErrorKind, EvalError
+
+FREQ = "pytoolz__toolz-frequencies-none"
+
+
+@pytest.mark.parametrize("exc,kind,prefix", [
+    (InfraError("the daemon went away"), ErrorKind.INFRA, "infra: the daemon went away"),
+    (TaskFormatError("row 3: no spec"), ErrorKind.BAD_TASK, "bad task: row 3: no spec"),
+    (KeyError("x"), ErrorKind.HARNESS, "harness error: KeyError: 'x'"),
+])
+def test_errors_are_classified_by_type_and_keep_their_stored_text(exc, kind, prefix):
+    error = EvalError.from_exception(exc, attempts=2)
+    assert error.kind is kind and error.text == prefix and error.attempts == 2
+    assert error.retried is (kind is ErrorKind.INFRA)
+    assert EvalError.from_text(error.text, attempts=2) == error
+
+
+def test_run_report_lists_failures_by_kind(tmp_path):
+    from swerve.harness.evaluate import RunReport
+
+    report = RunReport(run_id="r", run_dir=tmp_path)
+    report.failures["a"] = EvalError(ErrorKind.BAD_TASK, "no spec")
+    report.failures["b"] = EvalError(ErrorKind.INFRA, "daemon")
+    assert report.failed(ErrorKind.BAD_TASK) == ["a"] and report.failed(ErrorKind.INFRA) == ["b"]
+    assert report.errors == {"a": "bad task: no spec", "b": "infra: daemon"}
+
+
+def test_infra_errors_are_retried_and_written_with_their_kind(tmp_path, toolz_tasks, monkeypatch):
+    import swerve.harness.evaluate as evaluator
+    from swerve.harness.tasks import load_predictions
+
+    monkeypatch.setattr(evaluator.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def broken(task, backend, limits, run_id):
+        calls.append(task.instance_id)
+        raise InfraError("no daemon")
+
+    task = toolz_tasks[FREQ]
+    report = evaluator.evaluate([task], load_predictions("gold", [task]), run_id="kinds", output_dir=tmp_path,
+                                backend="local", opener=broken, infra_attempts=2)
+    assert calls == [FREQ, FREQ]
+    assert report.failures[FREQ] == EvalError(ErrorKind.INFRA, "no daemon", attempts=2)
+    stored = json.loads((tmp_path / "kinds" / "instances" / FREQ / "error.json").read_text())
+    assert stored == {"instance_id": FREQ, "error": "infra: no daemon", "kind": "infra", "attempts": 2}
+    assert report.summary["error_ids"] == [FREQ]
+
+
+def test_a_harness_error_is_not_retried(tmp_path, toolz_tasks):
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions
+
+    calls = []
+
+    def buggy(task, backend, limits, run_id):
+        calls.append(task.instance_id)
+        raise KeyError("bug")
+
+    task = toolz_tasks[FREQ]
+    report = evaluate([task], load_predictions("gold", [task]), run_id="bug", output_dir=tmp_path, backend="local",
+                      opener=buggy)
+    assert calls == [FREQ]
+    assert report.failures[FREQ].kind is ErrorKind.HARNESS and report.failures[FREQ].attempts == 1
+
+
+def _run(**fields):
+    from swerve.harness.hidden_tests import TestRun
+
+    return TestRun(**fields)
+
+
+def test_classify_test_run(toolz_tasks):
+    from swerve.harness.evaluate import classify_test_run
+    from swerve.schema import FailureClass, Grade, TestStatus
+
+    task = toolz_tasks[FREQ]
+    passing = {test: TestStatus.PASSED for test in [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]}
+    graded = classify_test_run(Grade(instance_id=FREQ), task, _run(statuses=passing, exit_code=0, source="junit"), [])
+    assert graded.resolved and graded.failure_class is FailureClass.NONE and graded.test_source == "junit"
+
+    failing = {**passing, task.FAIL_TO_PASS[0]: TestStatus.FAILED}
+    graded = classify_test_run(Grade(instance_id=FREQ), task, _run(statuses=failing, exit_code=1), ["tests/t.py"])
+    assert not graded.resolved and graded.failure_class is FailureClass.TESTS_FAILED
+    assert graded.failure_reason.startswith("1 FAIL_TO_PASS test(s) not passing")
+
+    graded = classify_test_run(Grade(instance_id=FREQ), task, _run(timed_out=True, error="tests timed out"), [])
+    assert graded.failure_class is FailureClass.TIMEOUT
+
+    forged = _run(statuses=passing, exit_code=0, tamper_flags=["canary_forged"], error="forged")
+    graded = classify_test_run(Grade(instance_id=FREQ), task, forged, [])
+    assert not graded.resolved and graded.failure_class is FailureClass.TESTS_FAILED
+    assert "canary_forged" in graded.tamper_flags
+
+    graded = classify_test_run(Grade(instance_id=FREQ), task, _run(error="no JUnit results"), ["tests/t.py"])
+    assert graded.failure_class is FailureClass.TEST_ERROR and graded.failure_reason == "no JUnit results"
+
+
+class _Env:
+    def __init__(self, name):
+        self.name = name
+        self.closed = threading.Event()
+
+    def close(self):
+        self.closed.set()
+
+
+def test_scheduler_opens_the_next_environment_ahead_and_closes_unclaimed_ones(toolz_tasks):
+    from swerve.harness.eval_scheduler import EnvironmentScheduler
+
+    tasks = list(toolz_tasks.values())
+    opened: dict[str, _Env] = {}
+    lock = threading.Lock()
+
+    def opener(task, backend, limits, run_id):
+        with lock:
+            opened[task.instance_id] = _Env(task.instance_id)
+            return opened[task.instance_id]
+
+    scheduler = EnvironmentScheduler(opener, backend="local", limits=None, run_id="s", workers=1, upcoming=tasks)
+    first = scheduler.open(tasks[0], "local", None, "s")
+    assert first.name == tasks[0].instance_id
+    scheduler.close(first)
+    scheduler.finish()  # waits for the prefetch of tasks[1], then closes it: nobody claimed it
+    assert sorted(opened) == sorted([tasks[0].instance_id, tasks[1].instance_id])
+    assert all(env.closed.is_set() for env in opened.values())
+
+
+def test_scheduler_refuses_to_hand_out_environments_once_stopped(toolz_tasks):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from swerve.harness.eval_scheduler import EnvironmentScheduler
+    from swerve.harness.outcomes import EvaluationStopped
+
+    tasks = list(toolz_tasks.values())
+    made: list[_Env] = []
+    scheduler = EnvironmentScheduler(lambda task, *a: made.append(_Env(task.instance_id)) or made[-1],
+                                     backend="local", limits=None, run_id="s", workers=1, upcoming=[])
+    scheduler.abandon([], ThreadPoolExecutor(max_workers=1))
+    with pytest.raises(EvaluationStopped):
+        scheduler.open(tasks[0], "local", None, "s")
+    assert made and made[0].closed.is_set()
+
+
+class _Counting:
+    """Counts the round trips an environment is asked for."""
+
+    def __init__(self, env):
+        self.env = env
+        self.calls: list[str] = []
+
+    def read_file(self, path):
+        self.calls.append("read_file")
+        return self.env.read_file(path)
+
+    def write_file(self, path, text):
+        self.calls.append("write_file")
+        return self.env.write_file(path, text)
+
+    def exec(self, cmd, timeout=None):
+        self.calls.append("exec")
+        return self.env.exec(cmd, timeout=timeout)
+
+
+def test_canaries_are_planted_in_two_round_trips(fake_opener, toolz_tasks):
+    from swerve.harness.canaries import plant_canaries
+
+    task = toolz_tasks[FREQ]
+    env = fake_opener(task, "scratch", None, "canaries")
+    try:
+        env.write_file("toolz/tests/test_marked.py", "import pytest\npytestmark = pytest.mark.slow\n\ndef test_a():\n    pass\n")
+        modules = ["toolz/tests/test_itertoolz.py", "toolz/tests/test_dicttoolz.py", "toolz/tests/test_marked.py",
+                   "toolz/tests/missing.py", "README.rst"]
+        before = {m: env.read_file(m) for m in modules[:2]}
+        counting = _Counting(env)
+        planted = plant_canaries(counting, modules, workdir=env.info.workdir)
+        assert counting.calls == ["exec", "exec"]
+        assert [c.module for c in planted] == modules[:2]
+        for canary in planted:
+            text = env.read_file(canary.module)
+            assert text.startswith(before[canary.module])
+            assert f"def {canary.must_pass}():" in text and canary.token in text
+        assert "def test_" not in env.read_file("toolz/tests/test_marked.py").split("def test_a", 1)[1]
+
+    finally:
+        env.close()
+
+
+def test_a_canary_name_the_module_already_uses_is_not_planted(fake_opener, toolz_tasks, monkeypatch):
+    import swerve.harness.canaries as canaries
+
+    names = iter(["test_keeps_tuples_11", "test_keeps_tuples_12", "test_sorts_defaults_13", "test_sorts_defaults_14"])
+    monkeypatch.setattr(canaries, "_name", lambda taken: next(names))
+    env = fake_opener(toolz_tasks[FREQ], "scratch", None, "canaries")
+    try:
+        env.write_file("toolz/tests/test_taken.py", "def test_keeps_tuples_12():\n    pass\n")
+        planted = canaries.plant_canaries(env, ["toolz/tests/test_taken.py"], workdir=env.info.workdir)
+        assert [c.names for c in planted] == [("test_sorts_defaults_13", "test_sorts_defaults_14")]
+        text = env.read_file("toolz/tests/test_taken.py")
+        assert text.count("test_keeps_tuples_12") == 1 and "def test_sorts_defaults_13():" in text
+    finally:
+        env.close()
