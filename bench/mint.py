@@ -9,6 +9,10 @@ same candidates.
   on the tests that start its function and confirmed by the whole suite, in
   `--workers` warm environments in parallel (opening them counted).
 
+Each mode's environments are opened once (counted in its time); the candidates are
+split into `--rounds` rounds that run the three modes in turn, so load drift on a
+shared machine falls on all of them.
+
 `decisions_agree` is true when the selected path keeps and rejects exactly the
 candidates the full path does, with the same FAIL_TO_PASS tests for the kept ones.
 `--fresh` adds today's other baseline: a new container per candidate.
@@ -43,6 +47,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="environments of the selected path")
     parser.add_argument("--timeout", type=float, default=180, help="seconds for one suite run")
     parser.add_argument("--backend", default="auto", help="docker, local or auto")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the candidates are split into this many rounds; each round runs warm, full, selected "
+                             "in turn, so a change of machine load falls on all three")
     parser.add_argument("--fresh", action="store_true", help="also time a fresh container per candidate")
     args = parser.parse_args()
 
@@ -59,36 +66,32 @@ def main() -> None:
     def failing(run) -> list[str]:
         return sorted(t for t in passing if not (run.statuses.get(t) and run.statuses[t].counts_as_pass))
 
-    started = time.monotonic()
-    with open_environment(task, backend, limits, run_id="bench-mint") as env:
-        for candidate in candidates:
+    seconds = {"warm": 0.0, "full": 0.0, "selected": 0.0}
+    full: dict[str, tuple] = {}
+    selected: dict[str, tuple] = {}
+    scopes: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def timed(mode: str, action) -> None:
+        started = time.monotonic()
+        try:
+            action()
+        finally:
+            seconds[mode] += time.monotonic() - started
+
+    def warm_round(env, chunk) -> None:
+        for candidate in chunk:
             env.write_file(candidate.file, candidate.mutated_source)
             failing(run_suite(env, task, args.timeout))
             env.reset()
-    warm_s = time.monotonic() - started
-    print(f"warm     (whole suite once per candidate):      {warm_s:7.1f}s")
 
-    full: dict[str, tuple] = {}
-    started = time.monotonic()
-    with open_environment(task, backend, limits, run_id="bench-mint") as env:
-        for candidate in candidates:
+    def full_round(env, chunk) -> None:
+        for candidate in chunk:
             outcome = test_candidate(env, task, candidate, passing, args.timeout)
             full[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
-    full_s = time.monotonic() - started
-    print(f"full     (whole-suite decision, 1 environment): {full_s:7.1f}s")
 
-    selected: dict[str, tuple] = {}
-    scopes: dict[str, int] = {}
-    started = time.monotonic()
-    envs = [open_environment(task, backend, limits, run_id="bench-mint")]
-    try:
-        map_started = time.monotonic()
-        call_map = map_calls(envs[0], task, timeout=args.timeout)
-        envs[0].reset()
-        map_s = time.monotonic() - map_started
-        envs += [open_environment(task, backend, limits, run_id="bench-mint") for _ in range(args.workers - 1)]
-        queue = iter(candidates)
-        lock = threading.Lock()
+    def selected_round(envs, chunk, call_map) -> None:
+        queue = iter(chunk)
 
         def work(env) -> None:
             while True:
@@ -106,12 +109,36 @@ def main() -> None:
             thread.start()
         for thread in threads:
             thread.join()
+
+    envs: dict[str, list] = {"warm": [], "full": [], "selected": []}
+    maps = {}
+    rounds = max(1, min(args.rounds, len(candidates)))
+    chunks = [candidates[i::rounds] for i in range(rounds)]
+    try:
+        timed("warm", lambda: envs["warm"].append(open_environment(task, backend, limits, run_id="bench-mint")))
+        timed("full", lambda: envs["full"].append(open_environment(task, backend, limits, run_id="bench-mint")))
+
+        def start_selected() -> None:
+            envs["selected"].append(open_environment(task, backend, limits, run_id="bench-mint"))
+            map_started = time.monotonic()
+            maps["map"] = map_calls(envs["selected"][0], task, timeout=args.timeout)
+            envs["selected"][0].reset()
+            maps["map_s"] = time.monotonic() - map_started
+            envs["selected"].extend(open_environment(task, backend, limits, run_id="bench-mint")
+                                    for _ in range(args.workers - 1))
+
+        timed("selected", start_selected)
+        for chunk in chunks:
+            timed("warm", lambda: warm_round(envs["warm"][0], chunk))
+            timed("full", lambda: full_round(envs["full"][0], chunk))
+            timed("selected", lambda: selected_round(envs["selected"], chunk, maps["map"]))
     finally:
-        for env in envs:
+        for env in [env for group in envs.values() for env in group]:
             env.close()
-    selected_s = time.monotonic() - started
-    print(f"selected (call map {map_s:.1f}s, {args.workers} environments):   {selected_s:7.1f}s  "
-          f"decided by: {scopes}")
+    warm_s, full_s, selected_s, map_s = seconds["warm"], seconds["full"], seconds["selected"], maps["map_s"]
+    print(f"warm     (whole suite once per candidate):      {warm_s:7.1f}s")
+    print(f"full     (whole-suite decision, 1 environment): {full_s:7.1f}s")
+    print(f"selected (call map {map_s:.1f}s, {args.workers} environments): {selected_s:7.1f}s  decided by: {scopes}")
 
     kept = lambda decisions: {key for key, (verdict, _) in decisions.items() if verdict == "ok"}  # noqa: E731
     decisions_agree = kept(full) == kept(selected) and all(full[k][1] == selected[k][1] for k in kept(full))
@@ -138,6 +165,7 @@ def main() -> None:
         "backend": backend,
         "candidates": len(candidates),
         "workers": args.workers,
+        "rounds": rounds,
         "load_average": round(os.getloadavg()[0], 2),
         "warm_s": round(warm_s, 2),
         "full_s": round(full_s, 2),
