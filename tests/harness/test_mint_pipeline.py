@@ -193,6 +193,22 @@ def test_whole_suite_rejects_what_the_screen_kept(monkeypatch):
     assert outcome.verdict is Verdict.NO_FAILING_TEST
 
 
+def test_a_call_map_that_cannot_be_made_leaves_every_candidate_to_the_whole_suite(monkeypatch):
+    from swerve.harness import call_map
+
+    _scripted(monkeypatch, SuiteRun(statuses={t: P for t in TESTS}))
+
+    def broken_map(env, task, timeout):
+        raise call_map.CallMapError("the traced suite wrote no call map (pytest exited 4)")
+
+    monkeypatch.setattr(call_map, "map_calls", broken_map)
+    env, said = FakeEnv(), []
+    baseline = mint.start_baseline(env, TASK, timeout=60, source="x", select_tests=True, say=said.append)
+    assert baseline.passing == sorted(TESTS) and baseline.call_map is None
+    assert "no call map (the traced suite wrote no call map" in baseline.map_note and said[-1] == baseline.map_note
+    assert env.resets == 1
+
+
 def test_rejections_are_typed_and_infra_is_not_final():
     verdict = mint.Rejection(mint.RejectionKind.TESTS, "no_failing_test", verdict=Verdict.NO_FAILING_TEST)
     infra = mint.Rejection(mint.RejectionKind.INFRA, "reset failed in /testbed")
