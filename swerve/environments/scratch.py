@@ -8,12 +8,17 @@ It is the local backend without its sandbox and without a per-task dependency
 virtualenv, so it follows the Environment protocol exactly as the other backends do:
 a persistent shell, `diff()` against the base commit, `reset()` back to the pristine
 clone (.git metadata included), InfraError from `exec`/`reset` after `close()`.
-Registered as `--backend scratch`.
+One dropped without `close()` is released when it is garbage-collected (its folder
+removed, its shell killed). Registered as `--backend scratch`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import sys
+import weakref
 from pathlib import Path
 
 from swerve.environments.base import Limits
@@ -37,8 +42,10 @@ class ScratchEnvironment(LocalEnvironment):
         run_id: str = "adhoc",
     ) -> None:
         self.commands: list[str] = []
+        self._shell_pid = {"pid": 0}
         super().__init__(repo_path, instance_id=instance_id, base_commit=base_commit, limits=limits,
                          run_id=run_id, isolation="none")
+        self._release = weakref.finalize(self, _release, str(self.root), self._shell_pid)
 
     @classmethod
     def for_task(cls, task, *, limits: Limits | None = None, run_id: str = "adhoc"):
@@ -55,3 +62,28 @@ class ScratchEnvironment(LocalEnvironment):
     def exec(self, cmd: str, timeout: float | None = None) -> ExecResult:
         self.commands.append(cmd)
         return super().exec(cmd, timeout)
+
+    def _start_shell(self):
+        transport = super()._start_shell()
+        self._shell_pid["pid"] = transport.pid
+        return transport
+
+    def close(self) -> None:
+        super().close()
+        release = getattr(self, "_release", None)
+        if release is not None:
+            release.detach()
+
+
+def _release(root: str, shell: dict) -> None:
+    """An environment dropped without close() (a quick experiment, a test): its shell
+    (when it is still this process's child) is killed and its folder removed."""
+    pid = shell.get("pid") or 0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            parent = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        if pid and parent == os.getpid():
+            os.killpg(pid, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+    shutil.rmtree(root, ignore_errors=True)

@@ -82,3 +82,29 @@ def test_close_is_idempotent_and_every_use_after_it_is_an_infra_error(env):
         env.exec("echo hi")
     with pytest.raises(InfraError, match="closed"):
         env.reset()
+
+
+def test_a_scratch_environment_dropped_without_close_leaves_nothing(tmp_path):
+    import gc
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from swerve.environments.scratch import ScratchEnvironment
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("x = 1\n")
+    for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "base"]):
+        subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True)
+    env = ScratchEnvironment(repo, instance_id="dropped")
+    root, shell = Path(env.root), env.shell._transport.pid
+    assert env.exec("echo hi").output.strip() == "hi" and root.is_dir()
+    del env
+    gc.collect()
+    assert not root.exists()
+    try:
+        os.waitpid(shell, 0)  # reap it if it is still our child (killed: returns at once)
+    except ChildProcessError:
+        pass  # already reaped
+    assert not Path(f"/proc/{shell}").exists(), "the dropped environment's shell was killed"
