@@ -1,12 +1,14 @@
 """Round-trip latency of swerve's docker environment against the docker SDK.
 
 Measures, in one run on the same instance image (toolz from its PyPI sdist):
-- exec("true") through swerve's persistent shell vs container.exec_run("true");
+- exec("true") through swerve's persistent shell vs container.exec_run("true"), one of
+  each in turn (exec_p50_ms), and swerve's exec back to back (exec_burst_p50_ms: no SDK
+  exec in between, whose clean-up in the daemon would otherwise overlap the next one);
 - reset() vs removing and re-creating the container;
 - container creation to first command, with images cached.
 The last line is a JSON object (see BENCHMARKS.md).
 
-    python bench/env_latency.py [--n 200] [--resets 30]
+    python bench/env_latency.py [--n 200] [--resets 30] [--burst 1000]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="exec round-trips per method")
     parser.add_argument("--resets", type=int, default=30, help="resets / re-creations per method")
+    parser.add_argument("--burst", type=int, default=1000, help="back-to-back exec round-trips")
     args = parser.parse_args()
 
     client = docker_client()
@@ -62,6 +65,7 @@ def main() -> None:
         ours, sdk = [], []
         for _ in range(10):
             env.exec("true")
+        burst = [timed(lambda: env.exec("true")) for _ in range(args.burst)]
         for _ in range(args.n):  # interleaved so both see the same machine load
             ours.append(timed(lambda: env.exec("true")))
             sdk.append(timed(lambda: container.exec_run(["true"], user="swerve")))
@@ -88,6 +92,8 @@ def main() -> None:
         "sdk_exec_p50_ms": round(percentile(sdk, 0.5), 3),
         "sdk_exec_p95_ms": round(percentile(sdk, 0.95), 3),
         "exec_speedup": round(percentile(sdk, 0.5) / percentile(ours, 0.5), 1),
+        "exec_burst_p50_ms": round(percentile(burst, 0.5), 3),
+        "exec_burst_p95_ms": round(percentile(burst, 0.95), 3),
         "reset_p50_ms": round(percentile(resets, 0.5), 2),
         "reset_p95_ms": round(percentile(resets, 0.95), 2),
         "recreate_p50_ms": round(percentile(recreate, 0.5), 1),
@@ -97,6 +103,8 @@ def main() -> None:
     }
     print(f"exec true     : swerve p50 {figures['exec_p50_ms']} ms (p95 {figures['exec_p95_ms']}), "
           f"SDK exec_run p50 {figures['sdk_exec_p50_ms']} ms -> {figures['exec_speedup']}x")
+    print(f"exec back to back: p50 {figures['exec_burst_p50_ms']} ms (p95 {figures['exec_burst_p95_ms']}, "
+          f"{args.burst} round trips)")
     print(f"reset         : p50 {figures['reset_p50_ms']} ms vs remove+recreate {figures['recreate_p50_ms']} ms "
           f"-> {figures['reset_speedup']}x")
     print(f"first command : {figures['first_command_s']} s from container creation (images cached)")
