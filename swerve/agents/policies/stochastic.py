@@ -169,7 +169,7 @@ class StochasticOraclePolicy:
         examples = [reproduction.issue_examples(self._issue)[i] for i in self._examples]
         listed = yield (f"I'll reproduce the issue with its own examples first. Which tests cover `{symbol}`?",
                         _bash(reproduction.search_command(symbol)))
-        sources = [path for path in _patched_paths(self.planned_patch)]
+        sources = _patched_paths(self.planned_patch)
         module_file = reproduction.pick_test_module(listed, sources)
         if module_file is None:
             return None
