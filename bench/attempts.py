@@ -98,7 +98,8 @@ def wrong_attempt_kinds(run: Path) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="examples/smoke.jsonl")
+    parser.add_argument("--tasks", default="examples/toolz.jsonl,examples/more_itertools.jsonl",
+                        help="task files, comma-separated (default: the 24 toolz and more-itertools examples; examples/smoke.jsonl for a quick look)")
     parser.add_argument("--attempts", type=int, default=8)
     parser.add_argument("--p", type=float, default=0.3)
     parser.add_argument("--workers", type=int, default=2)
