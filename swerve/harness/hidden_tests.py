@@ -196,12 +196,20 @@ def uses_pytest(task) -> bool:
     return not cmd or "pytest" in cmd.split()[0:3] or "py.test" in cmd or " -m pytest" in f" {cmd}"
 
 
+SUMMARY_FLAG = "-rfEsxXp"
+"""pytest's short summary for rows without their own test command: a line per test
+(PASSED ones included, for SWE-bench's log parsers) without `-rA`'s PASSES section of
+passing tests' captured output, which costs ~30% more CPU on large suites. Rows with a
+test command (genuine SWE-bench rows: `pytest -rA`) keep `-rA`, as the official harness."""
+
+
 def pytest_command(task, *, junit_path: str, targets: list[str]) -> str:
     """The pytest invocation: JUnit outside the repo, no cache, no plugin autoload."""
     base = (task.test_cmd or "").strip() or "python -m pytest"
+    summary = "-rA" if (task.test_cmd or "").strip() else SUMMARY_FLAG
     plugins = " ".join(f"-p {shlex.quote(p)}" for p in task.pytest_plugins)
     flags = (
-        f"-rA -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
+        f"{summary} -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
         f"--junitxml={shlex.quote(junit_path)} {plugins}"
     ).strip()
     args = " ".join(shlex.quote(t) for t in targets)

@@ -211,3 +211,26 @@ def test_a_canary_name_the_module_already_uses_is_not_planted(fake_opener, toolz
         assert text.count("test_keeps_tuples_12") == 1 and "def test_sorts_defaults_13():" in text
     finally:
         env.close()
+
+
+def test_the_stored_log_lists_each_passing_test_without_their_captured_output(tmp_path, toolz_tasks, fake_opener):
+    """Rows without their own test command: PASSED lines for SWE-bench's parsers, no
+    PASSES section (`-rA`'s captured output of passing tests, ~30% more CPU); a row's own
+    `pytest -rA` is kept as given."""
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.hidden_tests import SUMMARY_FLAG, pytest_command
+    from swerve.harness.tasks import load_predictions
+
+    task = toolz_tasks[FREQ]
+    assert not task.test_cmd
+    report = evaluate([task], load_predictions("gold", [task]), run_id="log", output_dir=tmp_path, backend="local",
+                      opener=fake_opener)
+    assert report.grades[FREQ].resolved
+    folder = tmp_path / "log" / "instances" / FREQ
+    log = (folder / "test_output.txt").read_text()
+    for test in task.FAIL_TO_PASS:
+        assert f"PASSED {test}" in log
+    assert "= PASSES =" not in log
+    assert SUMMARY_FLAG in (folder / "eval.sh").read_text()
+    row = task.model_copy(update={"test_cmd": "pytest -rA"})
+    assert pytest_command(row, junit_path="/tmp/j.xml", targets=["t.py"]).startswith("pytest -rA -rA -p no:cacheprovider")
