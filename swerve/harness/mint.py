@@ -131,8 +131,8 @@ class MintReport:
         return self.candidates_tested / (self.test_time_s / 60) if self.test_time_s else 0.0
 
     def _scopes(self) -> str:
-        names = {RunScope.NONE: "no test starts the function", RunScope.SELECTED: "decided on selected tests",
-                 RunScope.FULL: "whole suite"}
+        names = {RunScope.NONE: "no test starts the function", RunScope.SELECTED: "rejected on the selected tests",
+                 RunScope.FULL: "decided by the whole suite"}
         return ", ".join(f"{names[scope]}: {self.runs_by_scope[scope]}" for scope in RunScope if self.runs_by_scope[scope])
 
     def summary(self) -> str:
