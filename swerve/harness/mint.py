@@ -352,6 +352,7 @@ def check_task(task: Task, *, backend: str, timeout: float, output_dir: Path) ->
     buggy base (the evaluator short-cuts a truly empty patch without running them).
     """
     from swerve.harness.evaluate import evaluate
+    from swerve.harness.outcomes import ErrorKind
 
     noop = creation_diff(NOOP_PATH, "no change\n")
     predictions = {
@@ -362,8 +363,9 @@ def check_task(task: Task, *, backend: str, timeout: float, output_dir: Path) ->
     for name, prediction in predictions.items():
         report = evaluate([task], {task.instance_id: prediction}, run_id=f"{task.instance_id}-{name}",
                           output_dir=output_dir, workers=1, timeout=timeout, backend=backend)
-        if task.instance_id in report.errors:
-            return TaskCheck(f"{name} evaluation failed: {report.errors[task.instance_id]}", infra=True)
+        failure = report.failures.get(task.instance_id)
+        if failure is not None:  # a row the evaluator cannot take is final; infrastructure or harness trouble is retried
+            return TaskCheck(f"{name} evaluation failed: {failure.text}", infra=failure.kind is not ErrorKind.BAD_TASK)
         verdicts[name] = report.grades[task.instance_id]
     gold = verdicts["gold"]
     if not gold.resolved:
