@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from swerve.cli import app
+from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
 from swerve.cli.options import (
     IMAGES_HELP,
     MAX_PATCH_BYTES,
@@ -23,7 +24,7 @@ def eval_command(
     predictions: str = typer.Option(..., "--predictions", help="predictions file (.jsonl, .json list or dict), or 'gold' / 'empty'"),
     run_id: str = typer.Option(..., "--run-id", help="name of the run; results go to OUTPUT/RUN_ID and a re-run resumes it"),
     workers: int = typer.Option(1, "--workers", min=1, help="instances evaluated in parallel"),
-    timeout: float = typer.Option(1800, "--timeout", min=1, help="seconds allowed for one instance's test run"),
+    timeout: float = typer.Option(TEST_RUN_TIMEOUT_S, "--timeout", min=1, help="seconds allowed for one instance's test run"),
     backend: str = backend_option(),
     instance_ids: list[str] | None = instance_ids_option(),
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),

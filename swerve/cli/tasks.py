@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swerve.cli import app
+from swerve.harness.timeouts import MINT_SUITE_TIMEOUT_S, TEST_RUN_TIMEOUT_S
 from swerve.cli.options import backend_option, hidden_instance_id_alias, instance_ids_option, merge_instance_ids
 
 tasks_app = typer.Typer(help="Task files: mint new tasks from a repository, list them, validate them.", no_args_is_help=True)
@@ -42,7 +43,7 @@ def mint(
     kinds: str = typer.Option("", "--kinds", help="comma-separated mutation kinds (default: all; see --list-kinds)"),
     include: list[str] = typer.Option([], "--include", help="only mutate files matching this glob (repeatable)"),
     backend: str = backend_option(),
-    timeout: float = typer.Option(300, "--timeout", help="seconds for one run of the test suite"),
+    timeout: float = typer.Option(MINT_SUITE_TIMEOUT_S, "--timeout", min=1, help="seconds for one run of the test suite on a candidate (shorter than eval's: mutants often loop forever)"),
     max_candidates: int = typer.Option(None, "--max-candidates", help="candidates to test at most (default 40 per wanted task)"),
     no_validate: bool = typer.Option(False, "--no-validate", help="skip the evaluator check (gold resolves, no-op does not)"),
     test_requirements: list[str] = typer.Option(
@@ -111,7 +112,7 @@ def list_tasks(
 def validate(
     file: str = typer.Argument(..., help="task file (JSON/JSONL/parquet)"),
     backend: str = backend_option(),
-    timeout: float = typer.Option(600, "--timeout", help="seconds for one hidden-test run"),
+    timeout: float = typer.Option(TEST_RUN_TIMEOUT_S, "--timeout", min=1, help="seconds for one hidden-test run (as swerve eval)"),
     instance_ids: list[str] | None = instance_ids_option(" to validate"),
     old_instance_id: list[str] | None = hidden_instance_id_alias(),
 ) -> None:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from swerve.cli import app
+from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
 from swerve.cli.agent_options import CONFIG_OPTION, SET_OPTION
 from swerve.cli.options import backend_option, instance_ids_option, split_instance_ids
 from swerve.interrupts import stoppable
@@ -31,8 +32,8 @@ _LORA_RANK = typer.Option(16, "--lora-rank", min=1,
                           help="LoRA rank on the attention and MLP projections (16-64 typical)")
 _LORA_ALPHA = typer.Option(None, "--lora-alpha", min=1, help="LoRA alpha (default: twice the rank)")
 _SEED = typer.Option(0, "--seed", help="random seed of the trainer (and of the sampling policy for rl)")
-RL_MAX_TURNS = 30
-"""`train rl`'s turns per episode when neither --max-turns nor --config says otherwise."""
+RL_MAX_STEPS = 30
+"""`train rl`'s turns per episode when neither --max-steps nor --config says otherwise."""
 
 
 def _fail(message: str) -> NoReturn:
@@ -160,16 +161,16 @@ def rl_command(
     reward: str = typer.Option("binary", "--reward", help="binary (1 when resolved) or partial (share of tests fixed)"),
     max_staleness: int = typer.Option(1, "--max-staleness", min=0,
                                       help="drop groups whose oldest turn is this many updates behind"),
-    max_turns: int = typer.Option(RL_MAX_TURNS, "--max-turns", min=1,
+    max_steps: int = typer.Option(RL_MAX_STEPS, "--max-steps", "--max-turns", min=1,
                                   help=f"model turns per episode (default: the --config file's limits.max_steps, "
-                                       f"{RL_MAX_TURNS} without --config)"),
+                                       f"{RL_MAX_STEPS} without --config)"),
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1, help="tokens the policy may generate per turn"),
     temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="sampling temperature of the policy"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N, or auto"),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16"),
     command_timeout: float = typer.Option(120.0, "--command-timeout",
                                           help="seconds one shell command may run (default: the --config file's)"),
-    grade_timeout: float = typer.Option(600.0, "--grade-timeout", help="seconds allowed to grade one episode"),
+    grade_timeout: float = typer.Option(TEST_RUN_TIMEOUT_S, "--grade-timeout", min=1, help="seconds allowed to grade one episode (as swerve eval's --timeout)"),
     save_every: int = typer.Option(0, "--save-every", min=0, help="save the adapter every N steps (0: at the end)"),
     max_failed_samples: int = typer.Option(
         16, "--max-failed-samples", min=1,
@@ -186,14 +187,14 @@ def rl_command(
     adapter is updated on the same model the workers sample from. Episodes open with the
     prompts, tools and limits of --config (the same file `swerve run --config` takes).
 
-    Example: swerve train rl --model tiny --tasks tests/fixtures/toolz_tasks.jsonl --out runs/rl --group-size 4 --steps 2 --max-turns 5 --max-new-tokens 64
+    Example: swerve train rl --model tiny --tasks tests/fixtures/toolz_tasks.jsonl --out runs/rl --group-size 4 --steps 2 --max-steps 5 --max-new-tokens 64
     """
     from swerve.rl.trainer import GRPOConfig
 
     if reward not in _REWARDS:
         _fail(f"--reward {reward!r}: use {' or '.join(_REWARDS)}")
     task_list = _rl_tasks(tasks, instance_ids)
-    agent = _rl_agent_config(ctx, config, overrides, max_turns, command_timeout)
+    agent = _rl_agent_config(ctx, config, overrides, max_steps, command_timeout)
     grpo = GRPOConfig(
         learning_rate=lr, clip_epsilon=clip_epsilon, kl_coef=kl_coef, updates_per_batch=updates_per_batch,
         lora_rank=lora_rank, lora_alpha=lora_alpha or 2 * lora_rank, token_budget=token_budget,
@@ -237,21 +238,21 @@ def _rl_tasks(tasks: str, instance_ids: list[str] | None) -> list[Any]:
     return task_list
 
 
-def _rl_agent_config(ctx: typer.Context, config: Path | None, overrides: list[str] | None, max_turns: int,
+def _rl_agent_config(ctx: typer.Context, config: Path | None, overrides: list[str] | None, max_steps: int,
                      command_timeout: float):
     """The episode configuration (swerve.agents.config.AgentConfig): --config, then the limit
-    flags given on the command line, then --set; without --config, RL_MAX_TURNS turns."""
+    flags given on the command line, then --set; without --config, RL_MAX_STEPS turns."""
     from swerve.agents.config import AgentConfigError
     from swerve.cli.agent_options import agent_config_from_cli
 
-    flags = {"max_steps": ("max_turns", "--max-turns", max_turns),
+    flags = {"max_steps": ("max_steps", "--max-steps", max_steps),
              "command_timeout_s": ("command_timeout", "--command-timeout", command_timeout)}
     try:
         agent = agent_config_from_cli(ctx, config, overrides, flags)
         if config is None and not any(item.strip().startswith("limits.max_steps=") for item in overrides or ()):
             from swerve.agents.config import resolve_agent_config
 
-            agent = resolve_agent_config(agent, max_steps=max_turns)
+            agent = resolve_agent_config(agent, max_steps=max_steps)
     except AgentConfigError as exc:
         _fail(str(exc))
     return agent

@@ -31,6 +31,7 @@ from swerve.errors import InfraError, TaskFormatError
 from swerve.fileio import atomic_write_json, atomic_write_text, run_folder_lock
 from swerve.runrecord import finish_run_record
 from swerve.harness import hidden_tests as hidden
+from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
 from swerve.harness.abandon import reap_orphaned_containers
 from swerve.harness.eval_scheduler import EnvironmentScheduler, close_quietly
 from swerve.harness.flags import FORGERY_FLAGS, evidence_flags
@@ -504,7 +505,7 @@ def evaluate(
     run_id: str,
     output_dir: str | Path,
     workers: int = 1,
-    timeout: float = 1800,
+    timeout: float = TEST_RUN_TIMEOUT_S,
     backend: str = "auto",
     reruns: int = 0,
     instance_ids: Iterable[str] | None = None,

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swerve.fileio import append_jsonl, atomic_write_text, iter_jsonl
+from swerve.harness.timeouts import MINT_SUITE_TIMEOUT_S
 from swerve.harness.candidate_verdicts import (
     MintError,
     Outcome,
@@ -653,7 +654,7 @@ def mint_tasks(
     workers: int = 1,
     kinds: Iterable[str] | None = None,
     backend: str = "auto",
-    timeout: float = 300,
+    timeout: float = MINT_SUITE_TIMEOUT_S,
     include: Iterable[str] | None = None,
     max_candidates: int | None = None,
     validate: bool = True,

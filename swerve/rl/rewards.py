@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from swerve.errors import InfraError
+from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
 from swerve.schema import Grade, Prediction, Task, Trajectory
 
 RewardFn = Callable[[Task, Trajectory, Grade], float]
@@ -53,7 +54,7 @@ class RewardResult:
                 "failure_class": self.grade.failure_class.value if self.grade else None}
 
 
-def grade_patch(task: Task, patch: str, *, backend: str = "auto", timeout_s: float = 600.0,
+def grade_patch(task: Task, patch: str, *, backend: str = "auto", timeout_s: float = TEST_RUN_TIMEOUT_S,
                 run_id: str = "rl") -> Grade:
     """Grade `patch` for `task` in a fresh environment with the evaluator.
 
@@ -193,7 +194,7 @@ def compute_reward(task: Task, trajectory: Trajectory, grade: Grade, reward: Rew
 
 
 def score_trajectory(task: Task, trajectory: Trajectory, *, reward: RewardFn | None = None, backend: str = "auto",
-                     timeout_s: float = 600.0, run_id: str = "rl") -> RewardResult:
+                     timeout_s: float = TEST_RUN_TIMEOUT_S, run_id: str = "rl") -> RewardResult:
     """Grade the trajectory's final patch in a fresh environment, then apply `reward`."""
     grade = grade_patch(task, trajectory.final_patch, backend=backend, timeout_s=timeout_s, run_id=run_id)
     return compute_reward(task, trajectory, grade, reward)

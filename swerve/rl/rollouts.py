@@ -36,6 +36,7 @@ from typing import Any
 from swerve.agents.config import resolve_agent_config
 from swerve.agents.loop import EpisodeLimits
 from swerve.environments.base import Limits
+from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
 from swerve.rl.gym_env import SweEnv
 from swerve.environments.warm_pool import EnvPool
 from swerve.schema import Task, Trajectory
@@ -107,7 +108,7 @@ class RolloutManager:
         agent: Any = None,
         reward: Any = None,
         grade: bool = True,
-        grade_timeout_s: float = 600.0,
+        grade_timeout_s: float = TEST_RUN_TIMEOUT_S,
         tokenizer: Any = None,
         run_id: str = "rl",
         warm: bool = True,

@@ -216,7 +216,7 @@ def test_train_rl_interrupted_during_rollouts_stops_in_time_and_leaves_no_contai
     """`swerve train rl` (the tiny model) stopped by SIGTERM while rollouts run."""
     out_dir = tmp_path / "rl-interrupt"
     process = swerve("train", "rl", "--model", "tiny", "--tasks", str(FIXTURE), "--out", str(out_dir),
-                     "--group-size", "2", "--steps", "2", "--max-turns", "3", "--max-new-tokens", "16",
+                     "--group-size", "2", "--steps", "2", "--max-steps", "3", "--max-new-tokens", "16",
                      "--backend", "docker", "--workers", "2")
     wait_for(lambda: containers_of(docker_client, out_dir.name), process, "the first rollout's container started")
     time.sleep(random.Random(4).uniform(0.2, 1.5))

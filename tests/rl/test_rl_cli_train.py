@@ -125,7 +125,7 @@ def test_train_rl_in_docker_grades_every_rollout(docker_client, tmp_path):
     result = runner.invoke(app, [
         "train", "rl", "--model", "tiny", "--tasks", str(tasks), "--out", str(out), "--backend", "docker",
         "--instance-ids", "pytoolz__toolz-frequencies-none", "--group-size", "2", "--steps", "1",
-        "--max-turns", "2", "--max-new-tokens", "16", "--workers", "2", "--lora-rank", "4",
+        "--max-steps", "2", "--max-new-tokens", "16", "--workers", "2", "--lora-rank", "4",
     ])
     assert result.exit_code == 0, result.output
     assert "step 1/1" in result.output
