@@ -22,13 +22,15 @@ from swerve.cli.options import (
 def eval_command(
     tasks: str = typer.Option(..., "--tasks", help="task file (.json/.jsonl/.parquet) or Hugging Face dataset name[:split]"),
     predictions: str = typer.Option(..., "--predictions", help="predictions file (.jsonl, .json list or dict), or 'gold' / 'empty'"),
-    run_id: str = typer.Option(..., "--run-id", help="name of the run; results go to OUTPUT/RUN_ID and a re-run resumes it"),
+    out: Path = typer.Option(None, "--out", help="run folder, as for swerve run (its name is the run id); a re-run resumes it"),
+    run_id: str = typer.Option(None, "--run-id", help="name of the run, SWE-bench style: results go to runs/RUN_ID "
+                                                      "(or OUTPUT/RUN_ID); give this or --out"),
     workers: int = typer.Option(1, "--workers", min=1, help="instances evaluated in parallel"),
     timeout: float = typer.Option(TEST_RUN_TIMEOUT_S, "--timeout", min=1, help="seconds allowed for one instance's test run"),
     backend: str = backend_option(),
     instance_ids: list[str] | None = instance_ids_option(),
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
-    output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders"),
+    output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders, with --run-id"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),
     images: str = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP),
     max_patch_bytes: int = typer.Option(
@@ -46,7 +48,8 @@ def eval_command(
 ) -> None:
     """Grade PREDICTIONS against TASKS in fresh environments and write reports.
 
-    Example: swerve eval --tasks tests/fixtures/toolz_tasks.jsonl --predictions gold --run-id gold-check
+    Example: swerve eval --tasks tests/fixtures/toolz_tasks.jsonl --predictions gold --out runs/gold-check
+    (or, SWE-bench style, --run-id gold-check: the same folder)
 
     On a Ray cluster: swerve eval ... --ray auto --workers 32
 
@@ -58,6 +61,7 @@ def eval_command(
     from rich.console import Console
 
     console = Console(stderr=True)
+    output, run_id = _run_folder(console, out, output, run_id)
     ids = split_instance_ids(instance_ids)
     task_list, preds = _load_inputs(console, tasks, predictions, ids, images)
     submitted = _check_predictions(console, task_list, preds, tasks, predictions, ids)
@@ -72,6 +76,21 @@ def _print_error(console, message: str) -> None:
     from rich.markup import escape
 
     console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _run_folder(console, out: Path | None, output: Path, run_id: str | None) -> tuple[Path, str]:
+    """(folder holding the run, run id) from --out, or from --output and --run-id; exit 2 when
+    neither names the run or they disagree."""
+    if out is None and not run_id:
+        _print_error(console, "name the run: --out RUN_FOLDER (e.g. --out runs/gold-check) or --run-id NAME")
+        raise typer.Exit(2)
+    if out is None:
+        return output, run_id
+    if run_id and run_id != out.name:
+        _print_error(console, f"--run-id {run_id} and --out {out} name different runs (the folder's name is the "
+                              f"run id); give one of them")
+        raise typer.Exit(2)
+    return out.parent, out.name
 
 
 def _load_inputs(console, tasks: str, predictions: str, ids: list[str] | None, images: str | None):

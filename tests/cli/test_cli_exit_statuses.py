@@ -91,3 +91,19 @@ def test_an_unwritable_tiny_model_folder_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["policy", "tiny-model", "--out", str(blocker)], env={"COLUMNS": "400"})
     assert result.exit_code == BAD_INPUT and "Traceback" not in result.output, result.output
     assert result.output.startswith(f"error: --out {blocker}"), result.output
+
+
+def test_eval_names_its_run_folder_with_out_or_run_id(tmp_path):
+    from swerve.cli.eval import _run_folder
+
+    class Quiet:
+        def print(self, *args, **kwargs):
+            pass
+
+    assert _run_folder(Quiet(), tmp_path / "runs" / "gold", Path("runs"), None) == (tmp_path / "runs", "gold")
+    assert _run_folder(Quiet(), None, tmp_path, "gold") == (tmp_path, "gold")
+    assert _run_folder(Quiet(), tmp_path / "gold", Path("runs"), "gold") == (tmp_path, "gold")
+    for out, run_id in ((None, None), (tmp_path / "gold", "other")):
+        with pytest.raises(typer.Exit) as stopped:
+            _run_folder(Quiet(), out, Path("runs"), run_id)
+        assert stopped.value.exit_code == BAD_INPUT
