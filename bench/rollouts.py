@@ -50,7 +50,7 @@ class OneCommand:
 
 
 def episodes_per_minute(tasks: list[Task], policy_factory, *, episodes: int, workers: int, grade: bool,
-                        warm: bool, run_id: str) -> tuple[float, dict]:
+                        warm: bool, run_id: str, on_clock_start=None) -> tuple[float, dict]:
     """Run `episodes` rollouts (groups of 1) and return episodes per minute and stats.
 
     The manager is started, every task's image built and one episode per task (or per
@@ -63,6 +63,8 @@ def episodes_per_minute(tasks: list[Task], policy_factory, *, episodes: int, wor
         manager.start()
         for _ in range(max(workers, len(tasks))):
             manager.next_group(timeout=1200)
+        if on_clock_start is not None:
+            on_clock_start()
         started = time.perf_counter()
         finished = [started]
         rewards = []
@@ -86,7 +88,7 @@ SPANS = {
     "SweEnv.step": ("swerve.rl.gym_env", "SweEnv", "step"),
     "  exec (the agent's command)": ("swerve.environments.docker", "DockerEnvironment", "exec"),
     "  diff": ("swerve.environments.repo_ops", "RepoOps", "diff"),
-    "  shell round trips (exec's and diff's)": ("swerve.environments.shell", "ShellSession", "run"),
+    "  shell round trips (all of them, resets' too)": ("swerve.environments.shell", "ShellSession", "run"),
     "reset (background thread)": ("swerve.environments.warm_pool", "EnvPool", "_reset_then_idle"),
     "  kill the agent's processes": ("swerve.environments.docker", "DockerEnvironment", "_stop_everything"),
     "  new shell + restore script": ("swerve.environments.shell", "ShellSession", "fresh"),
@@ -128,11 +130,11 @@ def spans():
 
 
 def print_profile(times: dict[str, list[float]], episodes: int) -> None:
-    print(f"where a warm short episode's time goes (ms per episode, over {episodes} episodes):")
+    print(f"where a warm short episode's time goes (ms per episode, over the {episodes} timed episodes):")
     for label in SPANS:
         values = times.get(label, [])
         if values:
-            print(f"  {label:40s} {sum(values) / episodes:8.2f}  (calls {len(values)}, median {statistics.median(values):.2f})")
+            print(f"  {label:46s} {sum(values) / episodes:8.2f}  (calls {len(values)}, median {statistics.median(values):.2f})")
 
 
 def main() -> None:
@@ -162,8 +164,8 @@ def main() -> None:
     if args.profile:
         with spans() as times:
             episodes_per_minute(tasks, lambda task: OneCommand(), episodes=args.short, workers=1, grade=False,
-                                warm=True, run_id=tag)
-        print_profile(times, args.short + 1)
+                                warm=True, run_id=tag, on_clock_start=times.clear)
+        print_profile(times, args.short)
     print(json.dumps({
         "episodes_per_min_1w": round(one_w, 2),
         "episodes_per_min_2w": round(two_w, 2),
