@@ -36,6 +36,26 @@ class _Hunk:
     text: str
 
 
+def next_scripted_step(policy: Any, messages: list[dict[str, Any]]) -> Completion:
+    """One turn of a policy that plays a script: `policy._plan()` is a generator of
+    (text, tool call) pairs that is sent each observation; a new conversation restarts it,
+    and an exhausted script submits. `policy._script` and `policy._calls` hold its state."""
+    observation = ""
+    if messages and messages[-1].get("role") in ("tool", "user"):
+        observation = str(messages[-1].get("content") or "")
+    try:
+        if policy._script is None or not any(m.get("role") == "assistant" for m in messages):
+            policy._script = policy._plan()
+            text, call = next(policy._script)
+        else:
+            text, call = policy._script.send(observation)
+    except StopIteration:
+        text, call = "Done.", ToolCall(name="submit", arguments={})
+    policy._calls += 1
+    call.id = f"call_{policy._calls}"
+    return Completion(text=text, tool_calls=[call], finish_reason="tool_calls")
+
+
 class OraclePolicy:
     name = "oracle"
 
@@ -52,20 +72,7 @@ class OraclePolicy:
         return {"policy": "oracle", "oracle_made": True, "detours": self.detours, "seed": self.seed}
 
     def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
-        observation = ""
-        if messages and messages[-1].get("role") in ("tool", "user"):
-            observation = str(messages[-1].get("content") or "")
-        try:
-            if self._script is None or not any(m.get("role") == "assistant" for m in messages):
-                self._script = self._plan()
-                text, call = next(self._script)
-            else:
-                text, call = self._script.send(observation)
-        except StopIteration:
-            text, call = "Done.", ToolCall(name="submit", arguments={})
-        self._calls += 1
-        call.id = f"call_{self._calls}"
-        return Completion(text=text, tool_calls=[call], finish_reason="tool_calls")
+        return next_scripted_step(self, messages)
 
     def _plan(self) -> Generator[tuple[str, ToolCall], str, None]:
         from unidiff import PatchSet

@@ -36,7 +36,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from swerve.agents.policies import reproduction
-from swerve.agents.policies.oracle import _NEAR_MISSES, OraclePolicy, _bash, _editor, _hunk
+from swerve.agents.policies.oracle import _NEAR_MISSES, OraclePolicy, _bash, _editor, _hunk, next_scripted_step
 from swerve.schema import Completion, Task, ToolCall
 
 DEFAULT_P = 0.5
@@ -126,20 +126,7 @@ class StochasticOraclePolicy:
             from swerve.agents.policies.noop import NoopPolicy
 
             return NoopPolicy().act(messages, tools)
-        observation = ""
-        if messages and messages[-1].get("role") in ("tool", "user"):
-            observation = str(messages[-1].get("content") or "")
-        try:
-            if self._script is None or not any(m.get("role") == "assistant" for m in messages):
-                self._script = self._plan()
-                text, call = next(self._script)
-            else:
-                text, call = self._script.send(observation)
-        except StopIteration:
-            text, call = "Done.", ToolCall(name="submit", arguments={})
-        self._calls += 1
-        call.id = f"call_{self._calls}"
-        return Completion(text=text, tool_calls=[call], finish_reason="tool_calls")
+        return next_scripted_step(self, messages)
 
     def _plan(self) -> Generator[tuple[str, ToolCall], str, None]:
         edits = self._inner._plan()
