@@ -161,19 +161,10 @@ def screened_decision(env, task: Task, passing: list[str], selected: list[str], 
 
 def classify(run, passing: list[str]) -> Outcome:
     """A whole-suite run against the baseline's passing tests."""
-    if run.timed_out:
-        return Outcome(verdict=Verdict.TIMEOUT)
-    if not run.statuses:
-        return Outcome(verdict=Verdict.SUITE_BROKEN)
-    if any(t not in run.statuses for t in passing):
-        return Outcome(verdict=Verdict.TESTS_NOT_COLLECTED)
-    f2p = [t for t in passing if run.statuses[t] in (TestStatus.FAILED, TestStatus.ERROR)]
-    p2p = [t for t in passing if _passes(run.statuses[t])]
-    if not f2p:
-        return Outcome(verdict=Verdict.NO_FAILING_TEST)
-    if not p2p:
-        return Outcome(verdict=Verdict.NO_PASSING_TEST)
-    return Outcome(verdict=Verdict.OK, fail_to_pass=f2p, pass_to_pass=p2p, output=run.output)
+    outcome = classify_selected(run, passing, passing)
+    if outcome.verdict is Verdict.OK:
+        outcome.output = run.output
+    return outcome
 
 
 def classify_selected(run, passing: list[str], selected: list[str]) -> Outcome:
