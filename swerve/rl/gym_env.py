@@ -20,9 +20,18 @@ from typing import Any
 from swerve.agents.config import resolve_agent_config
 from swerve.agents.loop import Episode, EpisodeLimits
 from swerve.environments.base import Limits
+from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
 from swerve.schema import Completion, Task, Trajectory
 
 TRUNCATING_STATUSES = ("step_limit", "token_limit", "time_limit")
+
+
+def episode_configuration(env_limits: Limits | None, agent: Any, limits: EpisodeLimits | None):
+    """(environment limits, agent configuration, episode limits) of an RL episode, as SweEnv
+    and RolloutManager both resolve them: the agent configuration as `swerve run --config`
+    reads it (swerve.agents.config.resolve_agent_config), `limits` over its limits."""
+    config = resolve_agent_config(agent)
+    return env_limits or Limits(), config, limits or config.limits
 
 
 class SweEnv:
@@ -51,7 +60,7 @@ class SweEnv:
         reward: Any = None,
         grade: bool = True,
         grade_backend: str | None = None,
-        grade_timeout_s: float = 600.0,
+        grade_timeout_s: float = TEST_RUN_TIMEOUT_S,
         tokenizer: Any = None,
         chat_template_kwargs: dict[str, Any] | None = None,
         run_id: str = "rl",
@@ -60,9 +69,7 @@ class SweEnv:
     ) -> None:
         self.task = task
         self.backend = backend
-        self.env_limits = env_limits or Limits()
-        self.agent = resolve_agent_config(agent)
-        self.limits = limits or self.agent.limits
+        self.env_limits, self.agent, self.limits = episode_configuration(env_limits, agent, limits)
         self.reward_fn = reward
         self.grade = grade
         self.grade_backend = grade_backend or backend

@@ -33,11 +33,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swerve.agents.config import resolve_agent_config
 from swerve.agents.loop import EpisodeLimits
 from swerve.environments.base import Limits
 from swerve.harness.timeouts import TEST_RUN_TIMEOUT_S
-from swerve.rl.gym_env import SweEnv
+from swerve.rl.gym_env import SweEnv, episode_configuration
 from swerve.environments.warm_pool import EnvPool
 from swerve.schema import Task, Trajectory
 
@@ -123,9 +122,7 @@ class RolloutManager:
         self.workers = workers
         self.group_size = group_size
         self.max_staleness = max_staleness
-        self.env_limits = env_limits or Limits()
-        self.agent = resolve_agent_config(agent)
-        self.limits = limits or self.agent.limits
+        self.env_limits, self.agent, self.limits = episode_configuration(env_limits, agent, limits)
         self.reward = reward
         self.grade = grade
         self.grade_timeout_s = grade_timeout_s
