@@ -6,18 +6,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from docker_on_image import docker_env_on
 
-from swerve.environments.base import Limits
 from swerve.environments.docker import DISK_LIMIT_EXIT_CODE, DockerEnvironment
 
 pytestmark = pytest.mark.docker
 
 
 def _env(image, **limits) -> DockerEnvironment:
-    return DockerEnvironment(
-        image.tag, instance_id="toolz-disk", base_commit=image.base_commit, workdir=image.workdir,
-        limits=Limits(exec_timeout_s=120, **limits), run_id="pytest-disk",
-    )
+    return docker_env_on(image, "disk", **limits)
 
 
 def test_tmp_is_a_tmpfs_of_the_limits_size(toolz_image):

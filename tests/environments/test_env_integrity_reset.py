@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from swerve.environments.base import Limits
+from docker_on_image import docker_env_on
+
 from swerve.environments.docker import DockerEnvironment
 
 SITE = "$(python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')"
@@ -38,10 +40,7 @@ EPISODE = [
 
 
 def _env(image) -> DockerEnvironment:
-    return DockerEnvironment(
-        image.tag, instance_id="toolz-integrity", base_commit=image.base_commit, workdir=image.workdir,
-        limits=Limits(exec_timeout_s=120), run_id="pytest-integrity",
-    )
+    return docker_env_on(image, "integrity")
 
 
 @pytest.mark.docker

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from swerve.environments.base import Limits
+from docker_on_image import docker_env_on
+
 from swerve.environments.docker import DockerEnvironment
 
 STATE = (
@@ -37,10 +38,7 @@ CHANGES = [
 
 
 def _env(image) -> DockerEnvironment:
-    return DockerEnvironment(
-        image.tag, instance_id="toolz-warm-paths", base_commit=image.base_commit, workdir=image.workdir,
-        limits=Limits(exec_timeout_s=120), run_id="pytest-warm-paths",
-    )
+    return docker_env_on(image, "warm-paths")
 
 
 @pytest.mark.docker
