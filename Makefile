@@ -31,9 +31,9 @@ BENCH_RUNS := "attempts.py" \
               "eval_overhead.py" \
               "learn.py --steps 80" \
               "logprobs.py" \
-              "mint.py --source pypi:toolz==0.12.1 --candidates 8" \
+              "mint.py" \
               "report.py" \
-              "rollouts.py --episodes 6 --short 20" \
+              "rollouts.py" \
               "swebench_slice.py"
 
 bench: install system-deps
