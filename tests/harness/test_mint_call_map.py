@@ -200,7 +200,7 @@ def test_mint_stages_on_the_scratch_backend_decide_alike_with_and_without_select
     for select in (False, True):
         out = tmp_path / f"tasks-{select}.jsonl"
         reports[select] = mint_tasks(str(source), out, max_tasks=50, seed=0, backend="scratch", timeout=120,
-                                     include=["minilib/lib.py"], max_candidates=30, validate=False,
+                                     include=["minilib/lib.py"], max_candidates=12, validate=False,
                                      select_tests=select, log=logs.append)
         rows[select] = [(t.mint["candidate"], t.FAIL_TO_PASS) for t in load_tasks(out)]
     assert rows[True] == rows[False] and rows[True]
