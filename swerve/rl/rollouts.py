@@ -92,6 +92,10 @@ class RolloutManager:
     --config` uses it (an AgentConfig, a YAML path, or None for the default).
     """
 
+    close_wait_s = 30.0
+    """How long close() waits for each worker before it removes the run's containers that
+    this process still owns (a worker grading an episode holds one no pool knows)."""
+
     def __init__(
         self,
         tasks: Iterable[Task],
@@ -417,9 +421,19 @@ class RolloutManager:
         for worker in list(self._workers):
             if worker.env is not None:
                 self.pool.discard(worker.env)
-        for worker in list(self._workers):
-            if worker.thread is not None and worker.thread is not threading.current_thread():
-                worker.thread.join(timeout=30)
+        others = [w.thread for w in self._workers if w.thread is not None and w.thread is not threading.current_thread()]
+        for thread in others:
+            thread.join(timeout=self.close_wait_s)
+        if any(thread.is_alive() for thread in others):
+            # A worker still grading holds a fresh grading container that is in no pool;
+            # remove this process's containers of the run so that none outlives close().
+            from swerve.harness.abandon import remove_own_containers
+
+            removed = remove_own_containers(self.run_id)
+            log.warning("workers still busy %.0f s after close(); removed %d container(s) of %s", self.close_wait_s,
+                        len(removed), self.run_id)
+            for thread in others:
+                thread.join(timeout=10)
         if self._scheduler is not None:
             self._scheduler.join(timeout=5)
         self.pool.close()

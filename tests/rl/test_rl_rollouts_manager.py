@@ -138,3 +138,47 @@ def test_a_crashing_policy_does_not_stop_the_manager():
         groups = [manager.next_group(timeout=30) for _ in range(2)]
     assert manager.stats["crashed"] == 1
     assert {g[0].instance_id for g in groups} == {"scratch-0", "scratch-1"}, "the crashed sample was redone"
+
+
+def test_close_removes_the_runs_containers_when_a_worker_stays_busy(monkeypatch):
+    """A worker that ignores the kill (here: its policy blocks; in real runs: grading in a
+    fresh container) is waited for close_wait_s, then this process's containers of the run
+    are removed so that none outlives the manager."""
+    import swerve.harness.abandon
+
+    removed_runs: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def remove_own_containers(run_id):
+        removed_runs.append(run_id)
+        release.set()  # removing its container is what ends a stuck grading run
+        return []
+
+    monkeypatch.setattr(swerve.harness.abandon, "remove_own_containers", remove_own_containers)
+
+    class Blocking(ScriptedPolicy):
+        def act(self, messages, tools):
+            entered.set()
+            release.wait(60)
+            return super().act(messages, tools)
+
+    manager = _manager(Opener(), policy_factory=lambda task: Blocking(commands=1), workers=1, run_id="stuck-run")
+    manager.close_wait_s = 0.2
+    manager.start()
+    try:
+        assert entered.wait(30), "the worker started its episode"
+        manager.close()
+    finally:
+        release.set()
+    assert removed_runs == ["stuck-run"]
+
+
+def test_close_removes_nothing_when_every_worker_stops_in_time(monkeypatch):
+    import swerve.harness.abandon
+
+    removed_runs: list[str] = []
+    monkeypatch.setattr(swerve.harness.abandon, "remove_own_containers",
+                        lambda run_id: removed_runs.append(run_id) or [])
+    with _manager(Opener(), workers=2) as manager:
+        manager.next_group(timeout=30)
+    assert removed_runs == []
