@@ -167,6 +167,9 @@ class LocalEnvironment(RepoOps):
             "HOME": str(self.root / "home"),
             "VIRTUAL_ENV": str(venv),
             "LANG": "C.UTF-8",
+            # An edit of the same size in the same second as the last import would otherwise
+            # run the stale bytecode (its check is mtime in seconds + size).
+            "PYTHONDONTWRITEBYTECODE": "1",
             "SWERVE_BASE_COMMIT": base_commit,
             "TMPDIR": "/tmp" if self.isolation == "bwrap" else str(self.root / "tmp"),
         }
