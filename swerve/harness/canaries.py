@@ -90,8 +90,8 @@ def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = 
     if not chosen:
         return []
     options: dict[str, list[Canary]] = {}
+    taken: set[str] = set()  # one set for every module: no two canaries of a run share a name
     for module in chosen:
-        taken: set[str] = set()
         options[module] = [Canary(module=module, must_pass=_name(taken), must_fail=_name(taken),
                                   token=secrets.token_hex(10)) for _ in range(2)]
     names = sorted({name for pairs in options.values() for canary in pairs for name in canary.names})
@@ -132,9 +132,12 @@ def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = 
     return [canary for index, canary in enumerate(picked) if str(index) in planted]
 
 
-def _find(statuses: Mapping[str, TestStatus], name: str) -> TestStatus | None:
-    suffix = f"::{name}"
-    found = [status for test, status in statuses.items() if test.endswith(suffix) or test == name]
+def _find(statuses: Mapping[str, TestStatus], module: str, name: str) -> TestStatus | None:
+    """The status of test `name` of `module` (a test of that name in another module is not it)."""
+    exact = f"{module}::{name}"
+    found = [status for test, status in statuses.items() if test == exact or test.endswith(f"/{exact}")]
+    if not found:  # ids relative to another folder than the module's path: by name alone
+        found = [status for test, status in statuses.items() if test.endswith(f"::{name}") or test == name]
     return found[0] if found else None
 
 
@@ -174,8 +177,8 @@ def canary_disagreements(canaries: list[Canary], statuses: Mapping[str, TestStat
     problems: list[str] = []
     judged = [canary for canary in canaries if _module_passes(canary.module, statuses, graded)]
     for canary in judged:
-        passed = _find(statuses, canary.must_pass)
-        failed = _find(statuses, canary.must_fail)
+        passed = _find(statuses, canary.module, canary.must_pass)
+        failed = _find(statuses, canary.module, canary.must_fail)
         if passed is None or failed is None:
             problems.append(f"{canary.module}: a check test planted beside the graded tests is missing from the "
                             "results although the graded tests passed")

@@ -235,3 +235,29 @@ def test_runs_that_stop_at_the_first_failure_get_no_canaries(toolz_tasks, comman
     from swerve.harness.hidden_tests import _stops_early
 
     assert _stops_early(toolz_tasks[FREQ].model_copy(update={"test_cmd": command})) is stops
+
+
+def test_a_canary_name_in_another_module_is_not_its_result():
+    """Two modules' canaries judged together: module B's must-fail canary bears the name of
+    module A's must-pass one; A's verdict is read from A's own test, so an honest run is not
+    taken for a forgery (it was, now and then, when names were drawn per module)."""
+    from swerve.harness.canaries import Canary, canary_disagreements
+    from swerve.schema import TestStatus
+
+    a = Canary(module="pkg/tests/test_a.py", must_pass="test_keeps_tuples_42", must_fail="test_maps_defaults_17",
+               token="tok-a")
+    b = Canary(module="pkg/tests/test_b.py", must_pass="test_sorts_boundaries_55", must_fail="test_keeps_tuples_42",
+               token="tok-b")
+    statuses = {
+        "pkg/tests/test_b.py::test_sorts_boundaries_55": TestStatus.PASSED,
+        "pkg/tests/test_b.py::test_keeps_tuples_42": TestStatus.FAILED,
+        "pkg/tests/test_a.py::test_keeps_tuples_42": TestStatus.PASSED,
+        "pkg/tests/test_a.py::test_maps_defaults_17": TestStatus.FAILED,
+        "pkg/tests/test_a.py::test_real": TestStatus.PASSED,
+        "pkg/tests/test_b.py::test_real": TestStatus.PASSED,
+    }
+    junit = ('<testsuite><testcase classname="pkg.tests.test_a" name="test_maps_defaults_17"><failure message="tok-a"/>'
+             '</testcase><testcase classname="pkg.tests.test_b" name="test_keeps_tuples_42"><failure message="tok-b"/>'
+             '</testcase></testsuite>')
+    graded = ["pkg/tests/test_a.py::test_real", "pkg/tests/test_b.py::test_real"]
+    assert canary_disagreements([a, b], statuses, junit, 1, graded) == []
