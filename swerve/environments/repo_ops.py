@@ -225,9 +225,16 @@ class RepoOps:
         return result.output
 
     def write_file(self, path: str, content: str) -> None:
+        """Write `content` to `path` (folders made as needed). Writing a `.py` file also
+        removes its cached bytecode: Python trusts a `.pyc` whose recorded source size and
+        modification time (whole seconds) match, so an edit that keeps the size, made in
+        the same second as the version last imported, would otherwise run the old code."""
         target = self.resolve(path)
         parent = posixpath.dirname(target)
         cmd = f"mkdir -p -- {shlex.quote(parent)} && printf '%s' {ansi_c_quote(content)} > {shlex.quote(target)}"
+        if target.endswith(".py"):  # see `write_file`'s docstring: no stale bytecode after a same-size edit
+            stem = posixpath.basename(target)[:-3]
+            cmd += f" && rm -f -- {shlex.quote(parent)}/__pycache__/{shlex.quote(stem)}.*.pyc"
         self._untouched = False
         self._generation += 1
         result = self.shell.run(cmd, timeout=120, limit=0)

@@ -59,6 +59,16 @@ def test_files_and_the_diff_against_the_base_commit(env):
         env.read_file("no/such/file.py")
 
 
+def test_an_edit_that_keeps_the_size_is_what_the_next_python_runs(env):
+    """Python trusts cached bytecode whose recorded source size and mtime (whole seconds)
+    match: an edit written in the same second as the version last imported, of the same
+    size, must still be what runs next (write_file drops the file's bytecode)."""
+    ask = "python -c 'import probe_module; print(probe_module.VALUE)'"
+    for value in ("1", "2", "3"):
+        env.write_file("probe_module.py", f"VALUE = {value}\n")
+        assert env.exec(ask).output.strip() == value
+
+
 def test_reset_returns_to_the_pristine_base(env):
     env.write_file("toolz/utils.py", "broken = True\n")
     env.write_file("untracked.py", "x = 1\n")
