@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from swerve.environments.shell import ansi_c_quote
+from swerve.harness.logparsers import junit_node_id
 from swerve.schema import TestStatus
 
 _VERBS = ("handles", "keeps", "merges", "splits", "returns", "accepts", "rejects", "preserves", "orders",
@@ -81,7 +82,7 @@ def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = 
     paths). Two round trips and one process in all, however many modules: one `grep`
     over every module finds the module-wide marks and the candidate names already
     used, then shell builtins append the text. Each module gets the first of two
-    candidate pairs whose names it does not use yet. (`scratch` is no longer used.)
+    candidate pairs whose names no module of the run uses yet. (`scratch` is no longer used.)
 
     Modules with a module-wide `pytestmark` get none: a parametrize or xfail mark
     would apply to the canaries too and make an honest run look forged. Test files
@@ -113,11 +114,12 @@ def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = 
         for module in chosen:
             if line.startswith(f"{module}:"):
                 used[module].add(line[len(module) + 1:].strip())
+    in_any_module = set().union(*used.values())  # a canary never bears a name a graded test has anywhere
     picked = []
     for module in chosen:
         if module not in present or "pytestmark" in used[module]:
             continue  # missing, or a module-wide mark (parametrize, xfail) would apply to the canaries too
-        free = [canary for canary in options[module] if not used[module].intersection(canary.names)]
+        free = [canary for canary in options[module] if not in_any_module.intersection(canary.names)]
         if free:
             picked.append(free[0])
     if not picked:
@@ -132,23 +134,15 @@ def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = 
     return [canary for index, canary in enumerate(picked) if str(index) in planted]
 
 
-def _find(statuses: Mapping[str, TestStatus], module: str, name: str) -> TestStatus | None:
-    """The status of test `name` of `module` (a test of that name in another module is not it)."""
-    exact = f"{module}::{name}"
-    found = [status for test, status in statuses.items() if test == exact or test.endswith(f"/{exact}")]
-    if not found:  # ids relative to another folder than the module's path: by name alone
-        found = [status for test, status in statuses.items() if test.endswith(f"::{name}") or test == name]
-    return found[0] if found else None
-
-
-def _failure_text(junit_xml: str, name: str) -> str:
+def _failure_text(junit_xml: str, node_id: str) -> str:
+    """The failure and error messages of test `node_id` (of its own module only)."""
     try:
         root = ET.fromstring(junit_xml)
     except ET.ParseError:
         return ""
     texts = []
     for case in root.iter("testcase"):
-        if case.get("name") != name:
+        if junit_node_id(case) != node_id:
             continue
         for child in case:
             if child.tag in ("failure", "error"):
@@ -172,13 +166,16 @@ def canary_disagreements(canaries: list[Canary], statuses: Mapping[str, TestStat
 
     Only modules whose graded tests count as passing are judged: a module that did
     not run (a collection error, a skip mark) cannot turn a failure into a pass.
+    A judged module's graded tests were found under its own path, so its canaries'
+    results are read under that path only (`module::name`): a test of the same name
+    in another module is never taken for a canary.
     """
     graded = list(graded)
     problems: list[str] = []
     judged = [canary for canary in canaries if _module_passes(canary.module, statuses, graded)]
     for canary in judged:
-        passed = _find(statuses, canary.module, canary.must_pass)
-        failed = _find(statuses, canary.module, canary.must_fail)
+        pass_id, fail_id = canary.node_ids()
+        passed, failed = statuses.get(pass_id), statuses.get(fail_id)
         if passed is None or failed is None:
             problems.append(f"{canary.module}: a check test planted beside the graded tests is missing from the "
                             "results although the graded tests passed")
@@ -187,7 +184,7 @@ def canary_disagreements(canaries: list[Canary], statuses: Mapping[str, TestStat
             problems.append(f"{canary.module}: a check test that must pass reported {passed.value}")
         if failed is not TestStatus.FAILED:
             problems.append(f"{canary.module}: a check test that must fail reported {failed.value}")
-        elif canary.token not in _failure_text(junit_xml, canary.must_fail):
+        elif canary.token not in _failure_text(junit_xml, fail_id):
             problems.append(f"{canary.module}: a check test that must fail reported a failure without its own message")
     if judged and exit_code != 1:
         problems.append(f"pytest's exit status was {exit_code}, but a test that must fail ran, so it must be 1")
@@ -195,6 +192,20 @@ def canary_disagreements(canaries: list[Canary], statuses: Mapping[str, TestStat
 
 
 def strip_canaries(statuses: Mapping[str, TestStatus], canaries: list[Canary]) -> dict[str, TestStatus]:
-    """`statuses` without the canaries' results."""
-    names = {name for canary in canaries for name in canary.names}
-    return {test: status for test, status in statuses.items() if test.rsplit("::", 1)[-1] not in names}
+    """`statuses` without the canaries' results: a canary's name under its own module's
+    path, under a path one of the two ends with (pytest's ids are relative to its
+    rootdir, which may be a folder below the repository's root), or with no path at all.
+    A test of that name in an unrelated module (a graded one, say) stays."""
+    names: dict[str, set[str]] = {}
+    for canary in canaries:
+        names.setdefault(canary.module, set()).update(canary.names)
+
+    def planted(test: str) -> bool:
+        path, _, name = test.rpartition("::")
+        return any(name in planted_names and _same_file(path, module) for module, planted_names in names.items())
+
+    return {test: status for test, status in statuses.items() if not planted(test)}
+
+
+def _same_file(path: str, module: str) -> bool:
+    return not path or path == module or module.endswith(f"/{path}") or path.endswith(f"/{module}")

@@ -27,7 +27,7 @@ class JUnitFormatError(ValueError):
     """The JUnit file is not XML we can read (truncated, forged, empty)."""
 
 
-def _node_id(case: ET.Element) -> str:
+def junit_node_id(case: ET.Element) -> str:
     """Rebuild a pytest node id from a <testcase>.
 
     pytest writes classname = node id with '/' -> '.', '.py' dropped and '::' -> '.';
@@ -79,7 +79,7 @@ def parse_junit_xml(text: str) -> StatusMap:
         raise JUnitFormatError(f"unreadable JUnit XML ({exc})") from exc
     statuses: StatusMap = {}
     for case in root.iter("testcase"):
-        test = _node_id(case)
+        test = junit_node_id(case)
         status = _case_status(case)
         previous = statuses.get(test)
         if previous is None or _RANK[status] > _RANK[previous]:

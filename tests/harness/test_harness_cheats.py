@@ -261,3 +261,57 @@ def test_a_canary_name_in_another_module_is_not_its_result():
              '</testcase></testsuite>')
     graded = ["pkg/tests/test_a.py::test_real", "pkg/tests/test_b.py::test_real"]
     assert canary_disagreements([a, b], statuses, junit, 1, graded) == []
+
+
+def _two_module_case():
+    """Module A's canaries, and a graded test of module B that bears A's must-pass name."""
+    from swerve.harness.canaries import Canary
+    from swerve.schema import TestStatus
+
+    a = Canary(module="pkg/tests/test_a.py", must_pass="test_keeps_tuples_42", must_fail="test_maps_defaults_17",
+               token="tok-a")
+    statuses = {
+        "pkg/tests/test_a.py::test_real": TestStatus.PASSED,
+        "pkg/tests/test_b.py::test_keeps_tuples_42": TestStatus.PASSED,
+        "pkg/tests/test_b.py::test_maps_defaults_17": TestStatus.PASSED,
+    }
+    return a, statuses
+
+
+def test_a_canary_missing_from_its_module_is_not_read_from_another_module():
+    """A's canaries left no result under A; B's tests of the same names are not theirs, so
+    the verdict is 'missing' (not a must-fail canary that 'passed' in B)."""
+    from swerve.harness.canaries import canary_disagreements
+
+    a, statuses = _two_module_case()
+    problems = canary_disagreements([a], statuses, "<testsuite/>", 1, ["pkg/tests/test_a.py::test_real"])
+    assert problems and all("missing from the results" in p for p in problems[:1]), problems
+    assert not any("reported PASSED" in p for p in problems), problems
+
+
+def test_stripping_canaries_keeps_a_graded_test_of_the_same_name_in_another_module():
+    from swerve.harness.canaries import strip_canaries
+    from swerve.schema import TestStatus
+
+    a, statuses = _two_module_case()
+    statuses["pkg/tests/test_a.py::test_keeps_tuples_42"] = TestStatus.PASSED
+    statuses["tests/test_a.py::test_maps_defaults_17"] = TestStatus.FAILED  # ids relative to pkg/
+    assert sorted(strip_canaries(statuses, [a])) == ["pkg/tests/test_a.py::test_real",
+                                                     "pkg/tests/test_b.py::test_keeps_tuples_42",
+                                                     "pkg/tests/test_b.py::test_maps_defaults_17"]
+
+
+def test_the_must_fail_message_is_read_from_the_canary_of_its_own_module():
+    """B's test of the same name failing with A's token (printed, say) does not vouch for A's canary."""
+    from swerve.harness.canaries import canary_disagreements
+    from swerve.schema import TestStatus
+
+    a, statuses = _two_module_case()
+    statuses["pkg/tests/test_a.py::test_keeps_tuples_42"] = TestStatus.PASSED
+    statuses["pkg/tests/test_a.py::test_maps_defaults_17"] = TestStatus.FAILED
+    junit = ('<testsuite><testcase classname="pkg.tests.test_a" name="test_maps_defaults_17" '
+             'file="pkg/tests/test_a.py"><failure message="AssertionError"/></testcase>'
+             '<testcase classname="pkg.tests.test_b" name="test_maps_defaults_17" file="pkg/tests/test_b.py">'
+             '<failure message="tok-a"/></testcase></testsuite>')
+    problems = canary_disagreements([a], statuses, junit, 1, ["pkg/tests/test_a.py::test_real"])
+    assert any("without its own message" in p for p in problems), problems

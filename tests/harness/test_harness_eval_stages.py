@@ -213,6 +213,26 @@ def test_a_canary_name_the_module_already_uses_is_not_planted(fake_opener, toolz
         env.close()
 
 
+def test_a_canary_never_bears_the_name_of_a_test_in_another_module_of_the_run(fake_opener, toolz_tasks, monkeypatch):
+    import swerve.harness.canaries as canaries
+
+    names = iter(["test_keeps_tuples_11", "test_keeps_tuples_12", "test_sorts_defaults_13", "test_sorts_defaults_14",
+                  "test_maps_boundaries_15", "test_maps_boundaries_16", "test_joins_tuples_17", "test_joins_tuples_18"])
+    monkeypatch.setattr(canaries, "_name", lambda taken: next(names))
+    env = fake_opener(toolz_tasks[FREQ], "scratch", None, "canaries")
+    try:
+        env.write_file("toolz/tests/test_one.py", "def test_maps_boundaries_15():\n    pass\n")
+        env.write_file("toolz/tests/test_two.py", "def test_keeps_tuples_11():\n    pass\n")
+        planted = canaries.plant_canaries(env, ["toolz/tests/test_one.py", "toolz/tests/test_two.py"],
+                                          workdir=env.info.workdir)
+        assert [(c.module, c.names) for c in planted] == [
+            ("toolz/tests/test_one.py", ("test_sorts_defaults_13", "test_sorts_defaults_14")),
+            ("toolz/tests/test_two.py", ("test_joins_tuples_17", "test_joins_tuples_18")),
+        ]
+    finally:
+        env.close()
+
+
 def test_the_stored_log_lists_each_passing_test_without_their_captured_output(tmp_path, toolz_tasks, fake_opener):
     """Rows without their own test command: PASSED lines for SWE-bench's parsers, no
     PASSES section (`-rA`'s captured output of passing tests, ~30% more CPU); a row's own
