@@ -21,20 +21,14 @@ from swerve.environments.base import Limits
 from swerve.schema import Task
 
 
-def _open_environment(task: Task, backend: str, limits: Limits, run_id: str) -> Any:
-    """`swerve.environments.open_environment`, looked up when called (so it can be swapped)."""
-    import swerve.environments
-
-    return swerve.environments.open_environment(task, backend, limits, run_id)
-
-
 class EnvPool:
     """Idle environments keyed by instance id, opened on demand.
 
     `max_idle_per_task` bounds what is kept warm (idle or being reset); `close()` closes
     everything the pool opened, idle, being reset or lent, so a stopped manager leaks no
     container. `reset_in_background=False` resets on `acquire` instead (the caller waits).
-    `reset_threads` bounds the background resets running at once.
+    `reset_threads` bounds the background resets running at once. `opener(task, backend,
+    limits, run_id)` opens a new environment (default: swerve.environments.open_environment).
     """
 
     def __init__(self, *, backend: str = "auto", limits: Limits | None = None, run_id: str = "rl",
@@ -44,7 +38,9 @@ class EnvPool:
         self.limits = limits or Limits()
         self.run_id = run_id
         self.max_idle_per_task = max_idle_per_task
-        self.opener = opener or _open_environment
+        if opener is None:
+            from swerve.environments import open_environment as opener
+        self.opener = opener
         self._idle: dict[str, list[Any]] = defaultdict(list)
         self._all: dict[int, Any] = {}
         self._lock = threading.Lock()
