@@ -86,6 +86,8 @@ def _run_folder(console, out: Path | None, output: Path, run_id: str | None) -> 
         raise typer.Exit(2)
     if out is None:
         return output, run_id
+    if out.name in ("", ".", ".."):  # `--out .`: the folder's own name, not an empty run id
+        out = out.resolve()
     if run_id and run_id != out.name:
         _print_error(console, f"--run-id {run_id} and --out {out} name different runs (the folder's name is the "
                               f"run id); give one of them")

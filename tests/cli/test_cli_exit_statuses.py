@@ -93,7 +93,7 @@ def test_an_unwritable_tiny_model_folder_is_one_line(tmp_path):
     assert result.output.startswith(f"error: --out {blocker}"), result.output
 
 
-def test_eval_names_its_run_folder_with_out_or_run_id(tmp_path):
+def test_eval_names_its_run_folder_with_out_or_run_id(tmp_path, monkeypatch):
     from swerve.cli.eval import _run_folder
 
     class Quiet:
@@ -103,6 +103,10 @@ def test_eval_names_its_run_folder_with_out_or_run_id(tmp_path):
     assert _run_folder(Quiet(), tmp_path / "runs" / "gold", Path("runs"), None) == (tmp_path / "runs", "gold")
     assert _run_folder(Quiet(), None, tmp_path, "gold") == (tmp_path, "gold")
     assert _run_folder(Quiet(), tmp_path / "gold", Path("runs"), "gold") == (tmp_path, "gold")
+    (tmp_path / "here" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    for out in (Path("."), Path("sub/..")):  # the folder's own name, not "" or ".."
+        assert _run_folder(Quiet(), out, Path("runs"), None) == (tmp_path, "here")
     for out, run_id in ((None, None), (tmp_path / "gold", "other")):
         with pytest.raises(typer.Exit) as stopped:
             _run_folder(Quiet(), out, Path("runs"), run_id)
