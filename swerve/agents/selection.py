@@ -46,7 +46,9 @@ from swerve.schema import Task, Trajectory
 STRATEGIES = ("tests", "consensus", "judge")
 HIDDEN_FIELDS = ("patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS", "eval_script", "test_directives",
                  "base_patch", "difficulty")
-JUNIT = "/tmp/swerve-select-junit.xml"
+JUNIT_PREFIX = "/tmp/swerve-select-junit-"
+"""Each test run's JUnit file gets its own name below it: local and scratch environments
+share the host's /tmp, and `select --workers N` scores N tasks at once."""
 APPLY_FAILED = -10**9
 REPRO_TIMEOUT_S = 120.0
 TEST_DIRS = ("tests", "test", "testing")
@@ -297,9 +299,10 @@ def _visible_failures(env: Any, view: TaskView, timeout: float, targets: list[st
     file outside the repo."""
     command = view.test_cmd.strip() or "python -m pytest -q"
     named = " ".join(shlex.quote(target) for target in targets or [])
-    env.exec(f"rm -f {JUNIT}; {command} {named} {extra} -p no:cacheprovider --junitxml={JUNIT} >/dev/null 2>&1; true",
+    junit = f"{JUNIT_PREFIX}{secrets.token_hex(8)}.xml"
+    env.exec(f"{command} {named} {extra} -p no:cacheprovider --junitxml={junit} >/dev/null 2>&1; true",
              timeout=timeout)
-    shown = env.exec(f"cat {JUNIT} 2>/dev/null", timeout=60)
+    shown = env.exec(f"cat {junit} 2>/dev/null && rm -f {junit}", timeout=60)
     return parse_junit(shown.output if shown.exit_code == 0 else "")
 
 

@@ -242,3 +242,30 @@ def test_every_bundled_issue_example_renders_as_a_valid_test_module():
         assert task.test_patch not in text
         rendered += 1
     assert rendered >= 30
+
+
+def test_two_environments_on_one_host_never_read_each_others_test_results(tmp_path):
+    """Local and scratch environments share the host's /tmp; with `select --workers N` one
+    task's suite may finish between another's run and its read of the JUnit file."""
+    from swerve.agents.selection import _visible_failures
+
+    from agents_fake_env import make_repo
+
+    broken = make_repo(tmp_path / "broken", {"test_calc.py": "def test_mul():\n    assert False\n"})
+    first, second = scratch_env(calc_repo(tmp_path / "fine")), scratch_env(broken)
+    view = task_view(calc_task(with_tests=False))
+    seen: dict = {}
+
+    class RunsTheOtherInBetween:
+        def exec(self, cmd, timeout=None):
+            if cmd.startswith("cat ") and "other" not in seen:
+                seen["other"] = _visible_failures(second, view, 120)
+            return first.exec(cmd, timeout)
+
+    try:
+        failed, ran = _visible_failures(RunsTheOtherInBetween(), view, 120)
+        assert seen["other"] == ({"test_calc::test_mul"}, {"test_calc::test_mul"})
+        assert (failed, ran) == (set(), {"test_calc::test_mul"}), "the first environment's own results"
+    finally:
+        first.close()
+        second.close()
