@@ -52,7 +52,7 @@ class RunScope(str, Enum):
 
 
 @dataclass
-class Outcome:
+class CandidateOutcome:
     """One candidate's test result against the baseline."""
 
     verdict: Verdict
@@ -111,13 +111,13 @@ def baseline_passing(env, task: Task, timeout: float, source: str) -> tuple[list
 
 
 def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], timeout: float,
-                   call_map=None) -> Outcome:
+                   call_map=None) -> CandidateOutcome:
     """The candidate's verdict; the environment is reset afterwards. With `call_map`
     the candidate is screened on the tests that start its function first."""
     started = time.monotonic()
     selected = call_map.tests_for(candidate, passing) if call_map is not None else None
     if selected == []:
-        return Outcome(verdict=Verdict.NO_FAILING_TEST, tests_run=RunScope.NONE, seconds=time.monotonic() - started)
+        return CandidateOutcome(verdict=Verdict.NO_FAILING_TEST, tests_run=RunScope.NONE, seconds=time.monotonic() - started)
     try:
         env.write_file(candidate.file, candidate.mutated_source)
         if selected is None:
@@ -130,17 +130,17 @@ def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], ti
     return outcome
 
 
-def full_decision(env, task: Task, passing: list[str], timeout: float) -> Outcome:
+def full_decision(env, task: Task, passing: list[str], timeout: float) -> CandidateOutcome:
     """Two whole-suite runs (the mutated file already written)."""
     outcome = classify(run_suite(env, task, timeout), passing)
     if outcome.verdict is Verdict.OK:
         again = classify(run_suite(env, task, timeout), passing)
         if again.verdict is not Verdict.OK or set(again.fail_to_pass) != set(outcome.fail_to_pass):
-            return Outcome(verdict=Verdict.UNSTABLE)
+            return CandidateOutcome(verdict=Verdict.UNSTABLE)
     return outcome
 
 
-def screened_decision(env, task: Task, passing: list[str], selected: list[str], timeout: float) -> Outcome:
+def screened_decision(env, task: Task, passing: list[str], selected: list[str], timeout: float) -> CandidateOutcome:
     """The selected tests first; a failure found there is confirmed by the whole suite."""
     screen = classify_selected(run_selected(env, task, selected, timeout), passing, selected)
     if screen.verdict is not Verdict.OK:
@@ -155,11 +155,11 @@ def screened_decision(env, task: Task, passing: list[str], selected: list[str], 
         return outcome
     again = classify(run_suite(env, task, timeout), passing)
     if again.verdict is not Verdict.OK or set(again.fail_to_pass) != set(outcome.fail_to_pass):
-        return Outcome(verdict=Verdict.UNSTABLE, selected=len(selected))
+        return CandidateOutcome(verdict=Verdict.UNSTABLE, selected=len(selected))
     return outcome
 
 
-def classify(run, passing: list[str]) -> Outcome:
+def classify(run, passing: list[str]) -> CandidateOutcome:
     """A whole-suite run against the baseline's passing tests."""
     outcome = classify_selected(run, passing, passing)
     if outcome.verdict is Verdict.OK:
@@ -167,20 +167,20 @@ def classify(run, passing: list[str]) -> Outcome:
     return outcome
 
 
-def classify_selected(run, passing: list[str], selected: list[str]) -> Outcome:
+def classify_selected(run, passing: list[str], selected: list[str]) -> CandidateOutcome:
     """A run of `selected` only: the other passing tests cannot see the change, so they
     count as still passing."""
     if run.timed_out:
-        return Outcome(verdict=Verdict.TIMEOUT)
+        return CandidateOutcome(verdict=Verdict.TIMEOUT)
     if not run.statuses:
-        return Outcome(verdict=Verdict.SUITE_BROKEN)
+        return CandidateOutcome(verdict=Verdict.SUITE_BROKEN)
     if any(t not in run.statuses for t in selected):
-        return Outcome(verdict=Verdict.TESTS_NOT_COLLECTED)
+        return CandidateOutcome(verdict=Verdict.TESTS_NOT_COLLECTED)
     chosen = set(selected)
     f2p = [t for t in selected if run.statuses[t] in (TestStatus.FAILED, TestStatus.ERROR)]
     p2p = [t for t in passing if t not in chosen or _passes(run.statuses[t])]
     if not f2p:
-        return Outcome(verdict=Verdict.NO_FAILING_TEST)
+        return CandidateOutcome(verdict=Verdict.NO_FAILING_TEST)
     if not p2p:
-        return Outcome(verdict=Verdict.NO_PASSING_TEST)
-    return Outcome(verdict=Verdict.OK, fail_to_pass=f2p, pass_to_pass=p2p)
+        return CandidateOutcome(verdict=Verdict.NO_PASSING_TEST)
+    return CandidateOutcome(verdict=Verdict.OK, fail_to_pass=f2p, pass_to_pass=p2p)

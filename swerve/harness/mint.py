@@ -47,7 +47,7 @@ from swerve.fileio import append_jsonl, atomic_write_text, iter_jsonl
 from swerve.harness.timeouts import MINT_SUITE_TIMEOUT_S
 from swerve.harness.candidate_verdicts import (
     MintError,
-    Outcome,
+    CandidateOutcome,
     RunScope,
     Verdict,
     baseline_passing,
@@ -294,7 +294,7 @@ def sample_pass_to_pass(p2p: list[str], hidden_files: set[str], key: str) -> lis
 def build_task(
     base: Task,
     candidate: Candidate,
-    outcome: Outcome,
+    outcome: CandidateOutcome,
     *,
     instance_id: str,
     repo_path: Path,
@@ -611,7 +611,7 @@ class _MintRun:
                 self.progress.taken.add(instance_id)
                 self.validations.append(self.pool.submit(self.finish, candidate, outcome, instance_id))
 
-    def finish(self, candidate: Candidate, outcome: Outcome, instance_id: str) -> None:
+    def finish(self, candidate: Candidate, outcome: CandidateOutcome, instance_id: str) -> None:
         result = finish_candidate(self.src, candidate, outcome, instance_id, backend=self.backend,
                                   timeout=self.timeout, validate=self.validate, writer=self.writer, seed=self.seed)
         if isinstance(result, Rejection):
@@ -626,8 +626,8 @@ class _MintRun:
         self.say(f"  wrote {result.instance_id} ({candidate.kind}, {len(result.FAIL_TO_PASS)} FAIL_TO_PASS)")
 
 
-def finish_candidate(src: MintSource, candidate: Candidate, outcome: Outcome, instance_id: str, *, backend: str,
-                     timeout: float, validate: bool, writer=None, seed: int = 0) -> Task | Rejection:
+def finish_candidate(src: MintSource, candidate: Candidate, outcome: CandidateOutcome, instance_id: str, *,
+                     backend: str, timeout: float, validate: bool, writer=None, seed: int = 0) -> Task | Rejection:
     """The row for a kept candidate, checked by the evaluator; or why it is not written."""
     try:
         task = build_task(src.base, candidate, outcome, instance_id=instance_id, repo_path=src.path,

@@ -12,7 +12,7 @@ import pytest
 from swerve.harness import candidate_verdicts as verdicts
 from swerve.harness import mint
 from swerve.harness.candidate_verdicts import RunScope, Verdict
-from swerve.harness.mint import MintError, Outcome, creation_diff, read_minted, sample_pass_to_pass
+from swerve.harness.mint import CandidateOutcome, MintError, creation_diff, read_minted, sample_pass_to_pass
 from swerve.harness.mutations import mutate_source, unified_diff
 from swerve.harness.problem_statement import leaks, write_problem_statement
 from swerve.harness.hidden_tests import TestRun as SuiteRun
@@ -343,7 +343,7 @@ def test_bad_sources_fail_in_one_line_and_keep_previous_tasks(tmp_path: Path):
 
 
 def test_outcome_defaults():
-    assert Outcome(verdict="ok").fail_to_pass == []
+    assert CandidateOutcome(verdict="ok").fail_to_pass == []
 
 
 def test_source_task_names_repo_and_id():
