@@ -159,6 +159,9 @@ def run_selected(env, task, tests: list[str], *, timeout: float) -> TestRun:
     """Run only `tests` (node ids): their files are the targets, the probe deselects the rest."""
     probe_dir = _install_probe(env)
     selection = f"{probe_dir}/selected.txt"
-    env.write_file(selection, "".join(f"{test}\n" for test in tests))
-    files = list(dict.fromkeys(test.split("::", 1)[0] for test in tests))
-    return run_pytest_on(env, probe_task(task, probe_dir, "SWERVE_SELECT", selection), files, timeout=timeout)
+    try:
+        env.write_file(selection, "".join(f"{test}\n" for test in tests))
+        files = list(dict.fromkeys(test.split("::", 1)[0] for test in tests))
+        return run_pytest_on(env, probe_task(task, probe_dir, "SWERVE_SELECT", selection), files, timeout=timeout)
+    finally:  # local and scratch environments write it to the host's /tmp, once per candidate
+        env.exec(f"rm -rf {shlex.quote(probe_dir)}", timeout=60)

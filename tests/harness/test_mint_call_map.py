@@ -208,3 +208,31 @@ def test_mint_stages_on_the_scratch_backend_decide_alike_with_and_without_select
     assert reports[False].runs_by_scope == {RunScope.FULL: reports[False].candidates_tested}
     assert reports[True].runs_by_scope[RunScope.NONE] + reports[True].runs_by_scope[RunScope.SELECTED] > 0
     assert any(line.startswith("call map: ") for line in logs)
+
+
+def test_a_selected_run_leaves_no_probe_folder_behind(tmp_path: Path, monkeypatch):
+    """Local and scratch environments write the probe to the host's /tmp, once per candidate."""
+    import swerve.harness.call_map as call_map
+    from swerve.environments.scratch import ScratchEnvironment
+    from swerve.harness.hidden_tests import TestRun
+    from swerve.schema import Task
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "test_x.py").write_text("def test_x():\n    pass\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "b"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    seen: list[str] = []
+
+    def fake_run(env, task, targets, *, timeout):
+        seen.append(task.test_cmd)
+        return TestRun(output="", exit_code=0, statuses={})
+
+    monkeypatch.setattr(call_map, "run_pytest_on", fake_run)
+    env = ScratchEnvironment(repo, instance_id="probe-leak")
+    try:
+        call_map.run_selected(env, Task(instance_id="probe-leak", repo="o/r"), ["test_x.py::test_x"], timeout=60)
+    finally:
+        env.close()
+    probe_dir = seen[0].split("PYTHONPATH=", 1)[1].split()[0]
+    assert probe_dir.startswith("/tmp/swerve-probe-") and not os.path.exists(probe_dir)
