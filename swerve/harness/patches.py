@@ -257,21 +257,27 @@ _MALFORMED_MARKERS = ("corrupt patch", "No valid patches in input", "malformed p
 def apply_patch(env, patch: str, *, workdir: str, patch_file: str, timeout: float = 300) -> ApplyResult:
     """Apply `patch` inside `env`, trying each method on a clean tree.
 
-    `patch_file` is an absolute path outside the repository to stage the diff in.
+    `patch_file` is an absolute path outside the repository to stage the diff in; it is
+    removed afterwards (with its folder when that is left empty): a local or scratch
+    environment's /tmp is the host's, which no reset empties.
     The tree is reset between attempts so a half-applied fallback leaves nothing.
     """
     text = patch if patch.endswith("\n") else patch + "\n"
     quoted = shlex.quote(patch_file)
     outputs: list[str] = []
-    for attempt, (method, template) in enumerate(APPLY_METHODS):
-        if attempt:
-            env.reset()  # empties /tmp too: the patch file is written again
-        env.write_file(patch_file, text)
-        result = env.exec(f"cd {shlex.quote(workdir)} && {template.format(p=quoted)} 2>&1", timeout=timeout)
-        outputs.append(f"$ {method}\n{result.output.strip()}")
-        if result.exit_code == 0 and not result.timed_out:
-            return ApplyResult(True, method, "\n".join(outputs))
-    env.reset()
+    try:
+        for attempt, (method, template) in enumerate(APPLY_METHODS):
+            if attempt:
+                env.reset()  # empties a container's /tmp too: the patch file is written again
+            env.write_file(patch_file, text)
+            result = env.exec(f"cd {shlex.quote(workdir)} && {template.format(p=quoted)} 2>&1", timeout=timeout)
+            outputs.append(f"$ {method}\n{result.output.strip()}")
+            if result.exit_code == 0 and not result.timed_out:
+                return ApplyResult(True, method, "\n".join(outputs))
+        env.reset()
+    finally:
+        folder = shlex.quote(patch_file.rsplit("/", 1)[0] or "/")
+        env.exec(f"rm -f {quoted}; rmdir {folder} 2>/dev/null; true", timeout=60)
     text = "\n".join(outputs)
     return ApplyResult(False, None, text, malformed=any(marker in text for marker in _MALFORMED_MARKERS))
 

@@ -91,3 +91,29 @@ def test_config_files_compare_only_their_test_sections():
     assert config_sections("pyproject.toml", toml) == config_sections("pyproject.toml", toml.replace('"x"', '"y"'))
     assert config_sections("pyproject.toml", toml) != config_sections("pyproject.toml", toml.replace('"-q"', '"-p evil"'))
     assert config_sections("setup.cfg", None) == "" != config_sections("setup.cfg", pytest_changed)
+
+
+@pytest.mark.parametrize("applies", [True, False])
+def test_the_staged_patch_file_is_removed_whether_or_not_it_applies(tmp_path, applies):
+    """A local or scratch environment's /tmp is the host's, which no reset empties: a staged
+    model patch left there outlives the evaluation."""
+    import subprocess
+
+    from swerve.environments.scratch import ScratchEnvironment
+    from swerve.harness.patches import apply_patch
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.txt").write_text("one\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "b"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-" + ("one" if applies else "zzz") + "\n+two\n"
+    staged = tmp_path / "staging" / "model.diff"
+    env = ScratchEnvironment(repo, instance_id="staged-patch")
+    try:
+        result = apply_patch(env, patch, workdir=env.info.workdir, patch_file=str(staged))
+        assert result.applied is applies
+        assert (env.read_file("a.txt") == "two\n") is applies
+    finally:
+        env.close()
+    assert not staged.exists() and not staged.parent.exists()
