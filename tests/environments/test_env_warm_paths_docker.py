@@ -97,8 +97,10 @@ def test_diff_is_answered_from_its_cache_only_when_nothing_can_have_changed(tool
         run = env.shell.run
         env.shell.run = lambda *a, **k: calls.append(a) or run(*a, **k)
         assert env.diff() == first and calls == [], "nothing ran since: no round trip"
-        env.exec("(sleep 1; echo '# late' >> README.rst; echo > /tmp/written) >/dev/null 2>&1 &")
-        assert "+# late" not in env.diff()
+        env.exec("(while [ ! -e /tmp/go ]; do sleep 0.05; done; echo '# late' >> README.rst; echo > /tmp/written) "
+                 ">/dev/null 2>&1 &")
+        assert "+# late" not in env.diff(), "the background job waits for /tmp/go"
+        env.container.exec_run(["touch", "/tmp/go"])  # from outside: nothing the environment counts as a change
         for _ in range(600):  # read_file runs nothing that counts as a change
             try:
                 env.read_file("/tmp/written")
