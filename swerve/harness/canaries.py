@@ -77,12 +77,12 @@ def canary_source(canary: Canary) -> str:
     )
 
 
-def plant_canaries(env, modules: Iterable[str], *, workdir: str, scratch: str = "") -> list[Canary]:
+def plant_canaries(env, modules: Iterable[str], *, workdir: str) -> list[Canary]:
     """Append a pair of canaries to each existing module in `modules` (repo-relative
     paths). Two round trips and one process in all, however many modules: one `grep`
     over every module finds the module-wide marks and the candidate names already
     used, then shell builtins append the text. Each module gets the first of two
-    candidate pairs whose names no module of the run uses yet. (`scratch` is no longer used.)
+    candidate pairs whose names no module of the run uses yet.
 
     Modules with a module-wide `pytestmark` get none: a parametrize or xfail mark
     would apply to the canaries too and make an honest run look forged. Test files
