@@ -18,6 +18,10 @@ from swerve.cli.options import (
 )
 
 
+DEFAULT_OUTPUT = Path("runs")
+"""Where `--run-id` runs go without `--output` (SWE-bench's layout: runs/RUN_ID)."""
+
+
 @app.command("eval")
 def eval_command(
     tasks: str = typer.Option(..., "--tasks", help="task file (.json/.jsonl/.parquet) or Hugging Face dataset name[:split]"),
@@ -30,7 +34,7 @@ def eval_command(
     backend: str = backend_option(),
     instance_ids: list[str] | None = instance_ids_option(),
     reruns: int = typer.Option(0, "--reruns", min=0, help="re-run failing tests up to K times; passes on re-run are marked flaky"),
-    output: Path = typer.Option(Path("runs"), "--output", help="folder that holds run folders, with --run-id"),
+    output: Path = typer.Option(DEFAULT_OUTPUT, "--output", help="folder that holds run folders, with --run-id"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a live progress bar"),
     images: str = typer.Option(None, "--images", metavar="auto|local|official", help=IMAGES_HELP),
     max_patch_bytes: int = typer.Option(
@@ -91,6 +95,10 @@ def _run_folder(console, out: Path | None, output: Path, run_id: str | None) -> 
     if run_id and run_id != out.name:
         _print_error(console, f"--run-id {run_id} and --out {out} name different runs (the folder's name is the "
                               f"run id); give one of them")
+        raise typer.Exit(2)
+    if output != DEFAULT_OUTPUT and output.resolve() != out.parent.resolve():
+        _print_error(console, f"--output {output} and --out {out} name different folders; --output goes with "
+                              f"--run-id: give --out the whole run folder (e.g. --out {output / out.name})")
         raise typer.Exit(2)
     return out.parent, out.name
 

@@ -107,7 +107,9 @@ def test_eval_names_its_run_folder_with_out_or_run_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "here")
     for out in (Path("."), Path("sub/..")):  # the folder's own name, not "" or ".."
         assert _run_folder(Quiet(), out, Path("runs"), None) == (tmp_path, "here")
-    for out, run_id in ((None, None), (tmp_path / "gold", "other")):
+    assert _run_folder(Quiet(), tmp_path / "gold", tmp_path, None) == (tmp_path, "gold"), "--output agreeing"
+    for out, output, run_id in ((None, Path("runs"), None), (tmp_path / "gold", Path("runs"), "other"),
+                                (tmp_path / "gold", tmp_path / "elsewhere", None)):
         with pytest.raises(typer.Exit) as stopped:
-            _run_folder(Quiet(), out, Path("runs"), run_id)
+            _run_folder(Quiet(), out, output, run_id)
         assert stopped.value.exit_code == BAD_INPUT
