@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import secrets
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from swerve.environments.shell import ansi_c_quote
@@ -196,17 +198,31 @@ def uses_pytest(task) -> bool:
     return not cmd or "pytest" in cmd.split()[0:3] or "py.test" in cmd or " -m pytest" in f" {cmd}"
 
 
-SUMMARY_FLAG = "-rfEsxXp"
-"""pytest's short summary for rows without their own test command: a line per test
-(PASSED ones included, for SWE-bench's log parsers) without `-rA`'s PASSES section of
-passing tests' captured output, which costs ~30% more CPU on large suites. Rows with a
+SUMMARY_FLAG = "-rpsxXEf"
+"""pytest's short summary for rows without their own test command: `-rA`'s letters in
+`-rA`'s order without `P`, so a line per test (PASSED ones included) in the order
+SWE-bench's log parsers expect (they keep a test's last line: a test that passed its
+call but errored in teardown prints PASSED, then ERROR), without `-rA`'s PASSES section
+of passing tests' captured output, which costs ~30% more CPU on large suites. Rows with a
 test command (genuine SWE-bench rows: `pytest -rA`) keep `-rA`, as the official harness."""
+
+TRACEBACK_FLAG = "--tb=native"
+"""Failure tracebacks for rows without their own test command: Python's own format.
+pytest's default (and `--tb=short`) finds each failing frame's statement by parsing
+the test module's whole source, ~0.3 s a run for a 6,000-line module; every graded
+module has a failing canary, so the default made every run of a large module pay
+it. The native traceback still names each frame, line and the assertion's message
+(the canary's token included). Rows with a test command keep its own `--tb` choice
+(SWE-bench's own commands mostly say `--tb=no`)."""
 
 
 def pytest_command(task, *, junit_path: str, targets: list[str]) -> str:
     """The pytest invocation: JUnit outside the repo, no cache, no plugin autoload."""
     base = (task.test_cmd or "").strip() or "python -m pytest"
-    summary = "-rA" if (task.test_cmd or "").strip() else SUMMARY_FLAG
+    if (task.test_cmd or "").strip():
+        summary = "" if "-rA" in base.split() else "-rA"
+    else:
+        summary = f"{SUMMARY_FLAG} {TRACEBACK_FLAG}"
     plugins = " ".join(f"-p {shlex.quote(p)}" for p in task.pytest_plugins)
     flags = (
         f"{summary} -p no:cacheprovider -o junit_family=xunit1 -o junit_logging=no "
@@ -286,7 +302,29 @@ def _default_markers(nonce: str) -> tuple[str, str]:
 
 def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str, *,
                 canaries: list[Canary] = (), added: list[str] = ()) -> TestRun:
-    results_dir = f"/tmp/swerve-results-{nonce}"
+    """pytest on `targets` through the bootstrap, read back from its JUnit file; the
+    run's results folder is removed however the run ends."""
+    with _results_folder(env, nonce) as results_dir:
+        return _run_pytest_in(env, task, targets, nonce, timeout, label, results_dir,
+                              canaries=canaries, added=added)
+
+
+@contextmanager
+def _results_folder(env, nonce: str) -> Iterator[str]:
+    """The run's results folder in the environment, removed however the run ends
+    (a local or scratch environment's /tmp is the host's)."""
+    folder = f"/tmp/swerve-results-{nonce}"
+    try:
+        yield folder
+    finally:
+        try:
+            env.exec(f"rm -rf {folder}", timeout=60)
+        except Exception:  # a closed or broken environment: nothing left to clean in it
+            pass
+
+
+def _run_pytest_in(env, task, targets: list[str], nonce: str, timeout: float, label: str, results_dir: str, *,
+                   canaries: list[Canary], added: list[str]) -> TestRun:
     junit = f"{results_dir}/{label}.xml"
     output_file = f"{results_dir}/{label}.out"
     runner_report = f"{results_dir}/{label}.runner.json"
@@ -341,7 +379,6 @@ def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label
     if fake_results_in_output(run.output, statuses, ignore=canaries):
         run.tamper_flags.append("fake_results_in_output")
     run.statuses = statuses
-    env.exec(f"rm -rf {results_dir}", timeout=60)
     return run
 
 
@@ -365,12 +402,16 @@ def _runner_refused(env, run: TestRun, report_path: str) -> bool:
 
 def fake_results_in_output(output: str, statuses: dict[str, TestStatus], *, ignore: list[Canary] = ()) -> bool:
     """stdout claims PASSED for a test the JUnit file does not show passing
-    (information only: captured output of honest tests can look the same)."""
+    (information only: captured output of honest tests can look the same). A test
+    whose summary also has an ERROR line (it passed its call, then errored in
+    teardown: JUnit says ERROR) is not such a claim."""
     skip = {name for canary in ignore for name in canary.names}
-    for line in output.splitlines():
+    lines = output.splitlines()
+    errored = {line.split()[1] for line in lines if line.startswith("ERROR ") and len(line.split()) > 1}
+    for line in lines:
         if line.startswith("PASSED "):
             name = line.split()[1] if len(line.split()) > 1 else ""
-            if name.rsplit("::", 1)[-1] in skip:
+            if name.rsplit("::", 1)[-1] in skip or name in errored:
                 continue
             status = statuses.get(line[len("PASSED "):].strip(), statuses.get(name))
             if name and (status is None or not status.counts_as_pass):
@@ -381,7 +422,12 @@ def fake_results_in_output(output: str, statuses: dict[str, TestStatus], *, igno
 def _run_stdout(env, task, script_body: str, nonce: str, timeout: float, parser: str, *, markers: tuple[str, str] | None = None) -> TestRun:
     """A runner without JUnit: parse its stdout between nonce-carrying markers (ours,
     or `markers` that the script prints itself)."""
-    results_dir = f"/tmp/swerve-results-{nonce}"
+    with _results_folder(env, nonce) as results_dir:
+        return _run_stdout_in(env, task, script_body, nonce, timeout, parser, results_dir, markers=markers)
+
+
+def _run_stdout_in(env, task, script_body: str, nonce: str, timeout: float, parser: str, results_dir: str, *,
+                   markers: tuple[str, str] | None) -> TestRun:
     script_file = f"{results_dir}/run.sh"
     env.exec(f"mkdir -p {results_dir} && chmod 700 {results_dir}", timeout=60)
     env.write_file(script_file, script_body)
@@ -409,7 +455,6 @@ def _run_stdout(env, task, script_body: str, nonce: str, timeout: float, parser:
     run.statuses = statuses
     if not run.statuses and not run.error:
         run.error = "no test results found in the output"
-    env.exec(f"rm -rf {results_dir}", timeout=60)
     return run
 
 
@@ -436,9 +481,10 @@ def _restore_and_apply_test_patch(env, restored: list[str], patch: str, nonce: s
     lines = [
         f"cd {shlex.quote(_workdir(env))} || exit 1",
         *_restore_lines(env, restored),
-        f"mkdir -p {folder} && printf '%s' {ansi_c_quote(text)} > {q} || exit 1",
+        f"mkdir -m 700 -p {folder} && printf '%s' {ansi_c_quote(text)} > {q} || exit 1",
         f"{{ git apply --whitespace=nowarn {q} || patch --batch --forward -p1 --no-backup-if-mismatch "
         f"--reject-file=- -i {q}; }} > /dev/null 2>&1 && echo SWERVE-TEST-PATCH-{nonce}=applied",
+        f"rm -rf {folder}",  # the hidden tests never stay behind (a local or scratch /tmp is the host's)
     ]
     result = env.exec("\n".join(lines), timeout=300)
     return f"SWERVE-TEST-PATCH-{nonce}=applied" in result.output

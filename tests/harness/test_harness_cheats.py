@@ -315,3 +315,14 @@ def test_the_must_fail_message_is_read_from_the_canary_of_its_own_module():
              '<failure message="tok-a"/></testcase></testsuite>')
     problems = canary_disagreements([a], statuses, junit, 1, ["pkg/tests/test_a.py::test_real"])
     assert any("without its own message" in p for p in problems), problems
+
+
+def test_a_teardown_error_is_not_a_fake_pass_in_the_output():
+    """pytest prints PASSED then ERROR for a test that passed its call and errored in
+    teardown (JUnit: error); that is honest output, not a forged PASSED line."""
+    from swerve.harness.hidden_tests import fake_results_in_output
+    from swerve.schema import TestStatus
+
+    honest = "PASSED t.py::test_a\nERROR t.py::test_a - RuntimeError: teardown\n"
+    assert not fake_results_in_output(honest, {"t.py::test_a": TestStatus.ERROR})
+    assert fake_results_in_output("PASSED t.py::test_b\n", {"t.py::test_b": TestStatus.FAILED})

@@ -238,7 +238,7 @@ def test_the_stored_log_lists_each_passing_test_without_their_captured_output(tm
     PASSES section (`-rA`'s captured output of passing tests, ~30% more CPU); a row's own
     `pytest -rA` is kept as given."""
     from swerve.harness.evaluate import evaluate
-    from swerve.harness.hidden_tests import SUMMARY_FLAG, pytest_command
+    from swerve.harness.hidden_tests import SUMMARY_FLAG, TRACEBACK_FLAG, pytest_command
     from swerve.harness.tasks import load_predictions
 
     task = toolz_tasks[FREQ]
@@ -252,5 +252,36 @@ def test_the_stored_log_lists_each_passing_test_without_their_captured_output(tm
         assert f"PASSED {test}" in log
     assert "= PASSES =" not in log
     assert SUMMARY_FLAG in (folder / "eval.sh").read_text()
+    assert TRACEBACK_FLAG in (folder / "eval.sh").read_text()
     row = task.model_copy(update={"test_cmd": "pytest -rA"})
-    assert pytest_command(row, junit_path="/tmp/j.xml", targets=["t.py"]).startswith("pytest -rA -rA -p no:cacheprovider")
+    assert pytest_command(row, junit_path="/tmp/j.xml", targets=["t.py"]).startswith("pytest -rA -p no:cacheprovider")
+    row = task.model_copy(update={"test_cmd": "pytest --tb=no"})
+    assert pytest_command(row, junit_path="/tmp/j.xml", targets=["t.py"]).startswith(
+        "pytest --tb=no -rA -p no:cacheprovider"), "a row's own command keeps its --tb and gets -rA"
+
+
+def test_an_evaluation_leaves_neither_the_hidden_tests_nor_its_results_on_the_host(tmp_path, toolz_tasks, fake_opener):
+    """A scratch (or local) environment's /tmp is the host's: the staged test patch (the
+    hidden tests) and the results folder are removed, also when the run ends early
+    (here: a timeout)."""
+    import glob
+
+    from swerve.harness.evaluate import evaluate
+    from swerve.harness.tasks import load_predictions
+
+    def ours() -> set[str]:
+        return set(glob.glob("/tmp/swerve-patch-*")) | set(glob.glob("/tmp/swerve-results-*"))
+
+    task = toolz_tasks[FREQ]
+    assert task.test_patch.strip()
+    before = ours()
+    report = evaluate([task], load_predictions("gold", [task]), run_id="clean", output_dir=tmp_path,
+                      backend="local", opener=fake_opener)
+    assert report.grades[FREQ].resolved
+    slow_id = f"{FREQ}--slow"
+    slow = task.model_copy(update={"instance_id": slow_id})
+    gold = load_predictions("gold", [task])[FREQ].model_copy(update={"instance_id": slow_id})
+    early = evaluate([slow], {slow_id: gold}, run_id="early", output_dir=tmp_path, backend="local",
+                     opener=fake_opener, timeout=0.01)
+    assert not early.grades[slow_id].resolved and "timed out" in early.grades[slow_id].failure_reason
+    assert not ours() - before
