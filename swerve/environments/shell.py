@@ -166,8 +166,8 @@ class ShellSession:
         self, prelude: str = "", prelude_timeout: float = 300.0, *, same_transport: bool = False
     ) -> ExecResult | None:
         """Start a new shell (on the current transport when `same_transport`: its other
-        end has started a new bash); run `prelude` first (its result is returned, and a
-        failure stops there), then learn the shell's pid and run the start-up script, all
+        end has started a new bash); run `prelude` first (on failure its output is returned
+        with a non-zero status and nothing else runs), then learn the shell's pid and run the start-up script, all
         in one round trip."""
         if not same_transport:
             self._transport = self._start()
@@ -203,7 +203,9 @@ class ShellSession:
     def fresh(self, prelude: str, timeout: float = 300.0) -> ExecResult:
         """Replace the shell by a new process (nothing the old one defined, trapped or
         exported survives; the caller has killed the old one) whose first command is
-        `prelude`. The result is the prelude's."""
+        `prelude`. The result carries the prelude's output; its exit code is 0 when the
+        prelude succeeded and non-zero (not necessarily the prelude's own status) when
+        it failed, in which case the start-up script did not run."""
         if self.respawns and self._transport is not None:
             self._drain()
             if self._transport is not None:

@@ -564,7 +564,8 @@ def _select(tasks: list[Task], instance_ids: Iterable[str] | None) -> list[Task]
     wanted = set(instance_ids)
     unknown = wanted - {t.instance_id for t in tasks}
     if unknown:
-        raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))}")
+        raise ValueError(f"--instance-ids: no task named {', '.join(sorted(unknown))} in the task file; "
+                         "check the ids against --tasks (`swerve tasks list FILE` lists them)")
     return [t for t in tasks if t.instance_id in wanted]
 
 
@@ -608,7 +609,7 @@ def _evaluate_in(settings: _RunSettings, tasks: list[Task], predictions: Mapping
     scheduler = EnvironmentScheduler(
         settings.opener or swerve.environments.open_environment, backend=settings.backend, limits=settings.limits,
         run_id=settings.run_id, workers=settings.workers,
-        upcoming=[task for task, prediction in todo if _needs_environment(prediction, settings.max_patch_bytes)],
+        upcoming=[task for task, prediction in todo if _needs_environment(task, prediction, settings.max_patch_bytes)],
     )
 
     def work(task: Task, prediction: Prediction) -> None:
@@ -660,11 +661,14 @@ def _schedule(settings: _RunSettings, tasks: list[Task], predictions: Mapping[st
     return todo
 
 
-def _needs_environment(prediction: Prediction, max_patch_bytes: int | None) -> bool:
+def _needs_environment(task: Task, prediction: Prediction, max_patch_bytes: int | None) -> bool:
     """Whether grading this prediction starts an environment for a test run (what the
-    scheduler opens ahead); empty patches open one only to record base files."""
+    scheduler opens ahead); an empty patch opens one only to record the base files the
+    gold patch touches, so none when the task has no gold patch."""
     patch = prediction.model_patch
-    return is_empty_patch(patch) or (not _over(patch, max_patch_bytes) and check_patch(patch).ok)
+    if is_empty_patch(patch):
+        return bool(touched_paths(task.patch))
+    return not _over(patch, max_patch_bytes) and check_patch(patch).ok
 
 
 def _grade_once(settings: _RunSettings, scheduler: EnvironmentScheduler, task: Task, prediction: Prediction) -> Grade:

@@ -285,3 +285,16 @@ def test_an_evaluation_leaves_neither_the_hidden_tests_nor_its_results_on_the_ho
                      opener=fake_opener, timeout=0.01)
     assert not early.grades[slow_id].resolved and "timed out" in early.grades[slow_id].failure_reason
     assert not ours() - before
+
+
+def test_an_empty_patch_on_a_task_without_a_gold_patch_opens_no_environment_ahead(toolz_tasks):
+    """An empty patch opens an environment only to record the base files the gold patch
+    touches; with no gold patch nothing would claim a prefetched one."""
+    from swerve.harness.evaluate import _needs_environment
+    from swerve.schema import Prediction
+
+    task = toolz_tasks[FREQ]
+    empty = Prediction(instance_id=FREQ, model_name_or_path="m", model_patch="")
+    assert _needs_environment(task, empty, None)
+    assert not _needs_environment(task.model_copy(update={"patch": ""}), empty, None)
+    assert _needs_environment(task, Prediction(instance_id=FREQ, model_name_or_path="m", model_patch=task.patch), None)
