@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -90,6 +91,9 @@ class RolloutManager:
     Use as a context manager, or call `start()` / `close()`. `agent` is the episode
     configuration (prompts, tools, parser, limits) every SweEnv gets, as `swerve run
     --config` uses it (an AgentConfig, a YAML path, or None for the default).
+    `run_id` labels the manager's containers (`swerve env prune --run-id`); by default
+    each manager gets its own (`rl-` and 8 hex digits). Two live managers of one process
+    must not share one: close() may remove this process's containers of its run id.
     """
 
     close_wait_s = 30.0
@@ -113,7 +117,7 @@ class RolloutManager:
         grade: bool = True,
         grade_timeout_s: float = TEST_RUN_TIMEOUT_S,
         tokenizer: Any = None,
-        run_id: str = "rl",
+        run_id: str | None = None,
         warm: bool = True,
         max_attempts: int = 3,
         opener: Callable[..., Any] | None = None,
@@ -132,10 +136,10 @@ class RolloutManager:
         self.grade_timeout_s = grade_timeout_s
         self.backend = backend
         self.tokenizer = tokenizer
-        self.run_id = run_id
+        self.run_id = run_id or f"rl-{secrets.token_hex(4)}"
         self.warm = warm
         self.max_attempts = max_attempts
-        self.pool = EnvPool(backend=backend, limits=self.env_limits, run_id=run_id,
+        self.pool = EnvPool(backend=backend, limits=self.env_limits, run_id=self.run_id,
                             max_idle_per_task=max(1, workers), opener=opener)
         self.policy_version = 0
         self.stats = {"episodes": 0, "groups": 0, "dropped_stale": 0, "killed": 0, "crashed": 0, "infra_retries": 0,

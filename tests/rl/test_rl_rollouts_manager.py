@@ -172,3 +172,12 @@ def test_close_removes_the_runs_containers_when_a_worker_stays_busy(monkeypatch)
         release.set()
     assert removed_runs == ["stuck-run"]
 
+
+
+def test_each_manager_labels_its_containers_with_its_own_run_id():
+    """close() may remove this process's containers of the manager's run id: two managers
+    must not share one unless the caller names it."""
+    first, second = _manager(lambda task: None), _manager(lambda task: None)
+    assert first.run_id != second.run_id and first.run_id.startswith("rl-")
+    assert first.pool.run_id == first.run_id
+    assert _manager(lambda task: None, run_id="mine").run_id == "mine"
