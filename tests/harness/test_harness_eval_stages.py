@@ -298,3 +298,21 @@ def test_an_empty_patch_on_a_task_without_a_gold_patch_opens_no_environment_ahea
     assert _needs_environment(task, empty, None)
     assert not _needs_environment(task.model_copy(update={"patch": ""}), empty, None)
     assert _needs_environment(task, Prediction(instance_id=FREQ, model_name_or_path="m", model_patch=task.patch), None)
+
+
+def test_restoring_from_base_brings_back_files_and_folders_and_removes_the_rest(toolz_tasks, fake_opener):
+    """One removal and one checkout for every path: a deleted test folder comes back, an
+    edited file is restored, a file the base lacks is removed, a glob-like name is taken
+    literally (it must not restore what it would match)."""
+    from swerve.harness.hidden_tests import restore_from_base
+
+    env = fake_opener(toolz_tasks[FREQ], "local", None, "restore")
+    try:
+        env.exec("rm -rf toolz/tests && echo broken > toolz/utils.py && echo added > 'odd[1].py' "
+                 "&& rm toolz/dicttoolz.py")
+        restore_from_base(env, ["toolz/tests", "toolz/utils.py", "odd[1].py", "toolz/[d]icttoolz.py"])
+        assert env.exec("test -e toolz/dicttoolz.py && echo back || echo gone").output.strip() == "gone"
+        env.exec("git checkout -q -- toolz/dicttoolz.py")
+        assert env.diff() == ""
+    finally:
+        env.close()
