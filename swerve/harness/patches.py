@@ -15,6 +15,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from swerve.environments.shell import ansi_c_quote
+
 _DIFF_GIT = re.compile(r"^diff --git (\S+) (\S+)\s*$")
 _HEADER_PATH_KEYS = ("--- ", "+++ ", "rename from ", "rename to ", "copy from ", "copy to ")
 _NULL = "/dev/null"
@@ -259,25 +261,32 @@ def apply_patch(env, patch: str, *, workdir: str, patch_file: str, timeout: floa
 
     `patch_file` is an absolute path outside the repository to stage the diff in; it is
     removed afterwards (with its folder when that is left empty): a local or scratch
-    environment's /tmp is the host's, which no reset empties.
-    The tree is reset between attempts so a half-applied fallback leaves nothing.
+    environment's /tmp is the host's, which no reset empties. Each attempt is one round
+    trip: stage, apply, remove. The tree is reset between attempts so a half-applied
+    fallback leaves nothing.
     """
     text = patch if patch.endswith("\n") else patch + "\n"
     quoted = shlex.quote(patch_file)
+    folder = shlex.quote(patch_file.rsplit("/", 1)[0] or "/")
+    stage = f"mkdir -p -- {folder} && printf '%s' {ansi_c_quote(text)} > {quoted}"
+    remove = f"rm -f {quoted}; rmdir {folder} 2>/dev/null"
     outputs: list[str] = []
+    staged = False
     try:
         for attempt, (method, template) in enumerate(APPLY_METHODS):
             if attempt:
-                env.reset()  # empties a container's /tmp too: the patch file is written again
-            env.write_file(patch_file, text)
-            result = env.exec(f"cd {shlex.quote(workdir)} && {template.format(p=quoted)} 2>&1", timeout=timeout)
+                env.reset()
+            staged = True
+            result = env.exec(f"( {stage} && cd {shlex.quote(workdir)} && {template.format(p=quoted)} 2>&1; "
+                              f"status=$?; {remove}; exit $status )", timeout=timeout)
+            staged = result.timed_out  # a run cut short may not have removed the file
             outputs.append(f"$ {method}\n{result.output.strip()}")
             if result.exit_code == 0 and not result.timed_out:
                 return ApplyResult(True, method, "\n".join(outputs))
         env.reset()
     finally:
-        folder = shlex.quote(patch_file.rsplit("/", 1)[0] or "/")
-        env.exec(f"rm -f {quoted}; rmdir {folder} 2>/dev/null; true", timeout=60)
+        if staged:
+            env.exec(f"{remove}; true", timeout=60)
     text = "\n".join(outputs)
     return ApplyResult(False, None, text, malformed=any(marker in text for marker in _MALFORMED_MARKERS))
 
