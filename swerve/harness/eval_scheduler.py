@@ -4,17 +4,21 @@ background, and all abandoned at once on an interrupt.
 `EnvironmentScheduler.open` is the opener `evaluate_instance` uses: the next
 instance's environment starts while this one runs its tests (so container start-up
 overlaps test time instead of adding to it), every open environment is tracked, and
-`close` hands it to a background closer so the worker moves on at once. `abandon`
-stops everything: no new environments, every open one closed without waiting for
-the threads that use it.
+`close` hands it to a background closer so the worker moves on at once.
+`test_slot` admits `workers` test runs at once: the evaluation runs one more
+instance than that, so the next instance's patch and hidden tests are put in place
+while the current ones run their tests (the shell round trips of those stages then
+overlap test time too). `abandon` stops everything: no new environments, every open
+one closed without waiting for the threads that use it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 from swerve.harness.abandon import close_in_parallel, remove_own_containers
 from swerve.harness.outcomes import EvaluationStopped
@@ -55,6 +59,7 @@ class EnvironmentScheduler:
         self._active: list = []
         self._prefetched: dict[str, Future] = {}
         self._claimed: set[str] = set()
+        self._test_slots = threading.BoundedSemaphore(max(1, workers))
         self._prefetch_pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-prefetch")
         self._close_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swerve-close")
 
@@ -77,6 +82,20 @@ class EnvironmentScheduler:
             env.close()
             raise EvaluationStopped()
         return env
+
+    @contextmanager
+    def test_slot(self) -> Iterator[None]:
+        """Hold one of the `workers` test-run slots (waiting for one); raises
+        EvaluationStopped when the run stops while waiting."""
+        while not self._test_slots.acquire(timeout=0.2):
+            if self.stop.is_set():
+                raise EvaluationStopped()
+        try:
+            if self.stop.is_set():
+                raise EvaluationStopped()
+            yield
+        finally:
+            self._test_slots.release()
 
     def close(self, env) -> None:
         """Close `env` in the background."""

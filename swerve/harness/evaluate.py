@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,11 +245,13 @@ def evaluate_instance(
     stop: threading.Event | None = None,
     closer: Callable | None = None,
     max_patch_bytes: int | None = MAX_PATCH_BYTES,
+    test_slot: Callable[[], ContextManager] | None = None,
 ) -> Grade:
     """Grade one prediction in a fresh environment. Raises InfraError when the
     infrastructure failed (the caller retries); returns the model's Grade otherwise.
     A patch over `max_patch_bytes` (None: no limit) is refused without an environment.
-    Raises TaskFormatError for a row that cannot be evaluated as given (no SWE-bench spec)."""
+    Raises TaskFormatError for a row that cannot be evaluated as given (no SWE-bench spec).
+    `test_slot()`, when given, is held while the hidden tests run (and only then)."""
     if task.spec_error:
         raise TaskFormatError(task.spec_error)
     patch = prediction.model_patch
@@ -269,7 +273,8 @@ def evaluate_instance(
     env = opener(task, backend, limits, run_id)
     try:
         grade.durations["env_start_s"] = round(time.monotonic() - started, 3)
-        _grade_in_environment(env, task, patch, paths, grade, files, timeout=timeout, reruns=reruns, stop=stop)
+        _grade_in_environment(env, task, patch, paths, grade, files, timeout=timeout, reruns=reruns, stop=stop,
+                              test_slot=test_slot or nullcontext)
         return grade
     finally:
         grade.durations["total_s"] = round(time.monotonic() - started, 3)
@@ -277,7 +282,8 @@ def evaluate_instance(
 
 
 def _grade_in_environment(env, task: Task, patch: str, paths: list[str], grade: Grade, files: _InstanceFiles, *,
-                          timeout: float, reruns: int, stop: threading.Event | None) -> None:
+                          timeout: float, reruns: int, stop: threading.Event | None,
+                          test_slot: Callable[[], ContextManager]) -> None:
     """The stages inside the environment: describe it, record the base files, apply the
     patch, prepare and run the hidden tests, classify the run. Each stage that ends the
     instance as the model's failure fills `grade` and returns False."""
@@ -293,9 +299,10 @@ def _grade_in_environment(env, task: Task, patch: str, paths: list[str], grade: 
     if touched is None:
         return
     _check_stop(stop)
-    started = time.monotonic()
-    run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns, model_paths=paths)
-    grade.durations["tests_s"] = round(time.monotonic() - started, 3)
+    with test_slot():
+        started = time.monotonic()
+        run = hidden.run_hidden_tests(env, task, timeout=timeout, reruns=reruns, model_paths=paths)
+        grade.durations["tests_s"] = round(time.monotonic() - started, 3)
     _check_stop(stop)
     files.text("test_output.txt", run.output)
     files.text("eval.sh", "#!/bin/bash\n" + run.command + "\n")
@@ -616,7 +623,9 @@ def _evaluate_in(settings: _RunSettings, tasks: list[Task], predictions: Mapping
         outcome = _grade_with_retries(settings, scheduler, task, prediction)
         _write_outcome(settings, scheduler, report, task, outcome, progress)
 
-    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="swerve-eval")
+    # one instance more than test runs at once: its stages before the tests overlap theirs
+    threads = settings.workers if settings.remote is not None else settings.workers + 1
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="swerve-eval")
     pending: set = set()
     try:
         pending = {pool.submit(work, task, prediction) for task, prediction in todo}
@@ -681,7 +690,8 @@ def _grade_once(settings: _RunSettings, scheduler: EnvironmentScheduler, task: T
     return evaluate_instance(task, prediction, run_id=settings.run_id, timeout=settings.timeout,
                              backend=settings.backend, reruns=settings.reruns, limits=settings.limits,
                              opener=scheduler.open, instance_dir=instance_dir, stop=scheduler.stop,
-                             closer=scheduler.close, max_patch_bytes=settings.max_patch_bytes)
+                             closer=scheduler.close, max_patch_bytes=settings.max_patch_bytes,
+                             test_slot=scheduler.test_slot)
 
 
 def _grade_with_retries(settings: _RunSettings, scheduler: EnvironmentScheduler, task: Task,

@@ -316,3 +316,46 @@ def test_restoring_from_base_brings_back_files_and_folders_and_removes_the_rest(
         assert env.diff() == ""
     finally:
         env.close()
+
+
+def test_the_next_instance_is_prepared_while_one_runs_its_tests(tmp_path, toolz_tasks, fake_opener, monkeypatch):
+    """workers=1: one test run at a time, and a second instance's patch is applied before
+    the first test run ends (that run waits for it: serial stages would never get there)."""
+    import swerve.harness.evaluate as evaluator
+    from swerve.harness.tasks import load_predictions
+
+    lock = threading.Lock()
+    second_applied = threading.Event()
+    applies: list[str] = []
+    running: list[str] = []
+    most: list[int] = []
+    real_run, real_apply = evaluator.hidden.run_hidden_tests, evaluator.hidden.apply_model_patch
+
+    def apply(env, patch):
+        result = real_apply(env, patch)
+        with lock:
+            applies.append(env.info.instance_id)
+            if len(applies) >= 2:
+                second_applied.set()
+        return result
+
+    def run(env, task, **kwargs):
+        with lock:
+            running.append(task.instance_id)
+            most.append(len(running))
+            first = len(most) == 1
+        try:
+            if first:
+                assert second_applied.wait(60), "no other instance was prepared during the first test run"
+            return real_run(env, task, **kwargs)
+        finally:
+            with lock:
+                running.remove(task.instance_id)
+
+    monkeypatch.setattr(evaluator.hidden, "run_hidden_tests", run)
+    monkeypatch.setattr(evaluator.hidden, "apply_model_patch", apply)
+    tasks = list(toolz_tasks.values())
+    report = evaluator.evaluate(tasks, load_predictions("gold", tasks), run_id="overlap", output_dir=tmp_path,
+                                backend="local", opener=fake_opener, workers=1)
+    assert report.summary["resolved_instances"] == len(tasks)
+    assert max(most) == 1, "workers=1 runs one test run at a time"

@@ -149,10 +149,14 @@ def test_ctrl_c_leaves_a_resumable_run(toolz_tasks, fake_opener, tmp_path):
         with guard:
             call = next(counter)
         env = fake_opener(task, backend, limits, run_id)
-        if call == 3:  # task 1 finished, task 2 running, task 3 being prefetched
-            os.kill(os.getpid(), signal.SIGINT)
+        if call == 3:  # task 3 being prefetched: interrupt once task 1 is written (task 2 is under way)
             import time
 
+            deadline = time.monotonic() + 120
+            while not list((tmp_path / "ctrl-c" / "instances").glob("*/report.json")):
+                assert time.monotonic() < deadline, "the first task was never written"
+                time.sleep(0.02)
+            os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1.0)
         return env
 
