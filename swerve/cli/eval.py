@@ -29,7 +29,7 @@ def eval_command(
     out: Path = typer.Option(None, "--out", help="run folder, as for swerve run (its name is the run id); a re-run resumes it"),
     run_id: str = typer.Option(None, "--run-id", help="name of the run, SWE-bench style: results go to runs/RUN_ID "
                                                       "(or OUTPUT/RUN_ID); give this or --out"),
-    workers: int = typer.Option(1, "--workers", min=1, help="hidden-test runs at once (each instance in its own container; one more instance is prepared meanwhile)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="hidden-test runs at once (each instance in its own container; below the core count one more instance is prepared meanwhile)"),
     timeout: float = typer.Option(TEST_RUN_TIMEOUT_S, "--timeout", min=1, help="seconds allowed for one instance's test run"),
     backend: str = backend_option(),
     instance_ids: list[str] | None = instance_ids_option(),

@@ -5,10 +5,10 @@ background, and all abandoned at once on an interrupt.
 instance's environment starts while this one runs its tests (so container start-up
 overlaps test time instead of adding to it), every open environment is tracked, and
 `close` hands it to a background closer so the worker moves on at once.
-`test_slot` admits `workers` test runs at once: the evaluation runs one more
-instance than that, so the next instance's patch and hidden tests are put in place
-while the current ones run their tests (the shell round trips of those stages then
-overlap test time too). `abandon` stops everything: no new environments, every open
+`test_slot` admits `workers` test runs at once: when the machine has a core the
+test runs leave free, the evaluation runs one more instance than that, so the next
+instance's patch and hidden tests are put in place while the current ones run their
+tests (the shell round trips of those stages then overlap test time too). `abandon` stops everything: no new environments, every open
 one closed without waiting for the threads that use it.
 """
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -623,9 +624,7 @@ def _evaluate_in(settings: _RunSettings, tasks: list[Task], predictions: Mapping
         outcome = _grade_with_retries(settings, scheduler, task, prediction)
         _write_outcome(settings, scheduler, report, task, outcome, progress)
 
-    # one instance more than test runs at once: its stages before the tests overlap theirs
-    threads = settings.workers if settings.remote is not None else settings.workers + 1
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="swerve-eval")
+    pool = ThreadPoolExecutor(max_workers=_instances_in_flight(settings), thread_name_prefix="swerve-eval")
     pending: set = set()
     try:
         pending = {pool.submit(work, task, prediction) for task, prediction in todo}
@@ -644,6 +643,15 @@ def _evaluate_in(settings: _RunSettings, tasks: list[Task], predictions: Mapping
     scheduler.finish()
     _write_summary(report, tasks, predictions, time.monotonic() - started)
     return report
+
+
+def _instances_in_flight(settings: _RunSettings) -> int:
+    """`workers` test runs at once, plus one instance whose stages before its tests (patch,
+    restore, test patch, canaries) overlap theirs, when this machine has a core the test
+    runs leave free; on a Ray cluster each instance runs where the cluster puts it."""
+    if settings.remote is None and settings.workers < (os.cpu_count() or 1):
+        return settings.workers + 1
+    return settings.workers
 
 
 def _schedule(settings: _RunSettings, tasks: list[Task], predictions: Mapping[str, Prediction], report: RunReport,

@@ -354,8 +354,23 @@ def test_the_next_instance_is_prepared_while_one_runs_its_tests(tmp_path, toolz_
 
     monkeypatch.setattr(evaluator.hidden, "run_hidden_tests", run)
     monkeypatch.setattr(evaluator.hidden, "apply_model_patch", apply)
+    monkeypatch.setattr(evaluator.os, "cpu_count", lambda: 2)  # a core the one test run leaves free
     tasks = list(toolz_tasks.values())
     report = evaluator.evaluate(tasks, load_predictions("gold", tasks), run_id="overlap", output_dir=tmp_path,
                                 backend="local", opener=fake_opener, workers=1)
     assert report.summary["resolved_instances"] == len(tasks)
     assert max(most) == 1, "workers=1 runs one test run at a time"
+
+
+def test_an_instance_more_is_in_flight_only_when_a_core_is_free(monkeypatch, tmp_path):
+    import swerve.harness.evaluate as evaluator
+
+    def settings(workers, remote=None):
+        return evaluator._RunSettings(run_id="r", run_dir=tmp_path, workers=workers, timeout=1, backend="local",
+                                      reruns=0, limits=None, opener=None, infra_attempts=1, ray=None, remote=remote,
+                                      max_patch_bytes=None)
+
+    monkeypatch.setattr(evaluator.os, "cpu_count", lambda: 2)
+    assert evaluator._instances_in_flight(settings(1)) == 2
+    assert evaluator._instances_in_flight(settings(2)) == 2
+    assert evaluator._instances_in_flight(settings(1, remote=object())) == 1
