@@ -126,11 +126,20 @@ def function_keys(candidate: Candidate) -> set[FunctionKey]:
 
 
 def probe_task(task, probe_dir: str, variable: str, value: str):
-    """A copy of `task` whose pytest loads the probe plugin with `variable=value`."""
+    """A copy of `task` whose pytest loads the probe plugin with `variable=value`. The
+    probe folder leads `PYTHONPATH`; a `PYTHONPATH=...` the task's own command sets is
+    kept after it (a later assignment would otherwise drop the probe, or the probe the
+    command's own path)."""
     base = (task.test_cmd or "").strip() or "python -m pytest"
-    command = (f"{variable}={shlex.quote(value)} PYTHONPATH={shlex.quote(probe_dir)} "
-               f"{base} -p {PROBE_MODULE}")
-    return task.model_copy(update={"test_cmd": command})
+    words = shlex.split(base)
+    own = next((i for i, word in enumerate(words) if word.startswith("PYTHONPATH=")
+                and all("=" in w and w.split("=", 1)[0].isidentifier() for w in words[:i])), None)
+    if own is None:
+        command = f"{variable}={shlex.quote(value)} PYTHONPATH={shlex.quote(probe_dir)} {base}"
+    else:
+        words[own] = f"PYTHONPATH={probe_dir}:{words[own].split('=', 1)[1]}"
+        command = f"{variable}={shlex.quote(value)} {shlex.join(words)}"
+    return task.model_copy(update={"test_cmd": f"{command} -p {PROBE_MODULE}"})
 
 
 def _install_probe(env) -> str:

@@ -236,3 +236,19 @@ def test_a_selected_run_leaves_no_probe_folder_behind(tmp_path: Path, monkeypatc
         env.close()
     probe_dir = seen[0].split("PYTHONPATH=", 1)[1].split()[0]
     assert probe_dir.startswith("/tmp/swerve-probe-") and not os.path.exists(probe_dir)
+
+
+def test_the_probe_leads_pythonpath_and_keeps_the_tasks_own():
+    """A task whose command sets PYTHONPATH keeps it, after the probe folder (two
+    assignments would leave only the later one: no probe, or no project path)."""
+    from swerve.harness.call_map import probe_task
+    from swerve.harness.runner import split_pytest_command
+    from swerve.schema import Task
+
+    plain = probe_task(Task(instance_id="t", repo="o/r"), "/tmp/p", "SWERVE_SELECT", "/tmp/p/s.json")
+    assert plain.test_cmd == f"SWERVE_SELECT=/tmp/p/s.json PYTHONPATH=/tmp/p python -m pytest -p {PROBE_MODULE}"
+    own = Task(instance_id="t", repo="o/r", test_cmd="PYTHONPATH=src:lib python -m pytest -x")
+    probed = probe_task(own, "/tmp/p", "SWERVE_SELECT", "/tmp/p/s.json").test_cmd
+    assignments = split_pytest_command(probed)[0]
+    assert [a for a in assignments if a.startswith("PYTHONPATH=")] == ["PYTHONPATH=/tmp/p:src:lib"]
+    assert probed.endswith(f"python -m pytest -x -p {PROBE_MODULE}")
