@@ -34,7 +34,8 @@ BENCH_RUNS := "attempts.py" \
               "mint.py" \
               "report.py" \
               "rollouts.py" \
-              "swebench_slice.py"
+              "swebench_slice.py" \
+              "test_run_costs.py"
 
 bench: install system-deps
 	bash scripts/with-docker.sh bash -c 'for run in $(BENCH_RUNS); do echo "== bench/$$run"; $(PY) bench/$$run || exit 1; done'

@@ -8,8 +8,9 @@ overlaps test time instead of adding to it), every open environment is tracked, 
 `test_slot` admits `workers` test runs at once: when the machine has a core the
 test runs leave free, the evaluation runs one more instance than that, so the next
 instance's patch and hidden tests are put in place while the current ones run their
-tests (the shell round trips of those stages then overlap test time too). `abandon` stops everything: no new environments, every open
-one closed without waiting for the threads that use it.
+tests (the shell round trips of those stages then overlap test time too). `abandon`
+stops everything: no new environments, every open one closed without waiting for
+the threads that use it.
 """
 
 from __future__ import annotations
