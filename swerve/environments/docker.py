@@ -1,7 +1,8 @@
 """The docker backend: one container per environment, networking off, a non-root
 user, CPU/memory/PID limits, a size-limited tmpfs on /tmp, no capabilities but KILL
 (kept for the root control shell), no-new-privileges, and a persistent shell
-attached through one exec.
+started by one exec (spoken to over two FIFOs of a read-only host folder when the
+daemon runs on this machine, else over the exec's socket: see `docker_transports`).
 
 Containers carry labels (`swerve.run`, `swerve.task`, and the owner: `swerve.owner_pid`,
 `swerve.owner_host`, `swerve.owner_pidns`) so that `swerve env prune` can reap leftovers
@@ -12,15 +13,13 @@ SIGINT/SIGTERM (see `cleanup.py`).
 from __future__ import annotations
 
 import os
-import select
-import socket
-import struct
 import time
 import uuid
 from functools import lru_cache
 
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
+from swerve.environments.docker_transports import ExecSocketTransport, FifoFolder, FifoTransport, FifoUnavailable
 from swerve.environments.repo_ops import STAMP_TICK_SNIPPET, RepoOps, restore_script
 from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import DockerUnavailable, InfraError
@@ -44,6 +43,13 @@ WIPED = ("/tmp", "/dev/shm", "/dev/mqueue")
 DISK_LIMIT_EXIT_CODE = 125
 DISK_CHECK_AFTER_S = 0.2
 DISK_CHECK_EVERY_S = 2.0
+SHELL_TRANSPORT_VARIABLE = "SWERVE_DOCKER_SHELL"
+"""`fifo`, `socket` or `auto` (the default): how the agent's shell is spoken to. `auto`
+uses FIFOs when the daemon listens on a local unix socket and falls back to the exec's
+socket, for the rest of the process, when they do not connect (a daemon in a VM);
+`fifo` makes that an error."""
+_FIFOS_FAILED: set[str] = set()
+"""Daemons (by API address) whose containers could not reach our FIFOs."""
 CONTROL_CAPABILITIES = ("KILL", "SETUID", "SETGID")
 """What the container keeps, for swerve's own root processes only: KILL for the control
 shell, which kills the agent's processes (another user's) on timeout and reset; SETUID
@@ -76,100 +82,6 @@ def docker_available() -> bool:
         return False
 
 
-class ExecSocketTransport:
-    """A `bash` started with one `docker exec`, spoken to over the exec's raw socket.
-
-    Without a TTY the daemon multiplexes stdout/stderr in frames of an 8-byte header
-    (stream id, 3 zero bytes, big-endian length) and a payload; we read frames and
-    pass the payloads on.
-    """
-
-    def __init__(
-        self, client, container_id: str, *, user: str, workdir: str, env: dict[str, str], argv: list[str] | None = None
-    ) -> None:
-        api = client.api
-        created = api.exec_create(
-            container_id,
-            argv or ["bash", "--noprofile", "--norc"],
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
-            user=user,
-            workdir=workdir,
-            environment=env,
-        )
-        self._exec_id = created["Id"]
-        wrapped = api.exec_start(self._exec_id, socket=True, demux=False)
-        self._sock: socket.socket = getattr(wrapped, "_sock", wrapped)
-        self._wrapped = wrapped
-        self._sock.setblocking(False)
-        self._pending = bytearray()
-        self._closed = False
-        self.pid = int(api.exec_inspect(self._exec_id).get("Pid") or 0)
-        self._api = api
-
-    def send(self, data: bytes) -> None:
-        """Write all of `data`; the socket is only waited on when its buffer is full."""
-        view = memoryview(data)
-        while view:
-            try:
-                sent = self._sock.send(view)
-            except BlockingIOError:
-                _, writable, _ = select.select([], [self._sock], [], 30)
-                if not writable:
-                    raise EOFError("shell stdin is not accepting input") from None
-                continue
-            view = view[sent:]
-
-    def recv(self, timeout: float) -> bytes:
-        out = self._take_frames()
-        if out:
-            return out
-        if self._closed:
-            raise EOFError("shell exited")
-        readable, _, _ = select.select([self._sock], [], [], timeout)
-        if not readable:
-            return b""
-        try:
-            data = self._sock.recv(1 << 16)
-        except BlockingIOError:
-            return b""
-        if not data:
-            self._closed = True
-            out = self._take_frames()
-            if out:
-                return out
-            raise EOFError("shell exited")
-        self._pending += data
-        return self._take_frames()
-
-    def _take_frames(self) -> bytes:
-        out = bytearray()
-        while len(self._pending) >= 8:
-            stream, size = self._pending[0], struct.unpack(">I", self._pending[4:8])[0]
-            if len(self._pending) < 8 + size:
-                break
-            if stream in (1, 2):
-                out += self._pending[8 : 8 + size]
-            del self._pending[: 8 + size]
-        return bytes(out)
-
-    def close(self) -> None:
-        """Shut the socket down before closing it: a thread waiting in select() on it
-        (a command in flight) wakes with EOF at once instead of at its timeout."""
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        for closer in (getattr(self._wrapped, "close", None), self._sock.close):
-            try:
-                if closer:
-                    closer()
-            except Exception:
-                pass
-
-
 class DockerEnvironment(RepoOps):
     """An Environment in a docker container started from a task's instance image."""
 
@@ -193,6 +105,7 @@ class DockerEnvironment(RepoOps):
         self._init_state()
         self.container = None
         name = f"swerve-{_slug(run_id)}-{_slug(instance_id)}-{uuid.uuid4().hex[:8]}"
+        self._fifos = FifoFolder() if _shell_transport(self.client) == "fifo" else None
         try:
             self.container = self.client.containers.run(
                 image,
@@ -214,8 +127,11 @@ class DockerEnvironment(RepoOps):
                 nano_cpus=int(self.limits.cpus * 1e9),
                 labels={LABEL_RUN: run_id, LABEL_TASK: instance_id, **owner_labels()},
                 environment=env or {},
+                volumes=self._fifos.volume() if self._fifos else None,
             )
         except Exception as exc:
+            if self._fifos is not None:
+                self._fifos.remove()
             raise InfraError(f"could not start a container for {instance_id} from {image}: {exc}") from exc
         cleanup.register(self)
         self.info = EnvironmentInfo(
@@ -295,22 +211,32 @@ class DockerEnvironment(RepoOps):
         rows = self.client.api.containers(all=True, size=True, filters={"id": self.container.id})
         return int(rows[0].get("SizeRw") or 0) if rows else 0
 
-    def _start_shell(self) -> ExecSocketTransport:
+    def _start_shell(self) -> ExecSocketTransport | FifoTransport:
         """The agent's bash. With setpriv in the image it runs under a root respawner
         (a loop the agent's user can neither signal nor trace) that starts a new bash on
         the same exec when reset() has killed the old one and raised the respawn flag;
         otherwise, and when the bash exits on its own, the exec ends. The flag stays up
         until the reset is over, so a fork refused while a killed fork bomb's processes are
-        still being reaped is simply tried again."""
-        if not self._respawner:
-            return ExecSocketTransport(self.client, self.container.id, user=USER, workdir=self.info.workdir, env={})
-        loop = (
-            f"while :; do setpriv --reuid={USER} --regid={USER} --init-groups "
-            f"env HOME=/home/{USER} USER={USER} LOGNAME={USER} bash --noprofile --norc; "
-            f"[ -s {self._respawn_flag} ] || exit; done"
-        )
+        still being reaped is simply tried again.
+
+        On FIFOs when the container has its `FifoFolder` (see `_shell_transport`)."""
+        user, body = USER, "bash --noprofile --norc"
+        if self._respawner:
+            user, body = "root", (
+                f"while :; do setpriv --reuid={USER} --regid={USER} --init-groups "
+                f"env HOME=/home/{USER} USER={USER} LOGNAME={USER} bash --noprofile --norc; "
+                f"[ -s {self._respawn_flag} ] || exit; done"
+            )
+        if self._fifos is not None and self.client.api.base_url not in _FIFOS_FAILED:
+            try:
+                return FifoTransport(self.client, self.container.id, self._fifos, user=user, workdir=self.info.workdir, body=body)
+            except FifoUnavailable as exc:
+                if os.environ.get(SHELL_TRANSPORT_VARIABLE, "auto") == "fifo":
+                    raise InfraError(f"{exc}; unset {SHELL_TRANSPORT_VARIABLE} to use the exec's socket") from None
+                _FIFOS_FAILED.add(self.client.api.base_url)
         return ExecSocketTransport(
-            self.client, self.container.id, user="root", workdir=self.info.workdir, env={}, argv=["sh", "-c", loop]
+            self.client, self.container.id, user=user, workdir=self.info.workdir, env={},
+            argv=["sh", "-c", body] if self._respawner else None,
         )
 
     def _start_control(self) -> ExecSocketTransport:
@@ -340,9 +266,13 @@ class DockerEnvironment(RepoOps):
     def _known_pids(self) -> list[int]:
         """init, the keeper, the control shell and the respawner (see RepoOps.diff)."""
         pids = [1, self._keeper_pid, self.control.inner_pid]
-        if self._respawner:
+        if not all(pids):
+            return []
+        if self.shell.parent_pid:  # the respawner, or the FIFO wrapper
             pids.append(self.shell.parent_pid)
-        return pids if all(pids) else []
+        elif self._respawner:
+            return []
+        return pids
 
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
@@ -386,7 +316,24 @@ class DockerEnvironment(RepoOps):
                     self.container.remove(force=True, v=True)
                 except Exception:
                     pass
+            if getattr(self, "_fifos", None) is not None:
+                self._fifos.remove()
             cleanup.unregister(self)
+
+
+def _shell_transport(client) -> str:
+    """"fifo" or "socket" for a new container (see SHELL_TRANSPORT_VARIABLE): FIFOs need
+    the daemon on this machine, which a local unix socket says (a TCP or SSH daemon may be
+    anywhere), and are not tried again once they failed to connect."""
+    wanted = os.environ.get(SHELL_TRANSPORT_VARIABLE, "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "fifo", "socket"):
+        raise InfraError(f"{SHELL_TRANSPORT_VARIABLE}={wanted!r}: use fifo, socket or auto")
+    if wanted == "auto":
+        from docker.transport import UnixHTTPAdapter
+
+        local = isinstance(getattr(client.api, "_custom_adapter", None), UnixHTTPAdapter)
+        wanted = "fifo" if local and client.api.base_url not in _FIFOS_FAILED else "socket"
+    return wanted
 
 
 def _image_digest(client, image: str) -> str:

@@ -150,8 +150,8 @@ class ShellSession:
         self.parent_pid = 0
         self._spools: list[str] = []
         self.init_script = init_script
-        self._nonce = secrets.token_hex(12)
-        self._marker = f"__SWERVE_END_{self._nonce}__".encode()
+        self._nonce = secrets.token_hex(8)
+        self._marker = f"__SE{self._nonce}".encode()
         self._marker_re = re.compile(re.escape(self._marker) + rb" (-?\d+)\n")
         self._transport: Transport | None = None
         self.inner_pid = 0
@@ -245,11 +245,13 @@ class ShellSession:
         self._ensure()
 
     def stop(self) -> None:
+        """Kill the shell and everything it started, and close its transport (a shell
+        stuck in a builtin loop would otherwise spin on after its replacement started)."""
         self.discard_spools()
         transport, self._transport = self._transport, None
         if transport is not None:
             try:
-                self._kill_children(self.inner_pid)
+                self._kill_children(0)
             except Exception:
                 pass
             transport.close()
@@ -264,10 +266,8 @@ class ShellSession:
     def _run(self, cmd: str, *, timeout: float, limit: int) -> ExecResult:
         transport = self._transport
         assert transport is not None
-        script = (
-            f"eval {ansi_c_quote(cmd + chr(10))} </dev/null 2>&1; "
-            f"printf '%s %d\\n' {self._marker.decode()} $?\n"
-        )
+        # Short on purpose: bash reads a pipe one byte per read(), ~1 us a byte.
+        script = f"eval {ansi_c_quote(cmd + chr(10))}</dev/null 2>&1;printf '{self._marker.decode()} %d\\n' $?\n"
         capture = OutputCapture(limit if limit > 0 else 1 << 62, self.spool_dir, self.spool_limit)
         window = bytearray()
         started = time.monotonic()

@@ -59,6 +59,10 @@ def test_busy_shell_is_restarted_after_timeout(toolz_image):
         stuck = env.exec("while :; do :; done", timeout=2)
         assert stuck.timed_out and stuck.shell_restarted
         assert env.exec("echo ok").output.strip() == "ok"
+        # The stuck shell is gone, not left spinning beside its replacement.
+        table = env.exec("ps -eo user=,args=").output
+        shells = [line for line in table.splitlines() if line.split() == ["swerve", "bash", "--noprofile", "--norc"]]
+        assert len(shells) == 1, table
 
 
 def test_fork_bomb_is_capped_by_the_pid_limit(docker_client, toolz_image):

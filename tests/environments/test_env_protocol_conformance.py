@@ -1,6 +1,7 @@
 """Every backend keeps the Environment protocol the same way (swerve.environments.base):
 the same checks run against scratch, local and docker on the same real project (toolz
-from its PyPI sdist)."""
+from its PyPI sdist). Docker runs twice: with its shell on FIFOs (the default with a local
+daemon) and on the exec's socket (the fallback; `SWERVE_DOCKER_SHELL=socket`)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,35 @@ import pytest
 from swerve.environments.base import Environment, Limits
 from swerve.errors import InfraError
 
-BACKENDS = ["scratch", "local", pytest.param("docker", marks=pytest.mark.docker)]
+BACKENDS = [
+    "scratch", "local",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("docker-socket", marks=pytest.mark.docker),
+]
+TRANSPORTS = {"docker": "FifoTransport", "docker-socket": "ExecSocketTransport"}
 
 
 @pytest.fixture(params=BACKENDS)
-def env(request, toolz_task):
+def env(request, toolz_task, monkeypatch):
     from swerve.environments.registry import backend_class
 
+    backend, _, transport = request.param.partition("-")
     kwargs = {}
-    if request.param == "docker":
+    if backend == "docker":
         kwargs["client"] = request.getfixturevalue("docker_client")
-    environment = backend_class(request.param).for_task(
+        monkeypatch.setenv("SWERVE_DOCKER_SHELL", transport or "fifo")
+    environment = backend_class(backend).for_task(
         toolz_task, limits=Limits(exec_timeout_s=60), run_id="pytest-conformance", **kwargs
     )
+    if request.param in TRANSPORTS:
+        assert type(environment.shell._transport).__name__ == TRANSPORTS[request.param]
     yield environment
     environment.close()
 
 
 def test_identity_and_a_clean_start(env, request):
     assert isinstance(env, Environment)
-    assert env.info.backend == request.node.callspec.params["env"]
+    assert env.info.backend == request.node.callspec.params["env"].partition("-")[0]
     assert env.info.instance_id == "toolz-env-smoke" and len(env.info.base_commit) == 40
     assert env.diff() == ""
     assert env.exec("git rev-parse HEAD").output.strip() == env.info.base_commit
