@@ -76,8 +76,13 @@ def prune(
     all_: bool = typer.Option(False, "--all", help="also containers whose owner is alive or on another host / PID namespace"),
 ) -> None:
     """Remove swerve containers left behind (by label); by default only orphans: started on
-    this host and PID namespace by a process that is gone."""
+    this host and PID namespace by a process that is gone. Also removes the shell FIFO
+    folders (`<tmp>/swerve-io-<pid>-*`) of processes that are gone."""
     from swerve.environments.docker import prune_containers
+    from swerve.environments.docker_transports import prune_fifo_folders
 
     removed = prune_containers(run_id=run_id, orphans_only=not all_)
     console.print(f"removed {len(removed)} container(s)" + (": " + ", ".join(removed) if removed else ""))
+    folders = prune_fifo_folders()
+    if folders:
+        console.print(f"removed {len(folders)} FIFO folder(s) of processes that are gone")

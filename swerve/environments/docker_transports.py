@@ -25,6 +25,8 @@ import time
 
 IO_DIR = "/run/swerve-io"
 """Where a container sees its `FifoFolder` (read-only, and empty once the shells started)."""
+FOLDER_PREFIX = "swerve-io-"
+"""Host folders are `<tmp>/swerve-io-<owner pid>-<random>` (see `prune_fifo_folders`)."""
 HANDSHAKE_S = 10.0
 """How long a new `FifoTransport` waits for the wrapper's first line before giving up."""
 
@@ -138,7 +140,7 @@ class FifoFolder:
     but cannot list the folder."""
 
     def __init__(self) -> None:
-        self._private = tempfile.mkdtemp(prefix="swerve-io-")
+        self._private = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         self.host = os.path.join(self._private, "pipes")
         os.mkdir(self.host)
         os.chmod(self.host, 0o711)
@@ -149,6 +151,24 @@ class FifoFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self._private, ignore_errors=True)
+
+
+def prune_fifo_folders(tmp: str | None = None) -> list[str]:
+    """Remove the FIFO folders of processes that are gone (killed before they could
+    close their environments; what is left is an empty folder). Returns their paths."""
+    from swerve.processes import process_alive
+
+    tmp = tmp or tempfile.gettempdir()
+    removed = []
+    for name in sorted(os.listdir(tmp)):
+        owner = name[len(FOLDER_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(FOLDER_PREFIX) or not owner.isdigit() or process_alive(int(owner)):
+            continue
+        path = os.path.join(tmp, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 class FifoTransport:

@@ -113,3 +113,21 @@ def test_the_transport_follows_the_variable_and_the_daemons_address(monkeypatch,
     monkeypatch.setenv("SWERVE_DOCKER_SHELL", "pipes")
     with pytest.raises(InfraError, match="SWERVE_DOCKER_SHELL='pipes'.*fifo, socket or auto"):
         _shell_transport(Client(unix))
+
+
+def test_prune_removes_only_the_folders_of_processes_that_are_gone(tmp_path):
+    import subprocess
+    import sys
+
+    from swerve.environments.docker_transports import prune_fifo_folders
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"swerve-io-{gone.pid}-abc"
+    (dead / "pipes").mkdir(parents=True)
+    alive = tmp_path / f"swerve-io-{os.getpid()}-def"
+    (alive / "pipes").mkdir(parents=True)
+    other = tmp_path / "swerve-io-notapid-x"
+    other.mkdir()
+    assert prune_fifo_folders(str(tmp_path)) == [str(dead)]
+    assert not dead.exists() and alive.exists() and other.exists()
