@@ -21,6 +21,7 @@ import shutil
 import socket
 import struct
 import tempfile
+import threading
 import time
 
 IO_DIR = "/run/swerve-io"
@@ -91,13 +92,18 @@ class ExecSocketTransport:
             return out
         if self._closed:
             raise EOFError("shell exited")
-        readable, _, _ = select.select([self._sock], [], [], timeout)
+        try:
+            readable, _, _ = select.select([self._sock], [], [], timeout)
+        except (OSError, ValueError):  # closed by another thread (close())
+            raise EOFError("shell transport closed") from None
         if not readable:
             return b""
         try:
             data = self._sock.recv(1 << 16)
         except BlockingIOError:
             return b""
+        except OSError:
+            raise EOFError("shell transport closed") from None
         if not data:
             self._closed = True
             out = self._take_frames()
@@ -187,6 +193,7 @@ class FifoTransport:
         name = secrets.token_hex(8)
         self._paths = [os.path.join(folder.host, f"{side}-{name}") for side in ("in", "out")]
         self._in = self._out = -1
+        self._io = threading.Lock()
         self._exec: ExecSocketTransport | None = None
         self._exited = False
         self._stray = bytearray()
@@ -248,10 +255,10 @@ class FifoTransport:
         view = memoryview(data)
         while view:
             try:
-                view = view[os.write(self._in, view) :]
+                with self._io:
+                    view = view[os.write(self._fd("_in"), view) :]
             except BlockingIOError:
-                _, writable, _ = select.select([], [self._in], [], 30)
-                if not writable:
+                if not self._wait(write=True, timeout=30):
                     raise EOFError("shell stdin is not accepting input") from None
 
     def recv(self, timeout: float) -> bytes:
@@ -263,32 +270,59 @@ class FifoTransport:
                 return data
             raise EOFError("shell exited")
         assert self._exec is not None
-        readable, _, _ = select.select([self._out, self._exec], [], [], timeout)
-        if self._out in readable:
+        readable = self._wait(write=False, timeout=timeout)
+        if "out" in readable:
             return self._read_out()
-        if readable:
+        if "exec" in readable:
             try:
                 self._stray += self._exec.recv(0.0)
                 del self._stray[:-4096]
-            except EOFError:
+            except (EOFError, OSError):
                 self._exited = True
                 return self.recv(0.0)
         return b""
 
+    def _wait(self, *, write: bool, timeout: float) -> set[str]:
+        """select() on the FIFO (and, for reading, the exec's socket). A descriptor that
+        close() has closed meanwhile may wake it (or be reused by then): reads and writes
+        happen under `_io`, after checking that the transport is still open."""
+        fd = self._in if write else self._out
+        if fd < 0:
+            raise EOFError("shell transport closed")
+        assert self._exec is not None
+        try:
+            if write:
+                return {"in"} if select.select([], [fd], [], timeout)[1] else set()
+            readable = select.select([fd, self._exec], [], [], timeout)[0]
+        except (OSError, ValueError):
+            raise EOFError("shell transport closed") from None
+        return {"out" if item == fd else "exec" for item in readable}
+
+    def _fd(self, name: str) -> int:
+        """The descriptor, under `_io`; EOFError once close() has run."""
+        fd = getattr(self, name)
+        if fd < 0:
+            raise EOFError("shell transport closed")
+        return fd
+
     def _read_out(self) -> bytes:
         try:
-            return os.read(self._out, 1 << 16)
+            with self._io:
+                return os.read(self._fd("_out"), 1 << 16)
         except BlockingIOError:
             return b""
 
     def close(self) -> None:
+        """Safe from another thread while a command is in flight: shutting the exec's
+        socket wakes its select() at once; the FIFOs are closed under `_io`."""
         if self._exec is not None:
             self._exec.close()
-        for fd in (self._in, self._out):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._in = self._out = -1
+        with self._io:
+            fds, self._in, self._out = (self._in, self._out), -1, -1
+            for fd in fds:
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
         self._unlink()

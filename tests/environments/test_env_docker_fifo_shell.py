@@ -131,3 +131,39 @@ def test_prune_removes_only_the_folders_of_processes_that_are_gone(tmp_path):
     other.mkdir()
     assert prune_fifo_folders(str(tmp_path)) == [str(dead)]
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("transport", ["fifo", "socket"])
+def test_closing_from_another_thread_ends_a_command_in_flight(toolz_image, no_failed_daemons, docker_client,
+                                                              monkeypatch, transport):
+    """What abandoning a stuck episode does: the command ends as a shell restart. On FIFOs
+    the exec's closed socket escaped as ValueError from select() in ~1 run of 3 before the
+    transports turned a closed descriptor into EOF."""
+    import threading
+    import time
+
+    monkeypatch.setenv("SWERVE_DOCKER_SHELL", transport)
+    env = _env(toolz_image)
+    assert type(env.shell._transport).__name__ == {"fifo": "FifoTransport", "socket": "ExecSocketTransport"}[transport]
+    container = docker_client.containers.get(env.info.extra["container"])
+    results = []
+
+    def run():
+        try:
+            results.append(env.exec("sleep 600", timeout=900))
+        except BaseException as exc:  # reported below, with the assertion
+            import traceback
+
+            results.append("".join(traceback.format_exception(exc)))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while "sleep 600" not in container.exec_run(["ps", "-eo", "args"]).output.decode():
+        assert time.monotonic() < deadline, "the command never started"
+    env.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "close() must wake the thread waiting on the shell"
+    assert results and not isinstance(results[0], str), results[0]
+    assert results[0].exit_code != 0 and results[0].shell_restarted
