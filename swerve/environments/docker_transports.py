@@ -167,8 +167,10 @@ def prune_fifo_folders(tmp: str | None = None) -> list[str]:
     tmp = tmp or tempfile.gettempdir()
     removed = []
     for name in sorted(os.listdir(tmp)):
+        if not name.startswith(FOLDER_PREFIX):
+            continue
         owner = name[len(FOLDER_PREFIX) :].split("-", 1)[0]
-        if not name.startswith(FOLDER_PREFIX) or not owner.isdigit() or process_alive(int(owner)):
+        if not owner.isdigit() or process_alive(int(owner)):
             continue
         path = os.path.join(tmp, name)
         if os.path.isdir(path) and not os.path.islink(path):
