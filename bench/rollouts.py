@@ -6,7 +6,11 @@ Measures, in one run:
 - short episodes (one shell command, then submit; ungraded) with a warm pool of
   environments (reset between episodes, in the background) against a fresh container
   per episode; `warm_episode_ms` / `fresh_episode_ms` are the median time between two
-  finished episodes as the trainer sees them (1 worker).
+  finished episodes as the trainer sees them (1 worker);
+- for the graded runs, how many of the machine's cores were busy and the machine's
+  CPU-seconds per episode (/proc/stat; whatever else runs on the machine counts too), which
+  bound `speedup_2w`: with every core busy it is at most
+  (cpus / cores_busy_1w) x (cpu_s_per_episode_1w / cpu_s_per_episode_2w).
 `--profile` adds where a warm short episode's time goes (perf_counter spans around the
 environment's and the manager's steps, summed over all threads).
 The last line is a JSON object (see BENCHMARKS.md).
@@ -65,6 +69,7 @@ def episodes_per_minute(tasks: list[Task], policy_factory, *, episodes: int, wor
             manager.next_group(timeout=1200)
         if on_clock_start is not None:
             on_clock_start()
+        cpu_before = machine_cpu_seconds()
         started = time.perf_counter()
         finished = [started]
         rewards = []
@@ -72,14 +77,24 @@ def episodes_per_minute(tasks: list[Task], policy_factory, *, episodes: int, wor
             rewards.extend(r.reward for r in manager.next_group(timeout=1200))
             finished.append(time.perf_counter())
         elapsed = finished[-1] - started
+        busy_s = machine_cpu_seconds() - cpu_before
     finally:
         manager.close()
     gaps = [(b - a) * 1000.0 for a, b in zip(finished, finished[1:])]
     stats = dict(manager.stats, opened=manager.pool.opened, reused=manager.pool.reused,
                  mean_reward=sum(rewards) / len(rewards), seconds=round(elapsed, 2),
                  episode_ms_median=round(statistics.median(gaps), 1),
-                 episode_ms_range=[round(min(gaps), 1), round(max(gaps), 1)])
+                 episode_ms_range=[round(min(gaps), 1), round(max(gaps), 1)],
+                 cores_busy=round(busy_s / elapsed, 2), cpu_s_per_episode=round(busy_s / episodes, 2))
     return episodes * 60.0 / elapsed, stats
+
+
+def machine_cpu_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy since boot (all but idle and iowait
+    in /proc/stat), so that a clock-bound figure can be told from a CPU-bound one."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 SPANS = {
@@ -175,6 +190,10 @@ def main() -> None:
         "warm_episode_ms": warm_stats["episode_ms_median"],
         "fresh_episode_ms": fresh_stats["episode_ms_median"],
         "speedup_2w": round(two_w / one_w, 2),
+        "cores_busy_1w": one_stats["cores_busy"],
+        "cores_busy_2w": two_stats["cores_busy"],
+        "cpu_s_per_episode_1w": one_stats["cpu_s_per_episode"],
+        "cpu_s_per_episode_2w": two_stats["cpu_s_per_episode"],
         "oracle_mean_reward": one_stats["mean_reward"],
         "episodes": args.episodes,
         "short_episodes": args.short,

@@ -231,7 +231,7 @@ class DockerEnvironment(RepoOps):
             try:
                 return FifoTransport(self.client, self.container.id, self._fifos, user=user, workdir=self.info.workdir, body=body)
             except FifoUnavailable as exc:
-                if os.environ.get(SHELL_TRANSPORT_VARIABLE, "auto") == "fifo":
+                if _wanted_shell_transport() == "fifo":
                     raise InfraError(f"{exc}; unset {SHELL_TRANSPORT_VARIABLE} to use the exec's socket") from None
                 _FIFOS_FAILED.add(self.client.api.base_url)
         return ExecSocketTransport(
@@ -264,15 +264,12 @@ class DockerEnvironment(RepoOps):
         self.shell.respawns = self._respawner
 
     def _known_pids(self) -> list[int]:
-        """init, the keeper, the control shell and the respawner (see RepoOps.diff)."""
+        """init, the keeper, the control shell and the shell's parent: the respawner or the
+        FIFO wrapper (see RepoOps.diff)."""
         pids = [1, self._keeper_pid, self.control.inner_pid]
-        if not all(pids):
-            return []
-        if self.shell.parent_pid:  # the respawner, or the FIFO wrapper
+        if self._respawner or self.shell.parent_pid:  # the respawner, or the FIFO wrapper
             pids.append(self.shell.parent_pid)
-        elif self._respawner:
-            return []
-        return pids
+        return pids if all(pids) else []
 
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
@@ -321,13 +318,19 @@ class DockerEnvironment(RepoOps):
             cleanup.unregister(self)
 
 
+def _wanted_shell_transport() -> str:
+    """SHELL_TRANSPORT_VARIABLE's value: "auto", "fifo" or "socket"."""
+    wanted = os.environ.get(SHELL_TRANSPORT_VARIABLE, "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "fifo", "socket"):
+        raise InfraError(f"{SHELL_TRANSPORT_VARIABLE}={wanted!r}: use fifo, socket or auto")
+    return wanted
+
+
 def _shell_transport(client) -> str:
     """"fifo" or "socket" for a new container (see SHELL_TRANSPORT_VARIABLE): FIFOs need
     the daemon on this machine, which a local unix socket says (a TCP or SSH daemon may be
     anywhere), and are not tried again once they failed to connect."""
-    wanted = os.environ.get(SHELL_TRANSPORT_VARIABLE, "auto").strip().lower() or "auto"
-    if wanted not in ("auto", "fifo", "socket"):
-        raise InfraError(f"{SHELL_TRANSPORT_VARIABLE}={wanted!r}: use fifo, socket or auto")
+    wanted = _wanted_shell_transport()
     if wanted == "auto":
         from docker.transport import UnixHTTPAdapter
 

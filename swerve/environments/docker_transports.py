@@ -1,12 +1,12 @@
 """How the docker backend's persistent shells are spoken to.
 
 - `ExecSocketTransport`: the shell's stdin and stdout are a `docker exec`'s attach
-  socket; every byte passes through the daemon (about 0.4 ms a round trip idle, more
-  while the daemon is busy with other execs).
+  socket; every byte passes through the daemon (an `exec("true")` takes ~0.37 ms back to
+  back, more while the daemon is busy with other execs: bench/env_latency.py).
 - `FifoTransport`: the same exec starts a small `sh` wrapper that opens two FIFOs in a
   host folder bind-mounted read-only into the container (`FifoFolder`) and runs the shell
   on them; commands and output go through the kernel's pipes and never through the
-  daemon (about 0.03 ms). The exec's socket still tells when the shell has gone: it ends
+  daemon (~0.18 ms back to back). The exec's socket still tells when the shell has gone: it ends
   when the wrapper exits. The FIFOs are unlinked as soon as both ends are open, so no
   process started later can open them by name, and the folder is read-only in the
   container, so nothing can be created in it.
@@ -233,10 +233,10 @@ class FifoTransport:
         while not got.endswith(line):
             left = deadline - time.monotonic()
             try:
-                chunk = self.recv(max(0.0, left)) if left > 0 else b""
+                chunk = self.recv(left) if left > 0 else None
             except EOFError:
                 chunk = None
-            if chunk is None or (not chunk and time.monotonic() >= deadline):
+            if chunk is None:
                 said = self._stray.decode(errors="replace").strip()[-300:]
                 raise FifoUnavailable(
                     "the shell's FIFOs did not connect"
