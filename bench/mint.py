@@ -5,16 +5,19 @@ same candidates.
   candidates, the whole suite once per candidate (no verdict, no second run);
 - full: the whole-suite decision (`test_candidate` without a call map: a kept
   candidate's suite runs twice), one warm environment;
-- selected: the call map made once (its time counted), then each candidate screened
-  on the tests that start its function and confirmed by the whole suite, in
-  `--workers` warm environments in parallel (opening them counted).
+- selected: today's `mint_tasks`: the call map made once (its time counted), then each
+  candidate screened on the tests that start its function and confirmed by the whole
+  suite, in `--workers` warm environments in parallel, each reading a sealed bytecode
+  cache (swerve.harness.bytecode_cache) its first runs wrote (opening the environments
+  and warming the caches counted). `--no-bytecode-cache` leaves the cache out.
 
 Each mode's environments are opened once (counted in its time); the candidates are
 split into `--rounds` rounds that run the three modes in turn, so load drift on a
 shared machine falls on all of them.
 
 `decisions_agree` is true when the selected path keeps and rejects exactly the
-candidates the full path does, with the same FAIL_TO_PASS tests for the kept ones.
+candidates the full path (no selection, no cache) does, with the same FAIL_TO_PASS
+tests for the kept ones.
 `--fresh` adds today's other baseline: a new container per candidate.
 
     python bench/mint.py --source pypi:toolz==0.12.1 --candidates 24
@@ -30,9 +33,11 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from swerve.environments import Limits, open_environment, pick_backend
 from swerve.environments.sources import prepare_repo
+from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache, warm_bytecode_cache
 from swerve.harness.call_map import map_calls
 from swerve.harness.candidate_verdicts import baseline_passing, run_suite, test_candidate
 from swerve.harness.mint import source_task
@@ -51,6 +56,8 @@ def main() -> None:
                         help="the candidates are split into this many rounds; each round runs warm, full, selected "
                              "in turn, so a change of machine load falls on all three")
     parser.add_argument("--fresh", action="store_true", help="also time a fresh container per candidate")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="the selected path compiles everything in every run, as before the cache")
     args = parser.parse_args()
 
     backend = pick_backend(args.backend)
@@ -90,21 +97,25 @@ def main() -> None:
             outcome = test_candidate(env, task, candidate, passing, args.timeout)
             full[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
 
+    caches: dict[int, str] = {}
+
     def selected_round(envs, chunk, call_map) -> None:
         queue = iter(chunk)
 
-        def work(env) -> None:
+        def work(slot: int) -> None:
+            env = envs[slot]
             while True:
                 with lock:
                     candidate = next(queue, None)
                 if candidate is None:
                     return
-                outcome = test_candidate(env, task, candidate, passing, args.timeout, call_map=call_map)
+                outcome = test_candidate(env, task, candidate, passing, args.timeout, call_map=call_map,
+                                         bytecode_cache=caches[slot])
                 with lock:
                     selected[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
                     scopes[outcome.tests_run.value] = scopes.get(outcome.tests_run.value, 0) + 1
 
-        threads = [threading.Thread(target=work, args=(env,)) for env in envs]
+        threads = [threading.Thread(target=work, args=(slot,)) for slot in range(len(envs))]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -118,14 +129,24 @@ def main() -> None:
         timed("warm", lambda: envs["warm"].append(open_environment(task, backend, limits, run_id="bench-mint")))
         timed("full", lambda: envs["full"].append(open_environment(task, backend, limits, run_id="bench-mint")))
 
-        def start_selected() -> None:
-            envs["selected"].append(open_environment(task, backend, limits, run_id="bench-mint"))
-            map_started = time.monotonic()
-            maps["map"] = map_calls(envs["selected"][0], task, timeout=args.timeout)
-            envs["selected"][0].reset()
-            maps["map_s"] = time.monotonic() - map_started
-            envs["selected"].extend(open_environment(task, backend, limits, run_id="bench-mint")
-                                    for _ in range(args.workers - 1))
+        def open_warm():
+            env = open_environment(task, backend, limits, run_id="bench-mint")
+            return env, "" if args.no_bytecode_cache else warm_bytecode_cache(env, task, timeout=args.timeout)
+
+        def start_selected() -> None:  # as mint_tasks: the other environments open and warm meanwhile
+            with ThreadPoolExecutor(max_workers=max(1, args.workers - 1)) as opener:
+                others = [opener.submit(open_warm) for _ in range(args.workers - 1)]
+                env0 = open_environment(task, backend, limits, run_id="bench-mint")
+                envs["selected"].append(env0)
+                map_started = time.monotonic()
+                cache = "" if args.no_bytecode_cache else open_bytecode_cache(env0)
+                maps["map"] = map_calls(env0, task, timeout=args.timeout, bytecode_cache=cache)
+                caches[0] = seal_bytecode_cache(env0, cache)
+                env0.reset()
+                maps["map_s"] = time.monotonic() - map_started
+                for future in others:
+                    env, caches[len(envs["selected"])] = future.result()
+                    envs["selected"].append(env)
 
         timed("selected", start_selected)
         for chunk in chunks:
@@ -177,6 +198,7 @@ def main() -> None:
         "speedup_selected": round(warm_s / selected_s, 2),
         "speedup_selected_vs_full": round(full_s / selected_s, 2),
         "decided_by": scopes,
+        "bytecode_caches": sum(1 for folder in caches.values() if folder),
         "kept": len(kept(full)),
         "decisions_agree": decisions_agree,
         "verdicts_agree": verdicts_agree,

@@ -289,7 +289,7 @@ class DockerEnvironment(RepoOps):
         return restore_script(
             self.workdir, self.base_commit, PRISTINE if self._pristine else "",
             wipe=list(WIPED), objects_owned_by_root=True, stamp=STAMP, preserve=self._preserve,
-            git_entries=self._git_entries,
+            git_entries=self._git_entries, spare=self._kept,
         )
 
     def _touch_stamp(self) -> None:

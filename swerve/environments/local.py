@@ -303,7 +303,7 @@ class LocalEnvironment(RepoOps):
             wipe.append("/tmp")
         return restore_script(
             self.workdir, self.base_commit, str(self.root / "pristine"), wipe=wipe, objects_owned_by_root=False,
-            stamp=str(self.root / "pristine" / "stamp"), git_entries=self._git_entries,
+            stamp=str(self.root / "pristine" / "stamp"), git_entries=self._git_entries, spare=self._kept,
         )
 
     def _touch_stamp(self) -> None:

@@ -29,6 +29,7 @@ def restore_script(
     stamp: str = "",
     preserve: list[str] | None = None,
     git_entries: str | None = None,
+    spare: list[str] = (),
 ) -> str:
     """Shell code, run as the agent's user in a new shell after every other process of
     that user was killed, that restores what an episode can write:
@@ -58,16 +59,24 @@ def restore_script(
     `pristine` (an image built without the record) or without `stamp`, everything is
     restored every time. It leaves no variable or shell option behind; a failure exits
     with status 3 (reset() runs it in a subshell and reports the failure). A tracked
-    folder the agent made unreadable is made readable again before the work tree is reset."""
+    folder the agent made unreadable is made readable again before the work tree is reset.
+
+    `spare` names folders, each directly inside one of the `wipe` folders, that the wipe
+    leaves as they are (see `RepoOps.keep_across_reset`); ValueError for any other path."""
+    for path in spare:
+        if posixpath.normpath(path) != path or posixpath.dirname(path) not in wipe or not posixpath.basename(path):
+            raise ValueError(f"{path!r} is not a folder directly inside one of the emptied folders "
+                             f"({', '.join(wipe)}); keep one of those folders' children")
     wd = shlex.quote(workdir)
     p = shlex.quote(pristine)
     wiped = " ".join(shlex.quote(d) for d in wipe)
     kept = [path.rstrip("/") for path in preserve or [] if path.strip("/")]
     keep = " ".join(f"-e {shlex.quote('/' + path)}" for path in kept)
     quoted_kept = " ".join(shlex.quote(path) for path in kept)
+    spared = "".join(f"! -path {shlex.quote(path)} ! -path {shlex.quote(path + '/*')} " for path in spare)
     wipe_folders = (
-        f"find {wiped} -xdev -mindepth 1 -delete 2>/dev/null || {{ find {wiped} -xdev -mindepth 1 -type d "
-        f"-exec chmod u+rwx {{}} + 2>/dev/null; find {wiped} -xdev -mindepth 1 -delete 2>/dev/null; }}; "
+        f"find {wiped} -xdev -mindepth 1 {spared}-delete 2>/dev/null || {{ find {wiped} -xdev -mindepth 1 "
+        f"{spared}-type d -exec chmod u+rwx {{}} + 2>/dev/null; find {wiped} -xdev -mindepth 1 {spared}-delete 2>/dev/null; }}; "
     )
     remove_ipc = (
         "for f in /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem; do [ -r $f ] || continue; "
@@ -159,6 +168,7 @@ class RepoOps:
         self._git_entries = ""
         self._generation = 0  # bumped by everything that can change the repository
         self._quiet_diff: tuple[int, str] | None = None
+        self._kept: list[str] = []  # see keep_across_reset
 
     @property
     def untouched(self) -> bool:
@@ -312,6 +322,22 @@ class RepoOps:
 
     def _touch_stamp(self) -> None:
         """Mark the moment the restore finished (see `restore_script`'s `stamp`)."""
+
+    def keep_across_reset(self, path: str) -> None:
+        """Leave the folder `path` (directly inside a folder reset() empties, such as
+        /tmp or $TMPDIR) in place through every later reset(). Only for environments that
+        host no agent: whatever runs in the environment can write there, so the folder
+        carries state from one episode into the next (the task factory keeps its sealed
+        bytecode cache there, see swerve.harness.bytecode_cache). ValueError for a path
+        that is not such a folder."""
+        with self._lock:
+            kept = [*self._kept, path]
+            previous, self._kept = self._kept, kept
+            try:
+                self._restore_script()  # checks every kept path against the emptied folders
+            except ValueError:
+                self._kept = previous
+                raise
 
     def reset(self) -> None:
         """Back to the image's state: every process of the agent killed; a new shell (no

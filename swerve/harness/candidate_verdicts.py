@@ -12,6 +12,9 @@ rejects; a screen that finds a failure is confirmed by the whole-suite run, whos
 result is the verdict. The screen counts as the second run when its failures are the
 whole run's; otherwise a second whole run decides, as in the full decision. A
 function that also runs at import time or in a fixture gets the full decision.
+
+Every run takes `bytecode_cache`: a sealed cache (swerve.harness.bytecode_cache) the
+runs read their bytecode from, or '' to compile everything in every run.
 """
 
 from __future__ import annotations
@@ -64,28 +67,29 @@ class CandidateOutcome:
     selected: int = 0
 
 
-def run_suite(env, task: Task, timeout: float):
-    """The whole suite, results from JUnit (the evaluator's hidden-test runner, no targets)."""
-    from swerve.harness import hidden_tests as hidden
+def run_suite(env, task: Task, timeout: float, bytecode_cache: str = ""):
+    """The whole suite, results from JUnit (the evaluator's pytest runner, no targets)."""
+    from swerve.harness.hidden_tests import run_pytest_on
 
-    return hidden.run_hidden_tests(env, task, timeout=timeout)
+    return run_pytest_on(env, task, [], timeout=timeout, bytecode_cache=bytecode_cache)
 
 
-def run_selected(env, task: Task, tests: list[str], timeout: float):
+def run_selected(env, task: Task, tests: list[str], timeout: float, bytecode_cache: str = ""):
     """Only `tests`, through the same runner."""
     from swerve.harness.call_map import run_selected as run
 
-    return run(env, task, tests, timeout=timeout)
+    return run(env, task, tests, timeout=timeout, bytecode_cache=bytecode_cache)
 
 
 def _passes(status: TestStatus | None) -> bool:
     return status is not None and status.counts_as_pass
 
 
-def baseline_passing(env, task: Task, timeout: float, source: str) -> tuple[list[str], int]:
+def baseline_passing(env, task: Task, timeout: float, source: str,
+                     bytecode_cache: str = "") -> tuple[list[str], int]:
     """Tests passing on the unmutated source; MintError when the suite does not
     run or fewer than 80% pass."""
-    run = run_suite(env, task, timeout)
+    run = run_suite(env, task, timeout, bytecode_cache)
     statuses = run.statuses
     if run.timed_out:
         raise MintError(f"{source}: the test suite did not finish within {timeout:.0f}s; raise --timeout")
@@ -111,7 +115,7 @@ def baseline_passing(env, task: Task, timeout: float, source: str) -> tuple[list
 
 
 def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], timeout: float,
-                   call_map=None) -> CandidateOutcome:
+                   call_map=None, bytecode_cache: str = "") -> CandidateOutcome:
     """The candidate's verdict; the environment is reset afterwards. With `call_map`
     the candidate is screened on the tests that start its function first."""
     started = time.monotonic()
@@ -121,39 +125,40 @@ def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], ti
     try:
         env.write_file(candidate.file, candidate.mutated_source)
         if selected is None:
-            outcome = full_decision(env, task, passing, timeout)
+            outcome = full_decision(env, task, passing, timeout, bytecode_cache)
         else:
-            outcome = screened_decision(env, task, passing, selected, timeout)
+            outcome = screened_decision(env, task, passing, selected, timeout, bytecode_cache)
     finally:
         env.reset()
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
-def full_decision(env, task: Task, passing: list[str], timeout: float) -> CandidateOutcome:
+def full_decision(env, task: Task, passing: list[str], timeout: float, bytecode_cache: str = "") -> CandidateOutcome:
     """Two whole-suite runs (the mutated file already written)."""
-    outcome = classify(run_suite(env, task, timeout), passing)
+    outcome = classify(run_suite(env, task, timeout, bytecode_cache), passing)
     if outcome.verdict is Verdict.OK:
-        again = classify(run_suite(env, task, timeout), passing)
+        again = classify(run_suite(env, task, timeout, bytecode_cache), passing)
         if again.verdict is not Verdict.OK or set(again.fail_to_pass) != set(outcome.fail_to_pass):
             return CandidateOutcome(verdict=Verdict.UNSTABLE)
     return outcome
 
 
-def screened_decision(env, task: Task, passing: list[str], selected: list[str], timeout: float) -> CandidateOutcome:
+def screened_decision(env, task: Task, passing: list[str], selected: list[str], timeout: float,
+                      bytecode_cache: str = "") -> CandidateOutcome:
     """The selected tests first; a failure found there is confirmed by the whole suite."""
-    screen = classify_selected(run_selected(env, task, selected, timeout), passing, selected)
+    screen = classify_selected(run_selected(env, task, selected, timeout, bytecode_cache), passing, selected)
     if screen.verdict is not Verdict.OK:
         screen.tests_run, screen.selected = RunScope.SELECTED, len(selected)
         return screen
-    outcome = classify(run_suite(env, task, timeout), passing)
+    outcome = classify(run_suite(env, task, timeout, bytecode_cache), passing)
     outcome.selected = len(selected)
     if outcome.verdict is not Verdict.OK:
         return outcome
     chosen = set(selected)
     if set(outcome.fail_to_pass) <= chosen and set(outcome.fail_to_pass) == set(screen.fail_to_pass):
         return outcome
-    again = classify(run_suite(env, task, timeout), passing)
+    again = classify(run_suite(env, task, timeout, bytecode_cache), passing)
     if again.verdict is not Verdict.OK or set(again.fail_to_pass) != set(outcome.fail_to_pass):
         return CandidateOutcome(verdict=Verdict.UNSTABLE, selected=len(selected))
     return outcome

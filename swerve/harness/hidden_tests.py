@@ -233,9 +233,14 @@ def pytest_command(task, *, junit_path: str, targets: list[str]) -> str:
     return f"{base} {flags} {args}".strip()
 
 
-def run_env_prefix(task) -> str:
+def run_env_prefix(task, bytecode_cache: str = "") -> str:
+    """The test command's environment: no pytest options or plugins from the caller's
+    variables, no user site; no bytecode written, or, with `bytecode_cache` (a sealed
+    cache, see swerve.harness.bytecode_cache), bytecode read from that folder."""
     autoload = "" if task.pytest_plugins else "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 "
-    return f"env -u PYTEST_ADDOPTS -u PYTEST_PLUGINS {autoload}PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 "
+    bytecode = (f"PYTHONPYCACHEPREFIX={shlex.quote(bytecode_cache)}" if bytecode_cache
+                else "PYTHONDONTWRITEBYTECODE=1")
+    return f"env -u PYTEST_ADDOPTS -u PYTEST_PLUGINS {autoload}{bytecode} PYTHONNOUSERSITE=1 "
 
 
 def _pytest_consistent(statuses: dict[str, TestStatus], exit_code: int) -> tuple[bool, str]:
@@ -262,7 +267,7 @@ def _between_markers(text: str, start: str, end: str) -> str | None:
 
 
 def _run_captured(env, task, command: str, *, nonce: str, output_file: str, timeout: float, shown: str,
-                  source: str, markers: tuple[str, str] | None, setup: str = "") -> TestRun:
+                  source: str, markers: tuple[str, str] | None, setup: str = "", bytecode_cache: str = "") -> TestRun:
     """Run `command` in the workdir (stdin closed, stderr merged) with its output in
     `output_file`, framed by `markers` when given (else the file starts empty). The
     exit code comes back on a nonce-carrying line of the shell's own output, which
@@ -271,7 +276,7 @@ def _run_captured(env, task, command: str, *, nonce: str, output_file: str, time
     closing = f"echo {markers[1]} >> {output_file}; " if markers else ""
     script = (
         f"{setup}cd {shlex.quote(_workdir(env))} && {opening} && "
-        f"{{ {run_env_prefix(task)}{command} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
+        f"{{ {run_env_prefix(task, bytecode_cache)}{command} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
         f"{closing}echo \"SWERVE-EXIT-{nonce}=$__rc\""
     )
     result = env.exec(script, timeout=timeout)
@@ -302,12 +307,12 @@ def _default_markers(nonce: str) -> tuple[str, str]:
 
 
 def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str, *,
-                canaries: list[Canary] = (), added: list[str] = ()) -> TestRun:
+                canaries: list[Canary] = (), added: list[str] = (), bytecode_cache: str = "") -> TestRun:
     """pytest on `targets` through the bootstrap, read back from its JUnit file; the
     run's results folder is removed however the run ends."""
     with _results_folder(env, nonce) as results_dir:
         return _run_pytest_in(env, task, targets, nonce, timeout, label, results_dir,
-                              canaries=canaries, added=added)
+                              canaries=canaries, added=added, bytecode_cache=bytecode_cache)
 
 
 @contextmanager
@@ -325,7 +330,7 @@ def _results_folder(env, nonce: str) -> Iterator[str]:
 
 
 def _run_pytest_in(env, task, targets: list[str], nonce: str, timeout: float, label: str, results_dir: str, *,
-                   canaries: list[Canary], added: list[str]) -> TestRun:
+                   canaries: list[Canary], added: list[str], bytecode_cache: str = "") -> TestRun:
     junit = f"{results_dir}/{label}.xml"
     output_file = f"{results_dir}/{label}.out"
     runner_report = f"{results_dir}/{label}.runner.json"
@@ -344,7 +349,8 @@ def _run_pytest_in(env, task, targets: list[str], nonce: str, timeout: float, la
         raise OSError(f"cannot prepare the test run in {results_dir}: {prepared.output.strip()[:200]}")
     run = _run_captured(
         env, task, command, nonce=nonce, output_file=output_file, timeout=timeout,
-        shown=setup + run_env_prefix(task) + command, source="junit", markers=_default_markers(nonce), setup=setup,
+        shown=setup + run_env_prefix(task, bytecode_cache) + command, source="junit", markers=_default_markers(nonce),
+        setup=setup, bytecode_cache=bytecode_cache,
     )
     if run.timed_out:
         return run
@@ -515,12 +521,13 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
     return run
 
 
-def run_pytest_on(env, task, targets: list[str], *, timeout: float) -> TestRun:
+def run_pytest_on(env, task, targets: list[str], *, timeout: float, bytecode_cache: str = "") -> TestRun:
     """pytest on `targets` (all tests when empty) through the same bootstrap, flags and
     JUnit reading as the hidden tests, without a test patch or canaries: for the task
-    factory's runs of a source's own suite, where no patch is hostile."""
+    factory's runs of a source's own suite, where no patch is hostile. `bytecode_cache`:
+    see `run_env_prefix`."""
     nonce = new_nonce()
-    run = _run_pytest(env, task, list(targets), nonce, timeout, "junit")
+    run = _run_pytest(env, task, list(targets), nonce, timeout, "junit", bytecode_cache=bytecode_cache)
     run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
     return run
 

@@ -10,7 +10,8 @@ working test suite. `mint_tasks` runs five named stages:
    (swerve.harness.call_map).
 3. `generate_candidates` (mutations.py) yields candidate bugs in seed order.
 4. Testing (swerve.harness.candidate_verdicts), in one warm environment per worker
-   with `reset()` between candidates: a candidate is first tried on the tests that
+   with `reset()` between candidates, each with a sealed bytecode cache made by its
+   first runs (swerve.harness.bytecode_cache): a candidate is first tried on the tests that
    start its function, and one that makes a test fail is confirmed by the whole suite,
    so verdicts are the whole suite's. Kept: at least one passing test now fails
    (FAIL_TO_PASS), at least one still passes (PASS_TO_PASS), a second run agrees.
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swerve.fileio import append_jsonl, atomic_write_text, iter_jsonl
+from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache, warm_bytecode_cache
 from swerve.harness.timeouts import MINT_SUITE_TIMEOUT_S
 from swerve.harness.candidate_verdicts import (
     MintError,
@@ -457,6 +459,7 @@ class Baseline:
     call_map: CallMap | None = None
     map_s: float = 0.0
     map_note: str = ""
+    bytecode_cache: str = ""  # the first environment's sealed cache ('' when it has none)
 
 
 def open_source(source: str, test_requirements: Iterable[str] | None = None) -> MintSource:
@@ -493,33 +496,37 @@ def read_progress(out: Path, repo_source: str) -> Progress:
 
 def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests: bool, say: Log) -> Baseline:
     """The baseline run, then (with `select_tests`) the call map; a map that cannot be
-    made leaves every candidate to the whole suite, and says so."""
+    made leaves every candidate to the whole suite, and says so. Both runs warm the
+    environment's bytecode cache, sealed before the reset that follows them."""
     from swerve.errors import InfraError
     from swerve.harness.call_map import CallMapError, map_calls
 
     try:
-        passing, total = baseline_passing(env, base, timeout, source)
+        cache = open_bytecode_cache(env)
+        passing, total = baseline_passing(env, base, timeout, source, cache)
     except InfraError as exc:
         raise MintError(f"{source}: {_one_line(exc)}") from None
     say(f"baseline: {len(passing)} of {total} tests pass")
     baseline = Baseline(passing=passing, total=total)
-    if not select_tests:
-        return baseline
     started = time.monotonic()
+    if select_tests:
+        try:
+            call_map = map_calls(env, base, timeout=timeout, bytecode_cache=cache)
+            unmapped = call_map.unmapped(passing)
+            if unmapped:
+                raise CallMapError(f"{len(unmapped)} passing test(s) missing from it, e.g. {unmapped[0]}")
+            if not call_map.library_files():
+                raise CallMapError("it saw no library function run")
+            baseline.call_map = call_map
+        except (CallMapError, InfraError) as exc:
+            baseline.map_note = f"no call map ({_one_line(exc)}); every candidate runs the whole suite"
     try:
-        call_map = map_calls(env, base, timeout=timeout)
-        unmapped = call_map.unmapped(passing)
-        if unmapped:
-            raise CallMapError(f"{len(unmapped)} passing test(s) missing from it, e.g. {unmapped[0]}")
-        if not call_map.library_files():
-            raise CallMapError("it saw no library function run")
-        baseline.call_map = call_map
-    except (CallMapError, InfraError) as exc:
-        baseline.map_note = f"no call map ({_one_line(exc)}); every candidate runs the whole suite"
-    try:
+        baseline.bytecode_cache = seal_bytecode_cache(env, cache)
         env.reset()
     except InfraError as exc:
         raise MintError(f"{source}: {_one_line(exc)}") from None
+    if not select_tests:
+        return baseline
     baseline.map_s = time.monotonic() - started
     say(baseline.map_note or f"call map: {len(baseline.call_map.callers)} function(s) started by tests "
                              f"({baseline.map_s:.1f}s)")
@@ -543,6 +550,7 @@ class _MintRun:
         self.validations: list[Future] = []
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-mint-validate")
         self.broken: list[str] = []
+        self.caches: dict[int, str] = {0: baseline.bytecode_cache}  # per slot; a slot without one warms it first
 
     def next_candidate(self) -> Candidate | None:
         with self.lock:
@@ -581,13 +589,16 @@ class _MintRun:
             if candidate is None:
                 return
             try:
+                if slot not in self.caches:
+                    self.caches[slot] = warm_bytecode_cache(envs[slot], self.src.base, timeout=self.timeout)
                 outcome = test_candidate(envs[slot], self.src.base, candidate, self.baseline.passing, self.timeout,
-                                         call_map=self.baseline.call_map)
+                                         call_map=self.baseline.call_map, bytecode_cache=self.caches[slot])
                 failures = 0
             except Exception as exc:  # the environment broke: replace it, retry later
                 failures += 1
                 self.reject(candidate, Rejection(RejectionKind.INFRA, _one_line(exc)))
                 envs[slot].close()
+                self.caches.pop(slot, None)
                 try:
                     if failures > 3:
                         raise InfraError(f"{failures} environment failures in a row; last: {_one_line(exc)}")
@@ -706,19 +717,30 @@ def mint_tasks(
     except InfraError as exc:
         raise MintError(f"{source}: the environment could not be built: {_one_line(exc)}") from None
     envs = [env0]
+    warmed: dict[int, str] = {}
+    # the other workers' environments open and warm their bytecode caches during the baseline
+    opener = ThreadPoolExecutor(max_workers=max(1, workers - 1), thread_name_prefix="swerve-mint-open")
+    opening = [opener.submit(_open_warm, reopen, base, timeout) for _ in range(max(1, workers) - 1)]
     try:
         baseline = start_baseline(env0, base, timeout=timeout, source=source, select_tests=select_tests, say=say)
         report.baseline_total, report.baseline_passed = baseline.total, len(baseline.passing)
         report.map_time_s = baseline.map_s
-        envs += [reopen() for _ in range(max(1, workers) - 1)]
+        for future in opening:
+            env, warmed[len(envs)] = future.result()
+            envs.append(env)
         candidates = (c for c in generate_candidates(src.path, seed=seed, kinds=kinds, include=include)
                       if c.key not in progress.done_keys)
         run = _MintRun(src, progress, baseline, report, candidates=candidates, wanted=wanted,
                        budget=max_candidates if max_candidates is not None else 40 * wanted, out=out,
                        backend=backend, timeout=timeout, validate=validate, writer=writer, seed=seed, say=say,
                        workers=workers)
+        run.caches.update(warmed)
         _run_workers(run, envs, reopen)
     finally:
+        opener.shutdown(wait=True)
+        for future in opening:  # opened while the baseline failed
+            if not future.exception() and future.result()[0] not in envs:
+                future.result()[0].close()
         for env in envs:
             env.close()
     report.elapsed_s = time.monotonic() - started
@@ -734,6 +756,16 @@ def mint_tasks(
             "try another --seed, more --kinds or a larger --max-candidates"
         )
     return report
+
+
+def _open_warm(reopen: Callable[[], object], base: Task, timeout: float) -> tuple[object, str]:
+    """A new environment and its sealed bytecode cache ('' when it has none)."""
+    env = reopen()
+    try:
+        return env, warm_bytecode_cache(env, base, timeout=timeout)
+    except BaseException:
+        env.close()
+        raise
 
 
 def _run_workers(run: _MintRun, envs: list, reopen: Callable[[], object]) -> None:

@@ -16,7 +16,7 @@ from swerve.harness.mint import CandidateOutcome, MintError, creation_diff, read
 from swerve.harness.mutations import mutate_source, unified_diff
 from swerve.harness.problem_statement import leaks, write_problem_statement
 from swerve.harness.hidden_tests import TestRun as SuiteRun
-from swerve.schema import Task
+from swerve.schema import ExecResult, Task
 from swerve.schema import TestStatus as Status
 
 P, F = Status.PASSED, Status.FAILED
@@ -64,10 +64,13 @@ class FakeEnv:
     def reset(self):
         self.resets += 1
 
+    def exec(self, cmd, timeout=None):  # no Python answers: no bytecode cache
+        return ExecResult(exit_code=1, output="")
+
 
 def _scripted(monkeypatch, *runs: SuiteRun):
     queue = list(runs)
-    monkeypatch.setattr(verdicts, "run_suite", lambda env, task, timeout: queue.pop(0))
+    monkeypatch.setattr(verdicts, "run_suite", lambda env, task, timeout, bytecode_cache="": queue.pop(0))
 
 
 def _candidate():
@@ -141,7 +144,7 @@ class FakeCallMap:
 def _scripted_selected(monkeypatch, *runs: SuiteRun) -> list[list[str]]:
     queue, asked = list(runs), []
 
-    def run_selected(env, task, tests, timeout):
+    def run_selected(env, task, tests, timeout, bytecode_cache=""):
         asked.append(list(tests))
         return queue.pop(0)
 
@@ -198,7 +201,7 @@ def test_a_call_map_that_cannot_be_made_leaves_every_candidate_to_the_whole_suit
 
     _scripted(monkeypatch, SuiteRun(statuses={t: P for t in TESTS}))
 
-    def broken_map(env, task, timeout):
+    def broken_map(env, task, timeout, bytecode_cache=""):
         raise call_map.CallMapError("the traced suite wrote no call map (pytest exited 4)")
 
     monkeypatch.setattr(call_map, "map_calls", broken_map)
