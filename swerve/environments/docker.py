@@ -273,7 +273,12 @@ class DockerEnvironment(RepoOps):
 
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
-        and the agent's shell."""
+        and the agent's shell. Nothing once close() has begun: removing the container ends
+        every process, and the closed control shell would otherwise be started again on a
+        container being removed (a command in flight woke by close() then waited on the
+        daemon, up to its timeout)."""
+        if self._closed:
+            return
         spare = " ".join(str(p) for p in (self._keeper_pid, self.shell.parent_pid, shell_pid) if p)
         self._root_exec(kill_all_but_snippet(spare))
 
