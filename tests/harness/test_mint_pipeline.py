@@ -54,6 +54,8 @@ FAILED pkg/tests/test_a.py::test_0 - assert 0 == 3
 class FakeEnv:
     """Records writes and resets; the suite's result comes from a scripted run_suite."""
 
+    workdir = "/testbed"
+
     def __init__(self):
         self.writes: list[str] = []
         self.resets = 0
