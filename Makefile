@@ -27,6 +27,7 @@ test: install system-deps
 # The CPU benchmarks, each with the arguments of its run in BENCHMARKS.md;
 # bench/gpu_hf_policy.py needs a GPU and is run by hand on one.
 BENCH_RUNS := "attempts.py" \
+              "bytecode_cache.py" \
               "env_latency.py" \
               "exec_breakdown.py" \
               "eval_overhead.py" \

@@ -24,24 +24,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import swerve.environments.docker as docker_backend
 from swerve.environments.base import Limits
 from swerve.environments.images import ensure_instance_image
 from swerve.schema import Task
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def timed_ms(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1000.0
+from env_latency import percentile, timed as timed_ms  # noqa: E402
 
 
 @contextmanager

@@ -19,6 +19,9 @@ shared machine falls on all of them.
 candidates the full path (no selection, no cache) does, with the same FAIL_TO_PASS
 tests for the kept ones.
 `--fresh` adds today's other baseline: a new container per candidate.
+`selected_startup_s` is the selected path's time before its first candidate (environments,
+call map, caches); `screened_candidate_s` the [min, median, max] seconds of its candidates
+that ran tests, with `--workers` of them at once.
 
     python bench/mint.py --source pypi:toolz==0.12.1 --candidates 24
 
@@ -31,6 +34,7 @@ import argparse
 import itertools
 import json
 import os
+import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +102,7 @@ def main() -> None:
             full[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
 
     caches: dict[int, str] = {}
+    screened: list[float] = []  # seconds of each selected-path candidate that ran tests
 
     def selected_round(envs, chunk, call_map) -> None:
         queue = iter(chunk)
@@ -114,6 +119,8 @@ def main() -> None:
                 with lock:
                     selected[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
                     scopes[outcome.tests_run.value] = scopes.get(outcome.tests_run.value, 0) + 1
+                    if outcome.tests_run.value != "none":
+                        screened.append(outcome.seconds)
 
         threads = [threading.Thread(target=work, args=(slot,)) for slot in range(len(envs))]
         for thread in threads:
@@ -149,6 +156,7 @@ def main() -> None:
                     envs["selected"].append(env)
 
         timed("selected", start_selected)
+        startup_s = seconds["selected"]
         for chunk in chunks:
             timed("warm", lambda: warm_round(envs["warm"][0], chunk))
             timed("full", lambda: full_round(envs["full"][0], chunk))
@@ -198,6 +206,9 @@ def main() -> None:
         "speedup_selected": round(warm_s / selected_s, 2),
         "speedup_selected_vs_full": round(full_s / selected_s, 2),
         "decided_by": scopes,
+        "selected_startup_s": round(startup_s, 2),
+        "screened_candidate_s": [round(min(screened), 2), round(statistics.median(screened), 2), round(max(screened), 2)]
+        if screened else None,
         "bytecode_caches": sum(1 for folder in caches.values() if folder),
         "kept": len(kept(full)),
         "decisions_agree": decisions_agree,

@@ -2,7 +2,7 @@
 
 Test runs write no bytecode (PYTHONDONTWRITEBYTECODE), so every run compiles again all
 it imports, and pytest rewrites the assertions of every test module again: for toolz
-that is half of a whole-suite run (0.45 of 0.92 s). The task factory runs one suite
+that is almost half of a whole-suite run (bench/bytecode_cache.py). The task factory runs one suite
 hundreds of times in one environment, one changed library file at a time, so each of its
 environments keeps a cache:
 
