@@ -8,8 +8,10 @@ same candidates.
 - selected: today's `mint_tasks`: the call map made once (its time counted), then each
   candidate screened on the tests that start its function and confirmed by the whole
   suite, in `--workers` warm environments in parallel, each reading a sealed bytecode
-  cache (swerve.harness.bytecode_cache) its first runs wrote (opening the environments
-  and warming the caches counted). `--no-bytecode-cache` leaves the cache out.
+  cache (swerve.harness.bytecode_cache) its first runs wrote, each run a child forked by
+  the environment's pytest server (swerve.harness.pytest_server; opening the environments,
+  warming the caches and starting the servers counted). `--no-bytecode-cache` leaves the
+  cache out, `--no-pytest-server` the server.
 
 Each mode's environments are opened once (counted in its time); the candidates are
 split into `--rounds` rounds that run the three modes in turn, so load drift on a
@@ -41,10 +43,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from swerve.environments import Limits, open_environment, pick_backend
 from swerve.environments.sources import prepare_repo
-from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache, warm_bytecode_cache
 from swerve.harness.call_map import map_calls
 from swerve.harness.candidate_verdicts import baseline_passing, run_suite, test_candidate
 from swerve.harness.mint import source_task
+from swerve.harness.warm_runs import WarmRuns, open_warm_runs, settle_warm_runs, warm_up
 from swerve.harness.mutations import generate_candidates
 
 
@@ -62,6 +64,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="also time a fresh container per candidate")
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="the selected path compiles everything in every run, as before the cache")
+    parser.add_argument("--no-pytest-server", action="store_true",
+                        help="the selected path starts a new interpreter for every run, as before the server")
     args = parser.parse_args()
 
     backend = pick_backend(args.backend)
@@ -101,7 +105,7 @@ def main() -> None:
             outcome = test_candidate(env, task, candidate, passing, args.timeout)
             full[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
 
-    caches: dict[int, str] = {}
+    runs: dict[int, WarmRuns] = {}
     screened: list[float] = []  # seconds of each selected-path candidate that ran tests
 
     def selected_round(envs, chunk, call_map) -> None:
@@ -115,7 +119,7 @@ def main() -> None:
                 if candidate is None:
                     return
                 outcome = test_candidate(env, task, candidate, passing, args.timeout, call_map=call_map,
-                                         bytecode_cache=caches[slot])
+                                         bytecode_cache=runs[slot].bytecode_cache, server=runs[slot].server)
                 with lock:
                     selected[candidate.key] = (outcome.verdict.value, sorted(outcome.fail_to_pass))
                     scopes[outcome.tests_run.value] = scopes.get(outcome.tests_run.value, 0) + 1
@@ -136,9 +140,11 @@ def main() -> None:
         timed("warm", lambda: envs["warm"].append(open_environment(task, backend, limits, run_id="bench-mint")))
         timed("full", lambda: envs["full"].append(open_environment(task, backend, limits, run_id="bench-mint")))
 
+        serve = not args.no_pytest_server
+
         def open_warm():
             env = open_environment(task, backend, limits, run_id="bench-mint")
-            return env, "" if args.no_bytecode_cache else warm_bytecode_cache(env, task, timeout=args.timeout)
+            return env, warm_up(env, task, timeout=args.timeout, serve=serve, cache=not args.no_bytecode_cache)
 
         def start_selected() -> None:  # as mint_tasks: the other environments open and warm meanwhile
             with ThreadPoolExecutor(max_workers=max(1, args.workers - 1)) as opener:
@@ -146,13 +152,13 @@ def main() -> None:
                 env0 = open_environment(task, backend, limits, run_id="bench-mint")
                 envs["selected"].append(env0)
                 map_started = time.monotonic()
-                cache = "" if args.no_bytecode_cache else open_bytecode_cache(env0)
-                maps["map"] = map_calls(env0, task, timeout=args.timeout, bytecode_cache=cache)
-                caches[0] = seal_bytecode_cache(env0, cache)
-                env0.reset()
+                opened = open_warm_runs(env0, task, serve=serve, cache=not args.no_bytecode_cache)
+                maps["map"] = map_calls(env0, task, timeout=args.timeout, bytecode_cache=opened.bytecode_cache,
+                                        server=opened.server)
+                runs[0] = settle_warm_runs(env0, task, opened)
                 maps["map_s"] = time.monotonic() - map_started
                 for future in others:
-                    env, caches[len(envs["selected"])] = future.result()
+                    env, runs[len(envs["selected"])] = future.result()
                     envs["selected"].append(env)
 
         timed("selected", start_selected)
@@ -209,7 +215,8 @@ def main() -> None:
         "selected_startup_s": round(startup_s, 2),
         "screened_candidate_s": [round(min(screened), 2), round(statistics.median(screened), 2), round(max(screened), 2)]
         if screened else None,
-        "bytecode_caches": sum(1 for folder in caches.values() if folder),
+        "bytecode_caches": sum(1 for warm in runs.values() if warm.bytecode_cache),
+        "pytest_servers": sum(1 for warm in runs.values() if warm.server),
         "kept": len(kept(full)),
         "decisions_agree": decisions_agree,
         "verdicts_agree": verdicts_agree,

@@ -54,6 +54,11 @@ def mint(
         help="try each candidate on the tests that start its function first (a call map made once), confirming "
              "kept ones with the whole suite; --no-select-tests runs the whole suite for every candidate",
     ),
+    pytest_server: bool = typer.Option(
+        True, "--pytest-server/--no-pytest-server",
+        help="run each test run in a child forked from one process per environment that imported pytest once "
+             "(docker backend); --no-pytest-server starts a new interpreter for every run",
+    ),
     list_kinds: bool = typer.Option(False, "--list-kinds", help="print the mutation kinds and exit"),
 ) -> None:
     """Mint validated SWE-bench-style tasks from SOURCE's test suite and append them to OUT."""
@@ -71,7 +76,7 @@ def mint(
         report = mint_tasks(
             source, out, max_tasks=max_tasks, seed=seed, workers=workers, kinds=chosen, backend=backend,
             timeout=timeout, include=include or None, max_candidates=max_candidates, validate=not no_validate,
-            test_requirements=test_requirements or None, select_tests=select_tests,
+            test_requirements=test_requirements or None, select_tests=select_tests, pytest_server=pytest_server,
             log=lambda message: console.print(message, highlight=False),
         )
     except SwerveError as exc:

@@ -269,7 +269,15 @@ class DockerEnvironment(RepoOps):
         pids = [1, self._keeper_pid, self.control.inner_pid]
         if self._respawner or self.shell.parent_pid:  # the respawner, or the FIFO wrapper
             pids.append(self.shell.parent_pid)
-        return pids if all(pids) else []
+        return [*pids, *self._kept_pids] if all(pids) else []
+
+    def keep_process_across_reset(self, pid: int) -> None:
+        """See RepoOps.keep_process_across_reset: `pid` joins the keeper and the
+        respawner among the processes the kills spare."""
+        if pid <= 1:
+            raise ValueError(f"{pid} is not a process the environment can keep")
+        with self._lock:
+            self._kept_pids = [*self._kept_pids, pid]
 
     def _kill_children(self, shell_pid: int) -> None:
         """Kill every process in the container but init, the keeper, the control shell
@@ -279,7 +287,7 @@ class DockerEnvironment(RepoOps):
         daemon, up to its timeout)."""
         if self._closed:
             return
-        spare = " ".join(str(p) for p in (self._keeper_pid, self.shell.parent_pid, shell_pid) if p)
+        spare = " ".join(str(p) for p in (self._keeper_pid, self.shell.parent_pid, shell_pid, *self._kept_pids) if p)
         self._root_exec(kill_all_but_snippet(spare))
 
     def _stop_everything(self) -> None:
@@ -287,7 +295,7 @@ class DockerEnvironment(RepoOps):
         raised, then starts a new bash (see `_start_shell`)."""
         respawner = self.shell.parent_pid if self._respawner and self.shell._transport is not None else 0
         raise_flag = f"echo 1 > {self._respawn_flag}; " if respawner else ""
-        spare = " ".join(str(p) for p in (self._keeper_pid, respawner) if p)
+        spare = " ".join(str(p) for p in (self._keeper_pid, respawner, *self._kept_pids) if p)
         self._root_exec(raise_flag + kill_all_but_snippet(spare))
 
     def _restore_script(self) -> str:

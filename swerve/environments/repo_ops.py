@@ -169,6 +169,7 @@ class RepoOps:
         self._generation = 0  # bumped by everything that can change the repository
         self._quiet_diff: tuple[int, str] | None = None
         self._kept: list[str] = []  # see keep_across_reset
+        self._kept_pids: list[int] = []  # see keep_process_across_reset
 
     @property
     def untouched(self) -> bool:
@@ -338,6 +339,14 @@ class RepoOps:
             except ValueError:
                 self._kept = previous
                 raise
+
+    def keep_process_across_reset(self, pid: int) -> None:
+        """Leave the process `pid` running through every later reset() and every kill
+        after a command's timeout (its children are still killed). Only for environments
+        that host no agent, as `keep_across_reset`: the task factory keeps its pytest
+        server so (see swerve.harness.pytest_server). NotImplementedError for a backend
+        that cannot spare a process."""
+        raise NotImplementedError(f"{type(self).__name__} cannot keep a process through reset()")
 
     def reset(self) -> None:
         """Back to the image's state: every process of the agent killed; a new shell (no

@@ -11,7 +11,7 @@ environments keeps a cache:
    The bytecode the interpreter's own folders hold (standard library, site-packages,
    pytest itself) is linked in, so the warm-up does not compile it again;
 2. warm-up runs write into it (PYTHONPYCACHEPREFIX, see hidden_tests.run_env_prefix):
-   the baseline and the call map, or `warm_bytecode_cache`'s one whole-suite run;
+   the baseline and the call map, or one whole-suite run (swerve.harness.warm_runs);
 3. `seal_bytecode_cache(env, folder)`: every entry whose source file was written since
    the second before the folder was opened is removed, then the folder is made read-only.
 
@@ -129,15 +129,3 @@ def drop_bytecode_cache(env, folder: str) -> None:
     """Remove the folder (its entries, read-only or not)."""
     d = shlex.quote(folder)
     env.exec(f"chmod -R u+w {d} 2>/dev/null; rm -rf {d}", timeout=60)
-
-
-def warm_bytecode_cache(env, task, *, timeout: float) -> str:
-    """A sealed cache for a fresh environment: open, one whole-suite run, seal, reset."""
-    from swerve.harness.hidden_tests import run_pytest_on
-
-    folder = open_bytecode_cache(env)
-    if folder:
-        run_pytest_on(env, task, [], timeout=timeout, bytecode_cache=folder)
-        folder = seal_bytecode_cache(env, folder)
-    env.reset()
-    return folder

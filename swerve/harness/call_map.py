@@ -148,13 +148,13 @@ def _install_probe(env) -> str:
     return probe_dir
 
 
-def map_calls(env, task, *, timeout: float, bytecode_cache: str = "") -> CallMap:
+def map_calls(env, task, *, timeout: float, bytecode_cache: str = "", server=None) -> CallMap:
     """Run the whole suite once with the probe and read which test started what
-    (`bytecode_cache`: see hidden_tests.run_env_prefix)."""
+    (`bytecode_cache`, `server`: see hidden_tests.run_pytest_on)."""
     probe_dir = _install_probe(env)
     out = f"{probe_dir}/calls.json"
     run = run_pytest_on(env, probe_task(task, probe_dir, "SWERVE_CALL_MAP", out), [], timeout=timeout,
-                        bytecode_cache=bytecode_cache)
+                        bytecode_cache=bytecode_cache, server=server)
     if run.timed_out:
         raise CallMapError(f"the traced suite did not finish within {timeout:.0f}s")
     try:
@@ -166,14 +166,16 @@ def map_calls(env, task, *, timeout: float, bytecode_cache: str = "") -> CallMap
     return parse_call_map(text)
 
 
-def run_selected(env, task, tests: list[str], *, timeout: float, bytecode_cache: str = "") -> TestRun:
-    """Run only `tests` (node ids): their files are the targets, the probe deselects the rest."""
+def run_selected(env, task, tests: list[str], *, timeout: float, bytecode_cache: str = "",
+                 server=None) -> TestRun:
+    """Run only `tests` (node ids): their files are the targets, the probe deselects the rest
+    (`server`: see hidden_tests.run_pytest_on)."""
     probe_dir = _install_probe(env)
     selection = f"{probe_dir}/selected.txt"
     try:
         env.write_file(selection, "".join(f"{test}\n" for test in tests))
         files = list(dict.fromkeys(test.split("::", 1)[0] for test in tests))
         return run_pytest_on(env, probe_task(task, probe_dir, "SWERVE_SELECT", selection), files, timeout=timeout,
-                             bytecode_cache=bytecode_cache)
+                             bytecode_cache=bytecode_cache, server=server)
     finally:  # local and scratch environments write it to the host's /tmp, once per candidate
         env.exec(f"rm -rf {shlex.quote(probe_dir)}", timeout=60)

@@ -14,7 +14,9 @@ whole run's; otherwise a second whole run decides, as in the full decision. A
 function that also runs at import time or in a fixture gets the full decision.
 
 Every run takes `bytecode_cache`: a sealed cache (swerve.harness.bytecode_cache) the
-runs read their bytecode from, or '' to compile everything in every run.
+runs read their bytecode from, or '' to compile everything in every run; and `server`:
+the environment's pytest server (swerve.harness.pytest_server) that runs each in a child
+of its own, or None for a new interpreter per run.
 """
 
 from __future__ import annotations
@@ -67,18 +69,18 @@ class CandidateOutcome:
     selected: int = 0
 
 
-def run_suite(env, task: Task, timeout: float, bytecode_cache: str = ""):
+def run_suite(env, task: Task, timeout: float, bytecode_cache: str = "", server=None):
     """The whole suite, results from JUnit (the evaluator's pytest runner, no targets)."""
     from swerve.harness.hidden_tests import run_pytest_on
 
-    return run_pytest_on(env, task, [], timeout=timeout, bytecode_cache=bytecode_cache)
+    return run_pytest_on(env, task, [], timeout=timeout, bytecode_cache=bytecode_cache, server=server)
 
 
-def run_selected(env, task: Task, tests: list[str], timeout: float, bytecode_cache: str = ""):
+def run_selected(env, task: Task, tests: list[str], timeout: float, bytecode_cache: str = "", server=None):
     """Only `tests`, through the same runner."""
     from swerve.harness.call_map import run_selected as run
 
-    return run(env, task, tests, timeout=timeout, bytecode_cache=bytecode_cache)
+    return run(env, task, tests, timeout=timeout, bytecode_cache=bytecode_cache, server=server)
 
 
 def _passes(status: TestStatus | None) -> bool:
@@ -86,10 +88,10 @@ def _passes(status: TestStatus | None) -> bool:
 
 
 def baseline_passing(env, task: Task, timeout: float, source: str,
-                     bytecode_cache: str = "") -> tuple[list[str], int]:
+                     bytecode_cache: str = "", server=None) -> tuple[list[str], int]:
     """Tests passing on the unmutated source; MintError when the suite does not
     run or fewer than 80% pass."""
-    run = run_suite(env, task, timeout, bytecode_cache)
+    run = run_suite(env, task, timeout, bytecode_cache, server)
     statuses = run.statuses
     if run.timed_out:
         raise MintError(f"{source}: the test suite did not finish within {timeout:.0f}s; raise --timeout")
@@ -115,7 +117,7 @@ def baseline_passing(env, task: Task, timeout: float, source: str,
 
 
 def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], timeout: float,
-                   call_map=None, bytecode_cache: str = "") -> CandidateOutcome:
+                   call_map=None, bytecode_cache: str = "", server=None) -> CandidateOutcome:
     """The candidate's verdict; the environment is reset afterwards. With `call_map`
     the candidate is screened on the tests that start its function first."""
     started = time.monotonic()
@@ -125,40 +127,41 @@ def test_candidate(env, task: Task, candidate: Candidate, passing: list[str], ti
     try:
         env.write_file(candidate.file, candidate.mutated_source)
         if selected is None:
-            outcome = full_decision(env, task, passing, timeout, bytecode_cache)
+            outcome = full_decision(env, task, passing, timeout, bytecode_cache, server)
         else:
-            outcome = screened_decision(env, task, passing, selected, timeout, bytecode_cache)
+            outcome = screened_decision(env, task, passing, selected, timeout, bytecode_cache, server)
     finally:
         env.reset()
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
-def full_decision(env, task: Task, passing: list[str], timeout: float, bytecode_cache: str = "") -> CandidateOutcome:
+def full_decision(env, task: Task, passing: list[str], timeout: float, bytecode_cache: str = "",
+                  server=None) -> CandidateOutcome:
     """Two whole-suite runs (the mutated file already written)."""
-    outcome = classify(run_suite(env, task, timeout, bytecode_cache), passing)
+    outcome = classify(run_suite(env, task, timeout, bytecode_cache, server), passing)
     if outcome.verdict is Verdict.OK:
-        again = classify(run_suite(env, task, timeout, bytecode_cache), passing)
+        again = classify(run_suite(env, task, timeout, bytecode_cache, server), passing)
         if again.verdict is not Verdict.OK or set(again.fail_to_pass) != set(outcome.fail_to_pass):
             return CandidateOutcome(verdict=Verdict.UNSTABLE)
     return outcome
 
 
 def screened_decision(env, task: Task, passing: list[str], selected: list[str], timeout: float,
-                      bytecode_cache: str = "") -> CandidateOutcome:
+                      bytecode_cache: str = "", server=None) -> CandidateOutcome:
     """The selected tests first; a failure found there is confirmed by the whole suite."""
-    screen = classify_selected(run_selected(env, task, selected, timeout, bytecode_cache), passing, selected)
+    screen = classify_selected(run_selected(env, task, selected, timeout, bytecode_cache, server), passing, selected)
     if screen.verdict is not Verdict.OK:
         screen.tests_run, screen.selected = RunScope.SELECTED, len(selected)
         return screen
-    outcome = classify(run_suite(env, task, timeout, bytecode_cache), passing)
+    outcome = classify(run_suite(env, task, timeout, bytecode_cache, server), passing)
     outcome.selected = len(selected)
     if outcome.verdict is not Verdict.OK:
         return outcome
     chosen = set(selected)
     if set(outcome.fail_to_pass) <= chosen and set(outcome.fail_to_pass) == set(screen.fail_to_pass):
         return outcome
-    again = classify(run_suite(env, task, timeout, bytecode_cache), passing)
+    again = classify(run_suite(env, task, timeout, bytecode_cache, server), passing)
     if again.verdict is not Verdict.OK or set(again.fail_to_pass) != set(outcome.fail_to_pass):
         return CandidateOutcome(verdict=Verdict.UNSTABLE, selected=len(selected))
     return outcome

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from swerve.environments.shell import ansi_c_quote
+from swerve.errors import InfraError
 from swerve.harness import logparsers
 from swerve.harness.swebench.official_log import official_log
 from swerve.harness.canaries import Canary, canary_disagreements, plant_canaries, strip_canaries
@@ -41,6 +42,7 @@ from swerve.harness.patches import (
     test_config_sections,
     touched_paths,
 )
+from swerve.harness.pytest_server import PytestServer, client_script, request_text, start_pytest_server
 from swerve.harness.runner import (
     BOOTSTRAP,
     RUNNER_IMPORT_FAILED_EXIT,
@@ -266,27 +268,43 @@ def _between_markers(text: str, start: str, end: str) -> str | None:
     return body
 
 
+SERVER_GRACE_S = 30
+"""Seconds a served run waits for the server's answer beyond its timeout (the server kills
+the run at the timeout and answers at once)."""
+
+
 def _run_captured(env, task, command: str, *, nonce: str, output_file: str, timeout: float, shown: str,
-                  source: str, markers: tuple[str, str] | None, setup: str = "", bytecode_cache: str = "") -> TestRun:
+                  source: str, markers: tuple[str, str] | None, setup: str = "", bytecode_cache: str = "",
+                  served: tuple[PytestServer, str, str] | None = None) -> TestRun:
     """Run `command` in the workdir (stdin closed, stderr merged) with its output in
     `output_file`, framed by `markers` when given (else the file starts empty). The
     exit code comes back on a nonce-carrying line of the shell's own output, which
-    the code under test does not write to."""
+    the code under test does not write to. With `served` (server, request file, reply
+    FIFO), the environment's pytest server runs it (swerve.harness.pytest_server)."""
     opening = f"echo {markers[0]} > {output_file}" if markers else f": > {output_file}"
     closing = f"echo {markers[1]} >> {output_file}; " if markers else ""
-    script = (
-        f"{setup}cd {shlex.quote(_workdir(env))} && {opening} && "
-        f"{{ {run_env_prefix(task, bytecode_cache)}{command} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
-        f"{closing}echo \"SWERVE-EXIT-{nonce}=$__rc\""
-    )
-    result = env.exec(script, timeout=timeout)
-    run = TestRun(command=shown, timed_out=result.timed_out, source=source,
+    answer = f"SWERVE-EXIT-{nonce}="
+    if served is None:
+        launch = (f"{{ {run_env_prefix(task, bytecode_cache)}{command} < /dev/null >> {output_file} 2>&1; __rc=$?; }}; "
+                  f"{closing}echo \"{answer}$__rc\"")
+    else:
+        server, request_file, reply = served
+        launch = (client_script(server, request_file=request_file, reply=reply, answer_marker=answer,
+                                wait_s=int(timeout) + SERVER_GRACE_S) + f"; {closing}")
+    script = f"{setup}cd {shlex.quote(_workdir(env))} && {opening} && {launch}"
+    result = env.exec(script, timeout=timeout if served is None else timeout + 2 * SERVER_GRACE_S)
+    timed_out = result.timed_out or f"{answer}timeout" in result.output
+    if served is not None and not timed_out and not any(
+            line.startswith(answer) and line != answer for line in result.output.splitlines()):
+        raise InfraError(f"the pytest server in {env.info.instance_id} did not answer within "
+                         f"{int(timeout) + SERVER_GRACE_S}s ({result.output.strip()[-200:]})")
+    run = TestRun(command=shown, timed_out=timed_out, source=source,
                   exit_code=_reported_exit_code(result.output, nonce))
     try:
         run.output = env.read_file(output_file)
     except (FileNotFoundError, OSError):
         run.output = result.output
-    if result.timed_out:
+    if timed_out:
         run.error = f"tests timed out after {timeout:.0f}s"
     return run
 
@@ -307,12 +325,13 @@ def _default_markers(nonce: str) -> tuple[str, str]:
 
 
 def _run_pytest(env, task, targets: list[str], nonce: str, timeout: float, label: str, *,
-                canaries: list[Canary] = (), added: list[str] = (), bytecode_cache: str = "") -> TestRun:
-    """pytest on `targets` through the bootstrap, read back from its JUnit file; the
-    run's results folder is removed however the run ends."""
+                canaries: list[Canary] = (), added: list[str] = (), bytecode_cache: str = "",
+                server: PytestServer | None = None) -> TestRun:
+    """pytest on `targets` through the bootstrap (or `server`), read back from its JUnit
+    file; the run's results folder is removed however the run ends."""
     with _results_folder(env, nonce) as results_dir:
         return _run_pytest_in(env, task, targets, nonce, timeout, label, results_dir,
-                              canaries=canaries, added=added, bytecode_cache=bytecode_cache)
+                              canaries=canaries, added=added, bytecode_cache=bytecode_cache, server=server)
 
 
 @contextmanager
@@ -330,14 +349,29 @@ def _results_folder(env, nonce: str) -> Iterator[str]:
 
 
 def _run_pytest_in(env, task, targets: list[str], nonce: str, timeout: float, label: str, results_dir: str, *,
-                   canaries: list[Canary], added: list[str], bytecode_cache: str = "") -> TestRun:
+                   canaries: list[Canary], added: list[str], bytecode_cache: str = "",
+                   server: PytestServer | None = None) -> TestRun:
     junit = f"{results_dir}/{label}.xml"
     output_file = f"{results_dir}/{label}.out"
     runner_report = f"{results_dir}/{label}.runner.json"
     command = pytest_command(task, junit_path=junit, targets=targets)
+    prepare = f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}"
+    request = None
+    if server is not None and not added:
+        reply = f"{results_dir}/{label}.reply"
+        request = request_text(server, command, output_file=output_file, reply=reply, timeout=timeout)
+    if request is not None:  # the request and its reply FIFO made in the same round trip
+        request_file = f"{results_dir}/{label}.request.json"
+        prepared = env.exec(f"{prepare} && mkfifo {reply} && printf '%s' {ansi_c_quote(request)} > {request_file}",
+                            timeout=60)
+        if prepared.exit_code != 0:
+            raise OSError(f"cannot prepare the test run in {results_dir}: {prepared.output.strip()[:200]}")
+        run = _run_captured(env, task, command, nonce=nonce, output_file=output_file, timeout=timeout,
+                            shown=f"(pytest server {server.pid}) {run_env_prefix(task, bytecode_cache)}{command}",
+                            source="junit", markers=_default_markers(nonce), served=(server, request_file, reply))
+        return run if run.timed_out else _read_junit_results(env, task, run, junit)
     boot = bootstrap_command(command, workdir=_workdir(env), added_file=f"{results_dir}/added.txt",
                              script=f"{results_dir}/runner.py", report=runner_report)
-    prepare = f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}"
     setup = ""
     if boot is not None:  # the bootstrap and the list of added files written in the same round trip
         listing = "".join(f"{path}\n" for path in added)
@@ -356,6 +390,12 @@ def _run_pytest_in(env, task, targets: list[str], nonce: str, timeout: float, la
         return run
     if boot is not None and _runner_refused(env, run, runner_report):
         return run
+    return _read_junit_results(env, task, run, junit, canaries)
+
+
+def _read_junit_results(env, task, run: TestRun, junit: str, canaries: list[Canary] = ()) -> TestRun:
+    """The run's statuses from its JUnit file, checked against its exit code, its canaries
+    and its printed output (each disagreement flagged on the run)."""
     try:
         xml = env.read_file(junit)
     except (FileNotFoundError, OSError):
@@ -521,15 +561,26 @@ def run_hidden_tests(env, task, *, timeout: float, reruns: int = 0, nonce: str |
     return run
 
 
-def run_pytest_on(env, task, targets: list[str], *, timeout: float, bytecode_cache: str = "") -> TestRun:
+def run_pytest_on(env, task, targets: list[str], *, timeout: float, bytecode_cache: str = "",
+                  server: PytestServer | None = None) -> TestRun:
     """pytest on `targets` (all tests when empty) through the same bootstrap, flags and
     JUnit reading as the hidden tests, without a test patch or canaries: for the task
     factory's runs of a source's own suite, where no patch is hostile. `bytecode_cache`:
-    see `run_env_prefix`."""
+    see `run_env_prefix`; `server`: the environment's pytest server (`open_pytest_server`),
+    which then runs it in a child of its own instead of a new interpreter."""
     nonce = new_nonce()
-    run = _run_pytest(env, task, list(targets), nonce, timeout, "junit", bytecode_cache=bytecode_cache)
+    run = _run_pytest(env, task, list(targets), nonce, timeout, "junit", bytecode_cache=bytecode_cache,
+                      server=server)
     run.output = official_log(run.output, *_default_markers(nonce), exit_code=run.exit_code, command=run.command)
     return run
+
+
+def open_pytest_server(env, task, bytecode_cache: str = "") -> PytestServer | None:
+    """The environment's pytest server for `task`'s runs on `bytecode_cache` (see
+    swerve.harness.pytest_server); None when runs must start their own interpreter. Only
+    for environments that host no agent and run no patch (the task factory's)."""
+    return start_pytest_server(env, workdir=_workdir(env), env_prefix=run_env_prefix(task, bytecode_cache),
+                               command=pytest_command(task, junit_path="/dev/null", targets=[]))
 
 
 def _stops_early(task) -> bool:

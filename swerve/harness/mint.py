@@ -11,7 +11,8 @@ working test suite. `mint_tasks` runs five named stages:
 3. `generate_candidates` (mutations.py) yields candidate bugs in seed order.
 4. Testing (swerve.harness.candidate_verdicts), in one warm environment per worker
    with `reset()` between candidates, each with a sealed bytecode cache made by its
-   first runs (swerve.harness.bytecode_cache): a candidate is first tried on the tests that
+   first runs (swerve.harness.bytecode_cache) and a pytest server that runs each test run
+   in a child of its own (swerve.harness.pytest_server): a candidate is first tried on the tests that
    start its function, and one that makes a test fail is confirmed by the whole suite,
    so verdicts are the whole suite's. Kept: at least one passing test now fails
    (FAIL_TO_PASS), at least one still passes (PASS_TO_PASS), a second run agrees.
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swerve.fileio import append_jsonl, atomic_write_text, iter_jsonl
-from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache, warm_bytecode_cache
+from swerve.harness.warm_runs import WarmRuns, open_warm_runs, settle_warm_runs, warm_up
 from swerve.harness.timeouts import MINT_SUITE_TIMEOUT_S
 from swerve.harness.candidate_verdicts import (
     MintError,
@@ -459,7 +460,7 @@ class Baseline:
     call_map: CallMap | None = None
     map_s: float = 0.0
     map_note: str = ""
-    bytecode_cache: str = ""  # the first environment's sealed cache ('' when it has none)
+    runs: WarmRuns = field(default_factory=WarmRuns)  # how the first environment's runs start
 
 
 def open_source(source: str, test_requirements: Iterable[str] | None = None) -> MintSource:
@@ -494,16 +495,18 @@ def read_progress(out: Path, repo_source: str) -> Progress:
                     done_keys=done, state=state)
 
 
-def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests: bool, say: Log) -> Baseline:
+def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests: bool, say: Log,
+                   serve: bool = True) -> Baseline:
     """The baseline run, then (with `select_tests`) the call map; a map that cannot be
-    made leaves every candidate to the whole suite, and says so. Both runs warm the
-    environment's bytecode cache, sealed before the reset that follows them."""
+    made leaves every candidate to the whole suite, and says so. Both runs are the
+    environment's first (swerve.harness.warm_runs): they fill its bytecode cache, through
+    its pytest server with `serve`; the cache is sealed before the reset that follows."""
     from swerve.errors import InfraError
     from swerve.harness.call_map import CallMapError, map_calls
 
     try:
-        cache = open_bytecode_cache(env)
-        passing, total = baseline_passing(env, base, timeout, source, cache)
+        opened = open_warm_runs(env, base, serve=serve)
+        passing, total = baseline_passing(env, base, timeout, source, opened.bytecode_cache, opened.server)
     except InfraError as exc:
         raise MintError(f"{source}: {_one_line(exc)}") from None
     say(f"baseline: {len(passing)} of {total} tests pass")
@@ -511,7 +514,8 @@ def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests
     started = time.monotonic()
     if select_tests:
         try:
-            call_map = map_calls(env, base, timeout=timeout, bytecode_cache=cache)
+            call_map = map_calls(env, base, timeout=timeout, bytecode_cache=opened.bytecode_cache,
+                                 server=opened.server)
             unmapped = call_map.unmapped(passing)
             if unmapped:
                 raise CallMapError(f"{len(unmapped)} passing test(s) missing from it, e.g. {unmapped[0]}")
@@ -521,8 +525,7 @@ def start_baseline(env, base: Task, *, timeout: float, source: str, select_tests
         except (CallMapError, InfraError) as exc:
             baseline.map_note = f"no call map ({_one_line(exc)}); every candidate runs the whole suite"
     try:
-        baseline.bytecode_cache = seal_bytecode_cache(env, cache)
-        env.reset()
+        baseline.runs = settle_warm_runs(env, base, opened)
     except InfraError as exc:
         raise MintError(f"{source}: {_one_line(exc)}") from None
     if not select_tests:
@@ -539,7 +542,7 @@ class _MintRun:
 
     def __init__(self, src: MintSource, progress: Progress, baseline: Baseline, report: MintReport, *,
                  candidates: Iterator[Candidate], wanted: int, budget: int, out: Path, backend: str,
-                 timeout: float, validate: bool, writer, seed: int, say: Log, workers: int) -> None:
+                 timeout: float, validate: bool, writer, seed: int, say: Log, workers: int, serve: bool = True) -> None:
         self.src, self.progress, self.baseline, self.report = src, progress, baseline, report
         self.candidates, self.wanted, self.budget, self.out = candidates, wanted, budget, out
         self.backend, self.timeout, self.validate, self.writer, self.seed, self.say = (
@@ -550,7 +553,8 @@ class _MintRun:
         self.validations: list[Future] = []
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="swerve-mint-validate")
         self.broken: list[str] = []
-        self.caches: dict[int, str] = {0: baseline.bytecode_cache}  # per slot; a slot without one warms it first
+        self.serve = serve
+        self.warm: dict[int, WarmRuns] = {0: baseline.runs}  # per slot; a slot without one warms it first
 
     def next_candidate(self) -> Candidate | None:
         with self.lock:
@@ -589,16 +593,18 @@ class _MintRun:
             if candidate is None:
                 return
             try:
-                if slot not in self.caches:
-                    self.caches[slot] = warm_bytecode_cache(envs[slot], self.src.base, timeout=self.timeout)
+                if slot not in self.warm:
+                    self.warm[slot] = warm_up(envs[slot], self.src.base, timeout=self.timeout, serve=self.serve)
+                runs = self.warm[slot]
                 outcome = test_candidate(envs[slot], self.src.base, candidate, self.baseline.passing, self.timeout,
-                                         call_map=self.baseline.call_map, bytecode_cache=self.caches[slot])
+                                         call_map=self.baseline.call_map, bytecode_cache=runs.bytecode_cache,
+                                         server=runs.server)
                 failures = 0
             except Exception as exc:  # the environment broke: replace it, retry later
                 failures += 1
                 self.reject(candidate, Rejection(RejectionKind.INFRA, _one_line(exc)))
                 envs[slot].close()
-                self.caches.pop(slot, None)
+                self.warm.pop(slot, None)
                 try:
                     if failures > 3:
                         raise InfraError(f"{failures} environment failures in a row; last: {_one_line(exc)}")
@@ -673,6 +679,7 @@ def mint_tasks(
     log: Log | None = None,
     test_requirements: Iterable[str] | None = None,
     select_tests: bool = True,
+    pytest_server: bool = True,
 ) -> MintReport:
     """Mint up to `max_tasks` tasks from `source` into the JSONL file `out`.
 
@@ -682,7 +689,9 @@ def mint_tasks(
     `test_requirements` replaces the default ["pytest"] (e.g. "pytest<8" for an
     older suite) and is carried into every row; `workers` warm environments test
     candidates in parallel; `select_tests=False` runs the whole suite for every
-    candidate instead of screening it on the tests that start its function first.
+    candidate instead of screening it on the tests that start its function first;
+    `pytest_server=False` starts a new interpreter for every test run instead of forking
+    one that imported pytest once (swerve.harness.pytest_server).
     Raises MintError (one line: source, reason, fix) for a source that cannot be minted.
     """
     from swerve.environments import Limits, open_environment
@@ -717,12 +726,13 @@ def mint_tasks(
     except InfraError as exc:
         raise MintError(f"{source}: the environment could not be built: {_one_line(exc)}") from None
     envs = [env0]
-    warmed: dict[int, str] = {}
+    warmed: dict[int, WarmRuns] = {}
     # the other workers' environments open and warm their bytecode caches during the baseline
     opener = ThreadPoolExecutor(max_workers=max(1, workers - 1), thread_name_prefix="swerve-mint-open")
-    opening = [opener.submit(_open_warm, reopen, base, timeout) for _ in range(max(1, workers) - 1)]
+    opening = [opener.submit(_open_warm, reopen, base, timeout, pytest_server) for _ in range(max(1, workers) - 1)]
     try:
-        baseline = start_baseline(env0, base, timeout=timeout, source=source, select_tests=select_tests, say=say)
+        baseline = start_baseline(env0, base, timeout=timeout, source=source, select_tests=select_tests, say=say,
+                                  serve=pytest_server)
         report.baseline_total, report.baseline_passed = baseline.total, len(baseline.passing)
         report.map_time_s = baseline.map_s
         for future in opening:
@@ -733,8 +743,8 @@ def mint_tasks(
         run = _MintRun(src, progress, baseline, report, candidates=candidates, wanted=wanted,
                        budget=max_candidates if max_candidates is not None else 40 * wanted, out=out,
                        backend=backend, timeout=timeout, validate=validate, writer=writer, seed=seed, say=say,
-                       workers=workers)
-        run.caches.update(warmed)
+                       workers=workers, serve=pytest_server)
+        run.warm.update(warmed)
         _run_workers(run, envs, reopen)
     finally:
         opener.shutdown(wait=True)
@@ -758,11 +768,11 @@ def mint_tasks(
     return report
 
 
-def _open_warm(reopen: Callable[[], object], base: Task, timeout: float) -> tuple[object, str]:
-    """A new environment and its sealed bytecode cache ('' when it has none)."""
+def _open_warm(reopen: Callable[[], object], base: Task, timeout: float, serve: bool) -> tuple[object, WarmRuns]:
+    """A new environment, its sealed bytecode cache and (with `serve`) its pytest server."""
     env = reopen()
     try:
-        return env, warm_bytecode_cache(env, base, timeout=timeout)
+        return env, warm_up(env, base, timeout=timeout, serve=serve)
     except BaseException:
         env.close()
         raise

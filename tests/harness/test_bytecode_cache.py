@@ -13,9 +13,10 @@ import pytest
 from swerve.environments import Limits, open_environment
 from swerve.environments.repo_ops import restore_script
 from swerve.environments.scratch import ScratchEnvironment
-from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache, warm_bytecode_cache
+from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache
 from swerve.harness.hidden_tests import run_pytest_on
 from swerve.harness.mint import source_task
+from swerve.harness.warm_runs import warm_up
 from swerve.schema import TestStatus as Status
 
 SOURCE = "pypi:toolz==0.12.1"
@@ -76,7 +77,7 @@ def test_warm_cache_gives_the_same_statuses_as_runs_without_it(docker_client):
     with open_environment(task, "docker", Limits(exec_timeout_s=300), run_id="test-bytecode") as env:
         without = run_pytest_on(env, task, [], timeout=300)
         env.reset()
-        folder = warm_bytecode_cache(env, task, timeout=300)
+        folder = warm_up(env, task, timeout=300, serve=False).bytecode_cache
         assert folder and env.untouched
         cached = run_pytest_on(env, task, [], timeout=300, bytecode_cache=folder)
         assert "PYTHONPYCACHEPREFIX=/tmp/swerve-pycache" in cached.command

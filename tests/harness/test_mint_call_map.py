@@ -224,7 +224,7 @@ def test_a_selected_run_leaves_no_probe_folder_behind(tmp_path: Path, monkeypatc
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
     seen: list[str] = []
 
-    def fake_run(env, task, targets, *, timeout, bytecode_cache=""):
+    def fake_run(env, task, targets, *, timeout, bytecode_cache="", server=None):
         seen.append(task.test_cmd)
         return TestRun(output="", exit_code=0, statuses={})
 

@@ -72,7 +72,7 @@ class FakeEnv:
 
 def _scripted(monkeypatch, *runs: SuiteRun):
     queue = list(runs)
-    monkeypatch.setattr(verdicts, "run_suite", lambda env, task, timeout, bytecode_cache="": queue.pop(0))
+    monkeypatch.setattr(verdicts, "run_suite", lambda env, task, timeout, bytecode_cache="", server=None: queue.pop(0))
 
 
 def _candidate():
@@ -146,7 +146,7 @@ class FakeCallMap:
 def _scripted_selected(monkeypatch, *runs: SuiteRun) -> list[list[str]]:
     queue, asked = list(runs), []
 
-    def run_selected(env, task, tests, timeout, bytecode_cache=""):
+    def run_selected(env, task, tests, timeout, bytecode_cache="", server=None):
         asked.append(list(tests))
         return queue.pop(0)
 
@@ -203,7 +203,7 @@ def test_a_call_map_that_cannot_be_made_leaves_every_candidate_to_the_whole_suit
 
     _scripted(monkeypatch, SuiteRun(statuses={t: P for t in TESTS}))
 
-    def broken_map(env, task, timeout, bytecode_cache=""):
+    def broken_map(env, task, timeout, bytecode_cache="", server=None):
         raise call_map.CallMapError("the traced suite wrote no call map (pytest exited 4)")
 
     monkeypatch.setattr(call_map, "map_calls", broken_map)
