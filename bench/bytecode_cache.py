@@ -11,7 +11,10 @@ kind of run takes its turn; the medians come with their ratio to `runner`:
 - `cached`: the runner on the sealed cache;
 - `cached_mutated`: the same with toolz/utils.py changed (its two `return` lines swapped,
   same size), then a reset;
-- `cached_selected`: toolz/tests/test_utils.py only, on the cache.
+- `cached_selected`: toolz/tests/test_utils.py only, on the cache;
+- `served`, `served_selected`: the whole suite and test_utils.py on the cache, each run a
+  child forked by the environment's pytest server (swerve/harness/pytest_server.py),
+  started once after the seal (`server_start_s`).
 
     python bench/bytecode_cache.py [--rounds 7]
 
@@ -27,7 +30,7 @@ import time
 
 from swerve.environments import Limits, open_environment
 from swerve.harness.bytecode_cache import open_bytecode_cache, seal_bytecode_cache
-from swerve.harness.hidden_tests import run_pytest_on
+from swerve.harness.hidden_tests import open_pytest_server, run_pytest_on
 from swerve.harness.mint import source_task
 
 SOURCE = "pypi:toolz==0.12.1"
@@ -60,6 +63,15 @@ def main() -> None:
         if not folder:
             raise SystemExit("this environment cannot keep a bytecode cache")
         env.reset()
+        server = None
+
+        def start_server() -> None:
+            nonlocal server
+            server = open_pytest_server(env, task, folder)
+
+        warmup["server_start_s"] = seconds(start_server)
+        if server is None:
+            raise SystemExit("this environment cannot keep a pytest server")
         original = env.read_file("toolz/utils.py")
         swapped = original.replace("return False", "return @").replace("return True", "return False").replace(
             "return @", "return True")
@@ -80,6 +92,9 @@ def main() -> None:
             "cached": lambda: run_pytest_on(env, task, [], timeout=600, bytecode_cache=folder),
             "cached_selected": lambda: run_pytest_on(env, task, ["toolz/tests/test_utils.py"], timeout=600,
                                                      bytecode_cache=folder),
+            "served": lambda: run_pytest_on(env, task, [], timeout=600, bytecode_cache=folder, server=server),
+            "served_selected": lambda: run_pytest_on(env, task, ["toolz/tests/test_utils.py"], timeout=600,
+                                                     bytecode_cache=folder, server=server),
         }
         times: dict[str, list[float]] = {name: [] for name in [*kinds, "plain", "cached_mutated"]}
         for _ in range(args.rounds):  # plain last: the runner without a prefix would read its __pycache__

@@ -271,6 +271,8 @@ class DockerEnvironment(RepoOps):
             pids.append(self.shell.parent_pid)
         return [*pids, *self._kept_pids] if all(pids) else []
 
+    keeps_processes = True
+
     def keep_process_across_reset(self, pid: int) -> None:
         """See RepoOps.keep_process_across_reset: `pid` joins the keeper and the
         respawner among the processes the kills spare."""

@@ -340,6 +340,9 @@ class RepoOps:
                 self._kept = previous
                 raise
 
+    keeps_processes = False
+    """Whether `keep_process_across_reset` can keep a process (the Docker backend)."""
+
     def keep_process_across_reset(self, pid: int) -> None:
         """Leave the process `pid` running through every later reset() and every kill
         after a command's timeout (its children are still killed). Only for environments

@@ -357,7 +357,7 @@ def _run_pytest_in(env, task, targets: list[str], nonce: str, timeout: float, la
     command = pytest_command(task, junit_path=junit, targets=targets)
     prepare = f"mkdir -p {results_dir} && chmod 700 {results_dir} && rm -f {junit} {output_file} {runner_report}"
     request = None
-    if server is not None and not added:
+    if server is not None and not added and not canaries:  # the factory's own runs only
         reply = f"{results_dir}/{label}.reply"
         request = request_text(server, command, output_file=output_file, reply=reply, timeout=timeout)
     if request is not None:  # the request and its reply FIFO made in the same round trip

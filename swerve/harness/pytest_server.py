@@ -1,14 +1,15 @@
 """A pytest server for the task factory's many runs of one suite in one environment.
 
-Every test run starts an interpreter and imports pytest before it collects a test: about
-0.19 s of a 0.08-0.3 s toolz run on the sealed bytecode cache (bench/pytest_server.py). The
-task factory runs one suite hundreds of times in one environment, so each of its
-environments can keep one process that has imported pytest once and forks a child for
-every run:
+Every test run starts an interpreter and imports pytest before it collects a test; on the
+sealed bytecode cache that is a large share of a short run (bench/bytecode_cache.py:
+`cached` against `served`). The task factory runs one suite hundreds of times in one
+environment, so each of its environments keeps one process that has imported pytest once
+and forks a child for every run (the life cycle: swerve.harness.warm_runs):
 
-1. `start_pytest_server(env, task, bytecode_cache)` writes the server into a folder
+1. `start_pytest_server(env, workdir=..., env_prefix=..., command=...)` (for a task:
+   hidden_tests.open_pytest_server) writes the server into a folder
    `swerve-pytest-server` in the environment's temporary folder and starts it from `/`
-   with the runs' own environment (hidden_tests.run_env_prefix: the sealed cache, no
+   with the runs' own environment (hidden_tests.run_env_prefix: the bytecode cache, no
    plugin autoload unless the task names plugins, no user site) and PYTHONSAFEPATH. It
    imports pytest, _pytest and pluggy and refuses to serve when any module it loaded comes
    from the repository (a source that pytest itself imports, such as pluggy: a mutation of
@@ -32,7 +33,7 @@ candidate's task is then checked by new processes in a new environment (mint.che
 Only for environments that host no agent and run no patch (the task factory's sources):
 anything that runs there could talk to the server. `start_pytest_server` returns None, and
 runs start their own interpreter as before, when the environment cannot keep a process
-(`keep_process_across_reset` raises), the task's command is not a plain pytest command of
+(`keeps_processes` is false: every backend but Docker), the task's command is not a plain pytest command of
 the default interpreter, or the server refuses or does not start.
 """
 
@@ -254,7 +255,7 @@ def start_pytest_server(env, *, workdir: str, env_prefix: str, command: str) -> 
     """Start the environment's server (see the module's docstring) with the runs' variables
     `env_prefix` for the repository at `workdir`; None when it cannot serve this environment
     or `command` (the task's pytest command), and runs then start their own interpreter."""
-    if served_command(command) is None or not hasattr(env, "keep_process_across_reset"):
+    if served_command(command) is None or not getattr(env, "keeps_processes", False):
         return None
     quote = shlex.quote
     result = env.exec(

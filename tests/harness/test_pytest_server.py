@@ -7,7 +7,6 @@ command's timeout, and a gone server reported at once."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -174,6 +173,24 @@ def test_only_plain_pytest_commands_of_the_default_interpreter_are_served():
     assert served_command("python3.9 -m pytest") is None  # another interpreter
     assert served_command("./runtests.py") is None
     assert served_command("tox -e py") is None
+
+
+def test_only_an_environment_that_keeps_processes_gets_a_server(tmp_path: Path):
+    from swerve.environments.scratch import ScratchEnvironment
+
+    root = tmp_path / "repo"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "test_pkg.py").write_text("def test_one():\n    pass\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "b"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    env = ScratchEnvironment(root, instance_id="server-local")
+    try:
+        assert env.keeps_processes is False
+        assert open_pytest_server(env, source_task(SOURCE)) is None
+        with pytest.raises(NotImplementedError):
+            env.keep_process_across_reset(os.getpid())
+    finally:
+        env.close()
 
 
 @pytest.mark.docker
