@@ -7,6 +7,8 @@ One more-itertools example task (its large `tests/test_more.py`), in one warm co
 ratio to the baseline measured in the same run:
 
 - `bare`: the bare pytest command on the module (the baseline);
+- `bootstrap`: the bare command started through the evaluator's bootstrap (the runner
+  that checks where pytest came from, swerve/harness/runner.py);
 - `canary`, `canary_tb_short`, `canary_tb_native`: the module with a failing canary
   appended (as the evaluator plants one), pytest's default, `--tb=short` and
   `--tb=native` tracebacks;
@@ -45,6 +47,7 @@ def main() -> None:
     from swerve.environments import open_environment
     from swerve.environments.shell import ansi_c_quote
     from swerve.harness.canaries import Canary, canary_source
+    from swerve.harness.runner import BOOTSTRAP, bootstrap_command
     from swerve.harness.tasks import load_tasks
 
     task = load_tasks(ROOT / "examples" / "more_itertools.jsonl")[0]
@@ -58,6 +61,11 @@ def main() -> None:
         bare = f"cd {wd} && PYTHONDONTWRITEBYTECODE=1 python -m pytest -q -p no:cacheprovider {MODULE} > /dev/null 2>&1"
         with_canary = f"cd {wd} && cat /tmp/original.py /tmp/canary.txt > {MODULE} && {bare}"
         plain = f"cd {wd} && cp /tmp/original.py {MODULE} && {bare}"
+        env.exec(f"printf '%s' {ansi_c_quote(BOOTSTRAP)} > /tmp/runner.py && : > /tmp/added.txt")
+        setup, booted = bootstrap_command(f"python -m pytest -q -p no:cacheprovider {MODULE}", workdir=wd,
+                                          added_file="/tmp/added.txt", script="/tmp/runner.py", report="/tmp/report.json")
+        through_bootstrap = (f"{setup}cd {wd} && cp /tmp/original.py {MODULE} && "
+                             f"PYTHONDONTWRITEBYTECODE=1 {booted} > /dev/null 2>&1")
         env.exec(plain)  # warm the page cache, untimed
 
         def beside(loop):
@@ -84,6 +92,7 @@ def main() -> None:
 
         sides = {
             "bare": lambda _unit: timed(lambda: env.exec(plain)),
+            "bootstrap": lambda _unit: timed(lambda: env.exec(through_bootstrap)),
             "canary": lambda _unit: timed(lambda: env.exec(with_canary)),
             "canary_tb_short": lambda _unit: timed(lambda: env.exec(with_canary.replace("-q ", "-q --tb=short "))),
             "canary_tb_native": lambda _unit: timed(lambda: env.exec(with_canary.replace("-q ", "-q --tb=native "))),

@@ -53,8 +53,22 @@ def _write(report):
         json.dump(report, handle)
 
 
+_FOLDERS = {}
+
+
 def _real(path):
-    return os.path.realpath(path) if path else ""
+    """os.path.realpath(path), each folder resolved once: a module's file is its folder's
+    real path joined with its name, resolved again only when the name is itself a link."""
+    if not path:
+        return ""
+    folder, name = os.path.split(path)
+    if not folder or name in ("", ".", ".."):
+        return os.path.realpath(path)
+    real_folder = _FOLDERS.get(folder)
+    if real_folder is None:
+        real_folder = _FOLDERS[folder] = os.path.realpath(folder)
+    joined = os.path.join(real_folder, name)
+    return os.path.realpath(joined) if os.path.islink(joined) else joined
 
 
 sys.path[:] = [p for p in sys.path if p and _real(p) != HERE]

@@ -83,6 +83,20 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
+def _gone(pid: int, within: float = 10) -> bool:
+    """True once `pid` has exited (absent, or a zombie waiting for its reaper)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _stop(process: subprocess.Popen) -> None:
     process.kill()
     process.wait(timeout=30)
@@ -111,17 +125,18 @@ def test_each_run_is_a_new_child_and_its_exit_code_comes_back(tmp_path: Path, re
 
 
 def test_a_run_past_its_timeout_is_killed_and_the_server_goes_on(tmp_path: Path, repo: Path):
+    grandchild = tmp_path / "grandchild.pid"
     (repo / "tests" / "test_slow.py").write_text(
         "import subprocess, time\n\n\ndef test_slow():\n"
-        "    subprocess.Popen(['sleep', '300'])\n    time.sleep(300)\n")
+        f"    open({str(grandchild)!r}, 'w').write(str(subprocess.Popen(['sleep', '300']).pid))\n"
+        "    time.sleep(300)\n")
     server, process = _start(tmp_path, repo, PIDS=str(tmp_path / "pids.txt"))
     try:
         started = time.monotonic()
         answer, _ = _serve(server, tmp_path / "slow", "python -m pytest -p no:cacheprovider tests/test_slow.py",
                            timeout=2)
         assert answer == "timeout" and time.monotonic() - started < 20
-        left = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True).stdout.split()
-        assert left == []  # the child's whole process group was killed
+        assert _gone(int(grandchild.read_text()))  # the child's whole process group was killed
         answer, _ = _serve(server, tmp_path / "next", "python -m pytest -p no:cacheprovider tests/test_pkg.py")
         assert answer == "1"
     finally:
