@@ -264,8 +264,9 @@ def start_pytest_server(env, *, workdir: str, env_prefix: str, command: str) -> 
         '|| exit 1; py=$(cd / && { command -v python || command -v python3; }) || exit 1; '
         f'case "$(realpath -- "$py")/" in {quote(workdir.rstrip("/"))}/*) exit 1;; esac; '
         f'(cd / && exec {env_prefix}PYTHONSAFEPATH=1 "$py" "$d/server.py" "$d" {quote(workdir)} '
-        '< /dev/null > "$d/log" 2>&1) & '
-        f'for __i in $(seq {START_TIMEOUT_S * 20}); do [ -e "$d/status" ] && break; sleep 0.05; done; '
+        '< /dev/null > "$d/log" 2>&1) & __server=$!; '
+        f'for __i in $(seq {START_TIMEOUT_S * 20}); do [ -e "$d/status" ] && break; '
+        'kill -0 "$__server" 2>/dev/null || break; sleep 0.05; done; unset __server; '
         f'echo "{_STARTED}$d"; cat "$d/status" 2>/dev/null || tail -c 300 "$d/log"',
         timeout=START_TIMEOUT_S + 30,
     )
@@ -279,8 +280,7 @@ def start_pytest_server(env, *, workdir: str, env_prefix: str, command: str) -> 
     except ValueError:
         status = {}
     pid = status.get("pid") if isinstance(status, dict) and status.get("ok") else None
-    if not isinstance(pid, int):
-        env.exec(f"rm -rf {quote(folder)}", timeout=60)
+    if not isinstance(pid, int):  # its folder, with the status saying why, goes at the next reset
         return None
     try:
         env.keep_process_across_reset(pid)

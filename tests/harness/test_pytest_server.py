@@ -260,4 +260,6 @@ def test_a_source_that_pytest_imports_gets_no_server(docker_client):
     task = source_task("pypi:pluggy==1.5.0")
     with open_environment(task, "docker", Limits(exec_timeout_s=300), run_id="test-pytest-server") as env:
         assert open_pytest_server(env, task) is None
+        status = env.read_file("/tmp/swerve-pytest-server/status")
+        assert '"ok": false' in status and "pluggy" in status and "from the repository" in status
         assert env.exec("ps -eo args | grep -c '[s]erver.py'").output.strip() == "0"
