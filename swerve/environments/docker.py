@@ -1,8 +1,9 @@
 """The docker backend: one container per environment, networking off, a non-root
 user, CPU/memory/PID limits, a size-limited tmpfs on /tmp, no capabilities but KILL
-(kept for the root control shell), no-new-privileges, and a persistent shell
-started by one exec (spoken to over two FIFOs of a read-only host folder when the
-daemon runs on this machine, else over the exec's socket: see `docker_transports`).
+(kept for the root control shell), no-new-privileges, and a persistent shell: spoken
+to over FIFOs of a read-only host folder when the daemon runs on this machine (the
+container's own command starts the control shell and the agent's respawner on them),
+else over the socket of the exec that starts it (see `docker_transports`).
 
 Containers carry labels (`swerve.run`, `swerve.task`, and the owner: `swerve.owner_pid`,
 `swerve.owner_host`, `swerve.owner_pidns`) so that `swerve env prune` can reap leftovers
@@ -19,7 +20,14 @@ from functools import lru_cache
 
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
-from swerve.environments.docker_transports import ExecSocketTransport, FifoFolder, FifoTransport, FifoUnavailable
+from swerve.environments.docker_transports import (
+    ExecSocketTransport,
+    FifoChannel,
+    FifoFolder,
+    FifoTransport,
+    FifoUnavailable,
+    prestart_command,
+)
 from swerve.environments.repo_ops import STAMP_TICK_SNIPPET, RepoOps, restore_script
 from swerve.environments.shell import ShellSession, kill_all_but_snippet
 from swerve.errors import DockerUnavailable, InfraError
@@ -33,6 +41,9 @@ LABEL_OWNER = "swerve.owner_pid"
 LABEL_HOST = "swerve.owner_host"
 LABEL_PIDNS = "swerve.owner_pidns"
 KEEPER_CMD = ["sleep", "infinity"]
+SHELL_BODY = "bash --noprofile --norc"
+CONTROL_BODY = SHELL_BODY
+HAS_SETPRIV = "command -v setpriv >/dev/null 2>&1"
 PRISTINE = "/opt/swerve/pristine"
 RUN_DIR = "/run/swerve"
 """Root's folder for the reset stamp and the respawn flags (the agent cannot write it)."""
@@ -105,11 +116,14 @@ class DockerEnvironment(RepoOps):
         self._init_state()
         self.container = None
         name = f"swerve-{_slug(run_id)}-{_slug(instance_id)}-{uuid.uuid4().hex[:8]}"
+        self._respawn_flag = f"{RUN_DIR}/respawn-{uuid.uuid4().hex}"
         self._fifos = FifoFolder() if _shell_transport(self.client) == "fifo" else None
+        self._prestarted: dict[str, FifoChannel] = {}
         try:
+            command = self._prestart_shells() if self._fifos is not None else KEEPER_CMD
             self.container = self.client.containers.run(
                 image,
-                KEEPER_CMD,
+                command,
                 name=name,
                 detach=True,
                 init=True,
@@ -130,6 +144,7 @@ class DockerEnvironment(RepoOps):
                 volumes=self._fifos.volume() if self._fifos else None,
             )
         except Exception as exc:
+            self._drop_prestarted()
             if self._fifos is not None:
                 self._fifos.remove()
             raise InfraError(f"could not start a container for {instance_id} from {image}: {exc}") from exc
@@ -146,7 +161,6 @@ class DockerEnvironment(RepoOps):
         self._keeper_pid = 0
         self._respawner = False
         self._pristine = False
-        self._respawn_flag = f"{RUN_DIR}/respawn-{uuid.uuid4().hex}"
         self._disk_checked = 0.0
         self.control = ShellSession(
             self._start_control, lambda _pid: None, output_limit=1 << 20, default_timeout=120
@@ -220,26 +234,66 @@ class DockerEnvironment(RepoOps):
         still being reaped is simply tried again.
 
         On FIFOs when the container has its `FifoFolder` (see `_shell_transport`)."""
-        user, body = USER, "bash --noprofile --norc"
-        if self._respawner:
-            user, body = "root", (
-                f"while :; do setpriv --reuid={USER} --regid={USER} --init-groups "
-                f"env HOME=/home/{USER} USER={USER} LOGNAME={USER} bash --noprofile --norc; "
-                f"[ -s {self._respawn_flag} ] || exit; done"
-            )
+        prestarted = self._prestarted.pop("shell", None)
+        if prestarted is not None and not self._respawner:
+            prestarted.close()  # its wrapper found no setpriv and did not start
+            prestarted = None
+        user, body = ("root", self._respawner_body()) if self._respawner else (USER, SHELL_BODY)
         if self._fifos is not None and self.client.api.base_url not in _FIFOS_FAILED:
             try:
-                return FifoTransport(self.client, self.container.id, self._fifos, user=user, workdir=self.info.workdir, body=body)
+                if prestarted is not None:
+                    return FifoTransport(prestarted)
+                return FifoTransport.by_exec(self.client, self.container.id, self._fifos, user=user,
+                                             workdir=self.info.workdir, body=body)
             except FifoUnavailable as exc:
-                if _wanted_shell_transport() == "fifo":
-                    raise InfraError(f"{exc}; unset {SHELL_TRANSPORT_VARIABLE} to use the exec's socket") from None
-                _FIFOS_FAILED.add(self.client.api.base_url)
+                self._fifos_failed(exc)
         return ExecSocketTransport(
             self.client, self.container.id, user=user, workdir=self.info.workdir, env={},
             argv=["sh", "-c", body] if self._respawner else None,
         )
 
-    def _start_control(self) -> ExecSocketTransport:
+    def _respawner_body(self) -> str:
+        return (
+            f"while :; do setpriv --reuid={USER} --regid={USER} --init-groups "
+            f"env HOME=/home/{USER} USER={USER} LOGNAME={USER} {SHELL_BODY}; "
+            f"[ -s {self._respawn_flag} ] || exit; done"
+        )
+
+    def _prestart_shells(self) -> list[str]:
+        """The container's command when it has a `FifoFolder`: the keeper, after starting
+        the wrappers of the control shell and of the agent's respawner (where the image
+        has setpriv) on new channels, which `_start_control` and `_start_shell` then
+        connect to instead of starting each with a `docker exec` (two execs cost the
+        daemon, containerd and runc ~140 ms of CPU per container: bench/env_latency.py)."""
+        assert self._fifos is not None
+        self._prestarted = {"control": FifoChannel(self._fifos), "shell": FifoChannel(self._fifos)}
+        return prestart_command(KEEPER_CMD, [
+            (self._prestarted["control"], CONTROL_BODY, ""),
+            (self._prestarted["shell"], self._respawner_body(), HAS_SETPRIV),
+        ])
+
+    def _drop_prestarted(self) -> None:
+        for channel in getattr(self, "_prestarted", {}).values():
+            channel.close()
+        self._prestarted = {}
+
+    def _fifos_failed(self, exc: FifoUnavailable) -> None:
+        """FIFOs did not connect: an error when they were asked for, else the exec's
+        socket from now on for this daemon."""
+        self._drop_prestarted()
+        if _wanted_shell_transport() == "fifo":
+            raise InfraError(f"{exc}; unset {SHELL_TRANSPORT_VARIABLE} to use the exec's socket") from None
+        _FIFOS_FAILED.add(self.client.api.base_url)
+
+    def _start_control(self) -> ExecSocketTransport | FifoTransport:
+        """The root control shell: on its prestarted channel when the container has one
+        (only the first start; a control shell that died comes back on the exec's socket)."""
+        prestarted = self._prestarted.pop("control", None)
+        if prestarted is not None:
+            try:
+                return FifoTransport(prestarted)
+            except FifoUnavailable as exc:
+                self._fifos_failed(exc)
         return ExecSocketTransport(self.client, self.container.id, user="root", workdir="/", env={})
 
     def _root_exec(self, script: str) -> tuple[int, str]:
@@ -249,12 +303,13 @@ class DockerEnvironment(RepoOps):
         return result.exit_code, result.output
 
     def _learn_container(self) -> None:
-        """One control round trip at start: the keeper's pid (init's child), whether the
-        image has the reset record and setpriv (for the respawner); the stamp is set."""
+        """One control round trip at start: the keeper's pid (init's first child: the
+        prestarted wrappers init adopted come after it), whether the image has the reset
+        record and setpriv (for the respawner); the stamp is set."""
         _, out = self._root_exec(
             "read -r keeper _ < /proc/1/task/1/children; echo keeper=$keeper; "
             f"[ -f {PRISTINE}/git-meta.tar ] && echo pristine; "
-            f"mkdir -p {RUN_DIR} && : > {STAMP} && : > {self._respawn_flag} && command -v setpriv >/dev/null && echo setpriv"
+            f"mkdir -p {RUN_DIR} && : > {STAMP} && : > {self._respawn_flag} && {HAS_SETPRIV} && echo setpriv"
         )
         words = out.split()
         keeper = next((w.split("=", 1)[1] for w in words if w.startswith("keeper=")), "")
@@ -269,7 +324,12 @@ class DockerEnvironment(RepoOps):
         pids = [1, self._keeper_pid, self.control.inner_pid]
         if self._respawner or self.shell.parent_pid:  # the respawner, or the FIFO wrapper
             pids.append(self.shell.parent_pid)
-        return [*pids, *self._kept_pids] if all(pids) else []
+        return [*pids, *self._control_wrapper(), *self._kept_pids] if all(pids) else []
+
+    def _control_wrapper(self) -> list[int]:
+        """The prestarted control shell's wrapper (its parent), which the kills spare; none
+        for a control shell started by an exec (its parent is outside the container)."""
+        return [self.control.parent_pid] if self.control.parent_pid else []
 
     keeps_processes = True
 
@@ -289,7 +349,8 @@ class DockerEnvironment(RepoOps):
         daemon, up to its timeout)."""
         if self._closed:
             return
-        spare = " ".join(str(p) for p in (self._keeper_pid, self.shell.parent_pid, shell_pid, *self._kept_pids) if p)
+        spare = " ".join(str(p) for p in (self._keeper_pid, self.shell.parent_pid, shell_pid, *self._control_wrapper(),
+                                          *self._kept_pids) if p)
         self._root_exec(kill_all_but_snippet(spare))
 
     def _stop_everything(self) -> None:
@@ -297,7 +358,7 @@ class DockerEnvironment(RepoOps):
         raised, then starts a new bash (see `_start_shell`)."""
         respawner = self.shell.parent_pid if self._respawner and self.shell._transport is not None else 0
         raise_flag = f"echo 1 > {self._respawn_flag}; " if respawner else ""
-        spare = " ".join(str(p) for p in (self._keeper_pid, respawner, *self._kept_pids) if p)
+        spare = " ".join(str(p) for p in (self._keeper_pid, respawner, *self._control_wrapper(), *self._kept_pids) if p)
         self._root_exec(raise_flag + kill_all_but_snippet(spare))
 
     def _restore_script(self) -> str:
@@ -328,6 +389,7 @@ class DockerEnvironment(RepoOps):
                     self.container.remove(force=True, v=True)
                 except Exception:
                     pass
+            self._drop_prestarted()
             if getattr(self, "_fifos", None) is not None:
                 self._fifos.remove()
             cleanup.unregister(self)

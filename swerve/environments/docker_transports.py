@@ -3,11 +3,13 @@
 - `ExecSocketTransport`: the shell's stdin and stdout are a `docker exec`'s attach
   socket; every byte passes through the daemon (an `exec("true")` takes ~0.37 ms back to
   back, more while the daemon is busy with other execs: bench/env_latency.py).
-- `FifoTransport`: the same exec starts a small `sh` wrapper that opens two FIFOs in a
-  host folder bind-mounted read-only into the container (`FifoFolder`) and runs the shell
-  on them; commands and output go through the kernel's pipes and never through the
-  daemon (~0.18 ms back to back). The exec's socket still tells when the shell has gone: it ends
-  when the wrapper exits. The FIFOs are unlinked as soon as both ends are open, so no
+- `FifoTransport`: a small `sh` wrapper opens a `FifoChannel`'s FIFOs in a host folder
+  bind-mounted read-only into the container (`FifoFolder`) and runs the shell on them;
+  commands and output go through the kernel's pipes and never through the daemon
+  (~0.18 ms back to back). The wrapper is started by the container's own command
+  (`prestart_command`: no exec at all) or by one exec (`FifoTransport.by_exec`). A third
+  FIFO, held open by the wrapper alone, tells when the shell has gone: it closes when
+  the wrapper exits. The FIFOs are unlinked as soon as both ends are open, so no
   process started later can open them by name, and the folder is read-only in the
   container, so nothing can be created in it.
 """
@@ -179,53 +181,119 @@ def prune_fifo_folders(tmp: str | None = None) -> list[str]:
     return removed
 
 
-class FifoTransport:
-    """A shell on two FIFOs of a `FifoFolder`, started by one `docker exec` of an `sh`
-    wrapper: the wrapper opens the FIFOs, announces itself on the output FIFO and runs
-    `body` (shell code that starts the shell, possibly in a loop) with stdin and stdout
-    on them, while its own stdout stays the exec's, which ends when the wrapper exits.
+class FifoChannel:
+    """The three FIFOs of one shell in a `FifoFolder`, made with the host's ends open:
+    `in` and `out` carry the shell's input and output (read-write ends, which never block
+    on open and never see EOF); `life` is held open by the shell's wrapper alone, so the
+    host sees it close, and knows the shell has gone, when the wrapper exits. The kernel
+    reports that close only once a writer has come, so a channel whose wrapper has not
+    started yet is not taken for a dead one.
 
-    Raises FifoUnavailable when the wrapper's announcement does not come within
-    `handshake_s` (nothing is left behind then)."""
+    `wrapper(body)` is the `sh` code that connects a shell to them inside the container:
+    started by a `docker exec` (`FifoTransport.by_exec`) or by the container's own command
+    (`prestart_command`), saving the exec."""
 
-    def __init__(
-        self, client, container_id: str, folder: FifoFolder, *, user: str, workdir: str, body: str,
-        handshake_s: float = HANDSHAKE_S,
-    ) -> None:
+    def __init__(self, folder: FifoFolder) -> None:
         name = secrets.token_hex(8)
-        self._paths = [os.path.join(folder.host, f"{side}-{name}") for side in ("in", "out")]
-        self._in = self._out = -1
-        self._io = threading.Lock()
-        self._exec: ExecSocketTransport | None = None
-        self._exited = False
-        self._stray = bytearray()
+        self.ready = f"__swerve_fifo_{name}__"
+        self._paths = {side: os.path.join(folder.host, f"{side}-{name}") for side in ("in", "out", "life")}
+        self.fds = {side: -1 for side in self._paths}
         try:
-            for path in self._paths:
+            for side, path in self._paths.items():
                 os.mkfifo(path, 0o600)
                 # The wrapper may run as the container's unprivileged user, whose uid is
                 # not the host's; nobody else can reach the folder, and the names go at once.
                 os.chmod(path, 0o666)
-            # Read-write ends never block on open and never see EOF: the exec's socket
-            # says when the shell has gone.
-            self._in = os.open(self._paths[0], os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-            self._out = os.open(self._paths[1], os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-            ready = f"__swerve_fifo_{name}__"
-            inside = [f"{IO_DIR}/{os.path.basename(path)}" for path in self._paths]
-            wrapper = (
-                f"exec 3<>{inside[0]} 4<>{inside[1]} || exit 97\n"
-                f"printf '%s\\n' {ready} >&4\n"
-                f"{{ {body}\n}} <&3 >&4 2>&4 3<&- 4>&-\n"
-                "exit $?\n"
-            )
-            self._exec = ExecSocketTransport(
-                client, container_id, user=user, workdir=workdir, env={}, argv=["sh", "-c", wrapper]
-            )
-            self.pid = self._exec.pid
-            self._await(f"{ready}\n".encode(), handshake_s)
+                mode = os.O_RDONLY if side == "life" else os.O_RDWR
+                self.fds[side] = os.open(path, mode | os.O_NONBLOCK | os.O_CLOEXEC)
         except BaseException:
             self.close()
             raise
-        self._unlink()
+
+    def wrapper(self, body: str) -> str:
+        """Open the FIFOs, announce on `out`, run `body` on them; fd 5 (`life`) stays the
+        wrapper's own."""
+        inside = {side: f"{IO_DIR}/{os.path.basename(path)}" for side, path in self._paths.items()}
+        return (
+            f"exec 3<>{inside['in']} 4<>{inside['out']} 5>{inside['life']} || exit 97\n"
+            f"printf '%s\\n' {self.ready} >&4\n"
+            f"{{ {body}\n}} <&3 >&4 2>&4 3<&- 4>&- 5>&-\n"
+            "exit $?\n"
+        )
+
+    def unlink(self) -> None:
+        """Remove the names (once both ends are open, so nothing started later can open them)."""
+        for path in self._paths.values():
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        for side, fd in list(self.fds.items()):
+            self.fds[side] = -1
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.unlink()
+
+
+def prestart_command(keeper: list[str], channels: list[tuple[FifoChannel, str, str]]) -> list[str]:
+    """The container's command: each `(channel, body, condition)`'s wrapper started in the
+    background (where the shell condition holds), then `keeper` in place of the `sh`.
+    Each wrapper is its own `sh -c` (its command line names only its own FIFOs), started
+    through a subshell that exits at once, so that init adopts and reaps it."""
+    import shlex
+
+    starts = [
+        f"{{ {condition}; }} && ( exec sh -c {shlex.quote(channel.wrapper(body))} & )" if condition
+        else f"( exec sh -c {shlex.quote(channel.wrapper(body))} & )"
+        for channel, body, condition in channels
+    ]
+    return ["sh", "-c", "; ".join([*starts, "exec " + " ".join(shlex.quote(word) for word in keeper)])]
+
+
+class FifoTransport:
+    """A shell on a `FifoChannel`: the wrapper opens the FIFOs, announces itself on the
+    output FIFO and runs `body` (shell code that starts the shell, possibly in a loop)
+    with stdin and stdout on them. The shell has gone when the wrapper has: `life` closes
+    (and, for a wrapper started by `by_exec`, the exec's socket ends; what the wrapper
+    itself writes there, only its errors, is kept for the error message).
+
+    Raises FifoUnavailable when the wrapper's announcement does not come within
+    `handshake_s` (the channel is closed then)."""
+
+    def __init__(self, channel: FifoChannel, *, starter: ExecSocketTransport | None = None,
+                 handshake_s: float = HANDSHAKE_S) -> None:
+        self._channel = channel
+        self._in, self._out, self._life = channel.fds["in"], channel.fds["out"], channel.fds["life"]
+        self._io = threading.Lock()
+        self._exec = starter
+        self._exited = False
+        self._stray = bytearray()
+        self.pid = starter.pid if starter is not None else 0
+        try:
+            self._await(f"{channel.ready}\n".encode(), handshake_s)
+        except BaseException:
+            self.close()
+            raise
+        channel.unlink()
+
+    @classmethod
+    def by_exec(cls, client, container_id: str, folder: FifoFolder, *, user: str, workdir: str, body: str,
+                handshake_s: float = HANDSHAKE_S) -> FifoTransport:
+        """A new channel whose wrapper one `docker exec` starts."""
+        channel = FifoChannel(folder)
+        try:
+            starter = ExecSocketTransport(
+                client, container_id, user=user, workdir=workdir, env={}, argv=["sh", "-c", channel.wrapper(body)]
+            )
+        except BaseException:
+            channel.close()
+            raise
+        return cls(channel, starter=starter, handshake_s=handshake_s)
 
     def _await(self, line: bytes, timeout: float) -> None:
         got = bytearray()
@@ -246,13 +314,6 @@ class FifoTransport:
             if len(got) > len(line) + 4096:
                 raise FifoUnavailable(f"unexpected output on the shell's FIFO: {bytes(got[:200])!r}")
 
-    def _unlink(self) -> None:
-        for path in self._paths:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-
     def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
@@ -265,17 +326,20 @@ class FifoTransport:
 
     def recv(self, timeout: float) -> bytes:
         """The shell's output; once the wrapper has exited, what is left in the FIFO and
-        then EOFError. What the wrapper itself writes (only its errors) is kept aside."""
+        then EOFError."""
         if self._exited:
             data = self._read_out()
             if data:
                 return data
             raise EOFError("shell exited")
-        assert self._exec is not None
         readable = self._wait(write=False, timeout=timeout)
         if "out" in readable:
             return self._read_out()
+        if "life" in readable and self._life_ended():
+            self._exited = True
+            return self.recv(0.0)
         if "exec" in readable:
+            assert self._exec is not None
             try:
                 self._stray += self._exec.recv(0.0)
                 del self._stray[:-4096]
@@ -284,21 +348,32 @@ class FifoTransport:
                 return self.recv(0.0)
         return b""
 
+    def _life_ended(self) -> bool:
+        """Whether `life` reads as closed (the wrapper, its only writer, has exited)."""
+        try:
+            with self._io:
+                return os.read(self._fd("_life"), 1) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def _wait(self, *, write: bool, timeout: float) -> set[str]:
-        """select() on the FIFO (and, for reading, the exec's socket). A descriptor that
-        close() has closed meanwhile may wake it (or be reused by then): reads and writes
-        happen under `_io`, after checking that the transport is still open."""
+        """select() on the FIFO (and, for reading, `life` and any exec's socket). A
+        descriptor that close() has closed meanwhile may wake it (or be reused by then):
+        reads and writes happen under `_io`, after checking that the transport is still open."""
         fd = self._in if write else self._out
-        if fd < 0:
+        if fd < 0 or self._life < 0:
             raise EOFError("shell transport closed")
-        assert self._exec is not None
         try:
             if write:
                 return {"in"} if select.select([], [fd], [], timeout)[1] else set()
-            readable = select.select([fd, self._exec], [], [], timeout)[0]
+            watched = {fd: "out", self._life: "life"}
+            items: list = [fd, self._life] + ([self._exec] if self._exec is not None else [])
+            readable = select.select(items, [], [], timeout)[0]
         except (OSError, ValueError):
             raise EOFError("shell transport closed") from None
-        return {"out" if item == fd else "exec" for item in readable}
+        return {watched.get(item, "exec") if isinstance(item, int) else "exec" for item in readable}
 
     def _fd(self, name: str) -> int:
         """The descriptor, under `_io`; EOFError once close() has run."""
@@ -320,11 +395,5 @@ class FifoTransport:
         if self._exec is not None:
             self._exec.close()
         with self._io:
-            fds, self._in, self._out = (self._in, self._out), -1, -1
-            for fd in fds:
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-        self._unlink()
+            self._in = self._out = self._life = -1
+            self._channel.close()

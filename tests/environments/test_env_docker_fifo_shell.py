@@ -38,8 +38,14 @@ def test_the_fifos_are_gone_once_the_shell_runs_and_their_folder_is_read_only(to
         host = env._fifos.host
         assert os.listdir(host) == [], "the FIFOs are unlinked as soon as both ends are open"
         wrapper = env.exec("cat /proc/$PPID/cmdline | tr '\\0' ' '").output
-        named = [word for word in wrapper.replace("<>", " ").split() if word.startswith(f"{IO_DIR}/")]
-        assert len(named) == 2, wrapper
+        named = [word for word in wrapper.replace("<>", " ").replace(">", " ").split() if word.startswith(f"{IO_DIR}/")]
+        assert len(named) == 3, wrapper  # in, out and life
+        # The container's command started both shells' wrappers (no exec): it names the
+        # control shell's FIFOs too, none of which can be opened either.
+        command = env.exec("cat /proc/1/cmdline | tr '\\0' ' '").output
+        named += [word for word in command.replace("<>", " ").replace(">", " ").split()
+                  if word.startswith(f"{IO_DIR}/") and word not in named]
+        assert len(named) == 6, command
         probe = env.exec(
             f"ls {IO_DIR}; : > {IO_DIR}/planted; "
             + "; ".join(f"exec 7<>{path} && echo opened {path}; exec 7<&-" for path in named)
@@ -167,3 +173,20 @@ def test_closing_from_another_thread_ends_a_command_in_flight(toolz_image, no_fa
     assert not worker.is_alive(), "close() must wake the thread waiting on the shell"
     assert results and not isinstance(results[0], str), results[0]
     assert results[0].exit_code != 0 and results[0].shell_restarted
+
+
+@pytest.mark.docker
+def test_opening_an_environment_starts_no_exec_and_reset_spares_the_control_wrapper(toolz_image, no_failed_daemons,
+                                                                                    docker_client):
+    """Both shells come from the container's own command; reset() kills everything else
+    but neither the control shell nor its wrapper (whose exit would end the shell)."""
+    with _env(toolz_image) as env:
+        control = env.control._transport
+        assert env.exec("sleep 300 & echo started").output.strip() == "started"
+        env.reset()
+        assert env.exec("echo after").output.strip() == "after"
+        assert not docker_client.api.inspect_container(env.container.id)["ExecIDs"], "no docker exec was needed"
+        assert env.control._transport is control and env.control.parent_pid in env._known_pids()
+        processes = env.exec("ps -eo pid=,user=,args=").output
+        assert "sleep 300" not in processes, processes
+        assert env.diff() == ""
