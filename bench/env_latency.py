@@ -4,7 +4,10 @@ Measures, in one run on the same instance image (toolz from its PyPI sdist):
 - exec("true") through swerve's persistent shell vs container.exec_run("true"), one of
   each in turn (exec_p50_ms), and swerve's exec back to back (exec_burst_p50_ms: no SDK
   exec in between, whose clean-up in the daemon would otherwise overlap the next one);
-- reset() vs removing and re-creating the container;
+- reset() vs removing and re-creating the container, and the CPU a re-creation costs the
+  whole machine (`recreate_cpu_ms`: daemon, containerd, runc, the kernel's namespace
+  teardown, this process; busy time from /proc/stat, settled before and after, less the
+  machine's idle-time background);
 - container creation to first command, with images cached.
 The last line is a JSON object (see BENCHMARKS.md).
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -35,6 +39,23 @@ def timed(fn) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+SETTLE_S = 2.0
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every process and the kernel)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_per_s(seconds: float = SETTLE_S) -> float:
+    """The machine's background busy CPU per second, subtracted from the recreate loop's."""
+    start = busy_cpu_s()
+    time.sleep(seconds)
+    return (busy_cpu_s() - start) / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="exec round-trips per method")
@@ -43,6 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     client = docker_client()
+    idle_busy = machine_busy_per_s()
     task = Task(instance_id="bench-env-latency", repo="pytoolz/toolz", repo_source="pypi:toolz==0.12.1")
     image = ensure_instance_image(task, client=client)
 
@@ -78,6 +100,8 @@ def main() -> None:
 
     recreate = []
     env = open_env()
+    time.sleep(SETTLE_S)
+    busy_before = busy_cpu_s()
     for _ in range(max(5, args.resets // 3)):
         begin = time.perf_counter()
         env.close()
@@ -85,6 +109,8 @@ def main() -> None:
         env.exec("true")
         recreate.append((time.perf_counter() - begin) * 1000.0)
     env.close()
+    time.sleep(SETTLE_S)  # the kernel tears a network namespace down after the container has gone
+    recreate_cpu = (busy_cpu_s() - busy_before - SETTLE_S * idle_busy) / (len(recreate) + 1) * 1000.0
 
     figures = {
         "exec_p50_ms": round(percentile(ours, 0.5), 3),
@@ -98,6 +124,7 @@ def main() -> None:
         "reset_p95_ms": round(percentile(resets, 0.95), 2),
         "recreate_p50_ms": round(percentile(recreate, 0.5), 1),
         "reset_speedup": round(percentile(recreate, 0.5) / percentile(resets, 0.5), 1),
+        "recreate_cpu_ms": round(recreate_cpu, 1),
         "first_command_s": round(statistics.median(first_command), 3),
         "n": args.n,
     }
