@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 import select
+import shlex
 import shutil
 import socket
 import struct
@@ -245,8 +246,6 @@ def prestart_command(keeper: list[str], channels: list[tuple[FifoChannel, str, s
     background (where the shell condition holds), then `keeper` in place of the `sh`.
     Each wrapper is its own `sh -c` (its command line names only its own FIFOs), started
     through a subshell that exits at once, so that init adopts and reaps it."""
-    import shlex
-
     starts = [
         f"{{ {condition}; }} && ( exec sh -c {shlex.quote(channel.wrapper(body))} & )" if condition
         else f"( exec sh -c {shlex.quote(channel.wrapper(body))} & )"
