@@ -42,7 +42,6 @@ LABEL_HOST = "swerve.owner_host"
 LABEL_PIDNS = "swerve.owner_pidns"
 KEEPER_CMD = ["sleep", "infinity"]
 SHELL_BODY = "bash --noprofile --norc"
-CONTROL_BODY = SHELL_BODY
 HAS_SETPRIV = "command -v setpriv >/dev/null 2>&1"
 PRISTINE = "/opt/swerve/pristine"
 RUN_DIR = "/run/swerve"
@@ -268,7 +267,7 @@ class DockerEnvironment(RepoOps):
         assert self._fifos is not None
         self._prestarted = {"control": FifoChannel(self._fifos), "shell": FifoChannel(self._fifos)}
         return prestart_command(KEEPER_CMD, [
-            (self._prestarted["control"], CONTROL_BODY, ""),
+            (self._prestarted["control"], SHELL_BODY, ""),
             (self._prestarted["shell"], self._respawner_body(), HAS_SETPRIV),
         ])
 

@@ -367,12 +367,11 @@ class FifoTransport:
         try:
             if write:
                 return {"in"} if select.select([], [fd], [], timeout)[1] else set()
-            watched = {fd: "out", self._life: "life"}
             items: list = [fd, self._life] + ([self._exec] if self._exec is not None else [])
             readable = select.select(items, [], [], timeout)[0]
         except (OSError, ValueError):
             raise EOFError("shell transport closed") from None
-        return {watched.get(item, "exec") if isinstance(item, int) else "exec" for item in readable}
+        return {"out" if item == fd else "life" if item == self._life else "exec" for item in readable}
 
     def _fd(self, name: str) -> int:
         """The descriptor, under `_io`; EOFError once close() has run."""

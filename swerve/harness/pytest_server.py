@@ -266,7 +266,10 @@ def start_pytest_server(env, *, workdir: str, env_prefix: str, command: str) -> 
         f'(cd / && exec {env_prefix}PYTHONSAFEPATH=1 "$py" "$d/server.py" "$d" {quote(workdir)} '
         '< /dev/null > "$d/log" 2>&1) & __server=$!; '
         f'for __i in $(seq {START_TIMEOUT_S * 20}); do [ -e "$d/status" ] && break; '
-        'kill -0 "$__server" 2>/dev/null || break; sleep 0.05; done; unset __server; '
+        'kill -0 "$__server" 2>/dev/null || break; sleep 0.05; done; '
+        # A server that is not serving (it refused, failed or never answered) is gone on return.
+        '__st=; read -r __st < "$d/status" 2>/dev/null; case "$__st" in *\'"ok": true\'*) ;; '
+        '*) kill "$__server" 2>/dev/null; wait "$__server" 2>/dev/null;; esac; unset __server __st; '
         f'echo "{_STARTED}$d"; cat "$d/status" 2>/dev/null || tail -c 300 "$d/log"',
         timeout=START_TIMEOUT_S + 30,
     )
