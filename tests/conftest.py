@@ -28,6 +28,14 @@ def docker_client():
         if _ci():
             pytest.fail(message)
         pytest.skip(message)
+    # Containers of an earlier run that was killed (its owner process is gone) would read as
+    # this run's leaks in the tests that count a run's containers: reap them first, as
+    # `swerve env prune` does. A live process's containers are never touched.
+    from swerve.environments.docker import prune_containers
+
+    removed = prune_containers(client)
+    if removed:
+        print(f"\nremoved {len(removed)} orphaned swerve container(s) of an earlier run: {', '.join(removed)}")
     return client
 
 
