@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
+
+from machine import background_cpu_per_s, machine_cpu_seconds
 
 from swerve.environments.base import Limits
 from swerve.environments.docker import DockerEnvironment, docker_client
@@ -42,20 +43,6 @@ def timed(fn) -> float:
 SETTLE_S = 2.0
 
 
-def busy_cpu_s() -> float:
-    """CPU seconds the whole machine has spent busy since boot (every process and the kernel)."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_per_s(seconds: float = SETTLE_S) -> float:
-    """The machine's background busy CPU per second, subtracted from the recreate loop's."""
-    start = busy_cpu_s()
-    time.sleep(seconds)
-    return (busy_cpu_s() - start) / seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="exec round-trips per method")
@@ -64,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     client = docker_client()
-    idle_busy = machine_busy_per_s()
+    idle_busy = background_cpu_per_s(SETTLE_S)
     task = Task(instance_id="bench-env-latency", repo="pytoolz/toolz", repo_source="pypi:toolz==0.12.1")
     image = ensure_instance_image(task, client=client)
 
@@ -101,7 +88,7 @@ def main() -> None:
     recreate = []
     env = open_env()
     time.sleep(SETTLE_S)
-    busy_before = busy_cpu_s()
+    busy_before = machine_cpu_seconds()
     for _ in range(max(5, args.resets // 3)):
         begin = time.perf_counter()
         env.close()
@@ -110,7 +97,7 @@ def main() -> None:
         recreate.append((time.perf_counter() - begin) * 1000.0)
     env.close()
     time.sleep(SETTLE_S)  # the kernel tears a network namespace down after the container has gone
-    recreate_cpu = (busy_cpu_s() - busy_before - SETTLE_S * idle_busy) / (len(recreate) + 1) * 1000.0
+    recreate_cpu = (machine_cpu_seconds() - busy_before - SETTLE_S * idle_busy) / (len(recreate) + 1) * 1000.0
 
     figures = {
         "exec_p50_ms": round(percentile(ours, 0.5), 3),

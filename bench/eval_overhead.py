@@ -19,6 +19,15 @@ interquartile range over rounds) and `_rounds` (the per-round values), the same 
 per block and round (`_blocks`: more samples, a wider view of the noise), and the
 load average at start and end. `not_resolved` names any gold evaluation that did not
 resolve, with its failure class and reason or error (its time still counts).
+
+The machine's busy CPU (/proc/stat: every process and the kernel, the Docker daemon's
+container work included) is read around each timed call: `cpu_s_per_instance` gives it
+per instance for the floor (the test command only), 1 worker and 2 workers, and
+`speedup_2w_cpu_bound` (median over rounds, with its spread) is the most the 2-worker
+side could gain with every core busy: wall 1 worker / (CPU of 2 workers / cores). A
+`speedup_2w` near that bound is CPU-bound (only less CPU per instance raises it); one
+well below it left cores idle. Work a call leaves behind (the kernel tears a removed
+container's network namespace down a moment later) is counted in the next call.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from interleave import ratios, round_totals, run_interleaved, summarize  # noqa: E402
+from machine import machine_cpu_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SETS = ("toolz.jsonl", "more_itertools.jsonl", "click.jsonl")
@@ -68,8 +78,9 @@ def floor_command(task, workdir: str) -> str:
     return f"cd {shlex.quote(workdir)} && python -m pytest -q -p no:cacheprovider {targets} > /dev/null 2>&1"
 
 
-def _floor_one(task, backend: str) -> float:
-    """Seconds of the bare test command (container start and patches untimed)."""
+def _floor_one(task, backend: str, cpu: list[float]) -> float:
+    """Seconds of the bare test command (container start and patches untimed); the
+    machine's busy CPU-seconds during it are appended to `cpu`."""
     from swerve.environments import open_environment
     from swerve.harness.patches import apply_patch
 
@@ -79,8 +90,9 @@ def _floor_one(task, backend: str) -> float:
             applied = apply_patch(env, patch, workdir=workdir, patch_file=f"/tmp/bench-{index}.diff")
             if not applied.applied:
                 raise SystemExit(f"{task.instance_id}: patch {index} did not apply: {applied.output[-300:]}")
-        started = time.monotonic()
+        started, busy = time.monotonic(), machine_cpu_seconds()
         env.exec(floor_command(task, workdir), timeout=1800)
+        cpu.append(machine_cpu_seconds() - busy)
         return time.monotonic() - started
 
 
@@ -112,15 +124,17 @@ def main() -> None:
         open_environment(task, args.backend, None, "bench-warm").close()
 
     durations: dict[str, list[float]] = {key: [] for key in DURATION_KEYS}
+    cpu: dict[str, list[float]] = {"floor": [], "eval_1w": [], "eval_2w": []}  # machine CPU-seconds per call
     unresolved: dict[str, str] = {}
 
     def evaluator(workers: int):
         def side(block) -> float:
             with tempfile.TemporaryDirectory(prefix="swerve-eval-bench-") as out:
-                started = time.monotonic()
+                started, busy = time.monotonic(), machine_cpu_seconds()
                 report = evaluate(block, gold, run_id=f"bench-{workers}w", output_dir=out, workers=workers,
                                   backend=args.backend)
                 wall = time.monotonic() - started
+                cpu[f"eval_{workers}w"].append(machine_cpu_seconds() - busy)
             for task in block:
                 grade = report.grades.get(task.instance_id)
                 if grade is None or not grade.resolved:
@@ -136,7 +150,7 @@ def main() -> None:
         return side
 
     def floor(block) -> float:
-        return sum(_floor_one(task, args.backend) for task in block)
+        return sum(_floor_one(task, args.backend, cpu["floor"]) for task in block)
 
     def say(round_: int, index: int, side: str, seconds: float) -> None:
         print(f"round {round_ + 1} block {index + 1}: {side} {seconds:.2f}s (load {_load_average()})", file=sys.stderr)
@@ -155,6 +169,12 @@ def main() -> None:
     print(f"evaluator per instance (1 worker, mean over rounds): {means}; floor per instance "
           f"{statistics.median(floor_rounds) / len(tasks):.3f}s", file=sys.stderr)
     overhead_summary, speedup_summary = summarize(overhead), summarize(speedup)
+    cpu_per_instance = {side: round(sum(values) / (args.rounds * len(tasks)), 3) for side, values in cpu.items()}
+    # With every core busy, 2 workers take at least their CPU-seconds / cores: the best
+    # speed-up the CPU they spent allows (per round, against that round's 1-worker wall).
+    cores = os.cpu_count() or 1
+    two_cpu_rounds = [sum(cpu["eval_2w"][r * len(blocks):(r + 1) * len(blocks)]) for r in range(args.rounds)]
+    bound = summarize(ratios(one_rounds, [c / cores for c in two_cpu_rounds]))
     print(json.dumps({
         "instances": len(tasks),
         "rounds": args.rounds,
@@ -171,6 +191,9 @@ def main() -> None:
         "speedup_2w_rounds": [round(r, 3) for r in speedup],
         "speedup_2w_blocks": summarize(speedup_blocks),
         "per_instance_1w_s": means,
+        "cpu_s_per_instance": cpu_per_instance,
+        "speedup_2w_cpu_bound": bound["median"],
+        "speedup_2w_cpu_bound_spread": {k: bound[k] for k in ("min", "max", "iqr")},
         "load_average": [load_start, _load_average()],
         "not_resolved": unresolved,
     }))

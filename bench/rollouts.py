@@ -30,6 +30,8 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
+from machine import machine_cpu_seconds
+
 from swerve.agents.loop import EpisodeLimits
 from swerve.agents.policies.oracle import OraclePolicy
 from swerve.fileio import iter_jsonl
@@ -87,14 +89,6 @@ def episodes_per_minute(tasks: list[Task], policy_factory, *, episodes: int, wor
                  episode_ms_range=[round(min(gaps), 1), round(max(gaps), 1)],
                  cores_busy=round(busy_s / elapsed, 2), cpu_s_per_episode=round(busy_s / episodes, 2))
     return episodes * 60.0 / elapsed, stats
-
-
-def machine_cpu_seconds() -> float:
-    """CPU-seconds the whole machine has spent busy since boot (all but idle and iowait
-    in /proc/stat), so that a clock-bound figure can be told from a CPU-bound one."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        ticks = [int(value) for value in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 SPANS = {
