@@ -3,7 +3,9 @@
 Measures, in one run on the same instance image (toolz from its PyPI sdist):
 - exec("true") through swerve's persistent shell vs container.exec_run("true"), one of
   each in turn (exec_p50_ms), and swerve's exec back to back (exec_burst_p50_ms: no SDK
-  exec in between, whose clean-up in the daemon would otherwise overlap the next one);
+  exec in between, whose clean-up in the daemon would otherwise overlap the next one),
+  and paced (exec_paced_p50_ms: one swerve exec, then an idle wait as long as the SDK's
+  exec took in the interleaved loop: the same rhythm without the daemon's work);
 - reset() vs removing and re-creating the container, and the CPU a re-creation costs the
   whole machine (`recreate_cpu_ms`: daemon, containerd, runc, the kernel's namespace
   teardown, this process; busy time from /proc/stat, settled before and after, less the
@@ -78,6 +80,12 @@ def main() -> None:
         for _ in range(args.n):  # interleaved so both see the same machine load
             ours.append(timed(lambda: env.exec("true")))
             sdk.append(timed(lambda: container.exec_run(["true"], user="swerve")))
+        # The same pacing with the SDK's exec replaced by an idle wait of the time it took:
+        # what is left of the interleaved tail once the daemon has no exec to clean up.
+        paced = []
+        for gap_ms in sdk:
+            paced.append(timed(lambda: env.exec("true")))
+            time.sleep(gap_ms / 1000.0)
         resets = []
         for _ in range(args.resets):
             env.write_file("toolz/itertoolz.py", "broken\n")
@@ -105,6 +113,8 @@ def main() -> None:
         "sdk_exec_p50_ms": round(percentile(sdk, 0.5), 3),
         "sdk_exec_p95_ms": round(percentile(sdk, 0.95), 3),
         "exec_speedup": round(percentile(sdk, 0.5) / percentile(ours, 0.5), 1),
+        "exec_paced_p50_ms": round(percentile(paced, 0.5), 3),
+        "exec_paced_p95_ms": round(percentile(paced, 0.95), 3),
         "exec_burst_p50_ms": round(percentile(burst, 0.5), 3),
         "exec_burst_p95_ms": round(percentile(burst, 0.95), 3),
         "reset_p50_ms": round(percentile(resets, 0.5), 2),
@@ -117,6 +127,8 @@ def main() -> None:
     }
     print(f"exec true     : swerve p50 {figures['exec_p50_ms']} ms (p95 {figures['exec_p95_ms']}), "
           f"SDK exec_run p50 {figures['sdk_exec_p50_ms']} ms -> {figures['exec_speedup']}x")
+    print(f"exec paced like that, idle instead of the SDK's exec: p50 {figures['exec_paced_p50_ms']} ms "
+          f"(p95 {figures['exec_paced_p95_ms']})")
     print(f"exec back to back: p50 {figures['exec_burst_p50_ms']} ms (p95 {figures['exec_burst_p95_ms']}, "
           f"{args.burst} round trips)")
     print(f"reset         : p50 {figures['reset_p50_ms']} ms vs remove+recreate {figures['recreate_p50_ms']} ms "
