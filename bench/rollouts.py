@@ -10,12 +10,17 @@ Measures, in one run:
 - for the graded runs, how many of the machine's cores were busy and the machine's
   CPU-seconds per episode (/proc/stat; whatever else runs on the machine counts too), which
   bound `speedup_2w`: with every core busy it is at most
-  (cpus / cores_busy_1w) x (cpu_s_per_episode_1w / cpu_s_per_episode_2w).
+  (cpus / cores_busy_1w) x (cpu_s_per_episode_1w / cpu_s_per_episode_2w)
+  (`speedup_2w_cpu_bound`).
+The graded 1- and 2-worker phases alternate over `--rounds` rounds (the first phase
+rotating), so the machine's drifting speed falls on both; `speedup_2w` and the graded
+figures are medians over rounds (`speedup_2w_spread`, `speedup_2w_rounds`: the spread
+and the per-round values).
 `--profile` adds where a warm short episode's time goes (perf_counter spans around the
 environment's and the manager's steps, summed over all threads).
 The last line is a JSON object (see BENCHMARKS.md).
 
-    python bench/rollouts.py [--episodes 6] [--short 12] [--profile]
+    python bench/rollouts.py [--episodes 6] [--rounds 3] [--short 12] [--profile]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
+from interleave import run_interleaved, summarize
 from machine import machine_cpu_seconds
 
 from swerve.agents.loop import EpisodeLimits
@@ -150,20 +156,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=6, help="graded oracle episodes per worker setting")
     parser.add_argument("--short", type=int, default=12, help="short episodes for warm pool vs fresh containers")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (1 worker, 2 workers) graded phases")
     parser.add_argument("--profile", action="store_true", help="also time the parts of warm short episodes")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     tasks = [Task.model_validate(row) for _, row in iter_jsonl(TASKS_FILE)]
     tag = f"bench-rollouts-{os.getpid()}"
 
     def oracle(task):
         return OraclePolicy(task)
 
-    one_w, one_stats = episodes_per_minute(tasks, oracle, episodes=args.episodes, workers=1, grade=True, warm=True,
-                                           run_id=tag)
-    print(f"oracle, graded, 1 worker : {one_w:6.2f} episodes/min  {one_stats}")
-    two_w, two_stats = episodes_per_minute(tasks, oracle, episodes=args.episodes, workers=2, grade=True, warm=True,
-                                           run_id=tag)
-    print(f"oracle, graded, 2 workers: {two_w:6.2f} episodes/min  {two_stats}")
+    graded: dict[int, list[dict]] = {1: [], 2: []}
+
+    def graded_side(workers: int):
+        def side(_unit) -> float:
+            rate, stats = episodes_per_minute(tasks, oracle, episodes=args.episodes, workers=workers, grade=True,
+                                              warm=True, run_id=tag)
+            graded[workers].append(dict(stats, per_min=rate))
+            print(f"oracle, graded, {workers} worker(s), round {len(graded[workers])}: {rate:6.2f} episodes/min  {stats}")
+            return stats["seconds"]
+        return side
+
+    # the 1- and 2-worker phases alternate over rounds (the first one rotating), so the
+    # machine's drifting speed falls on both
+    run_interleaved([None], {"1w": graded_side(1), "2w": graded_side(2)}, args.rounds)
+    one_rounds, two_rounds = graded[1], graded[2]
+    speedup = summarize([two["per_min"] / one["per_min"] for one, two in zip(one_rounds, two_rounds)])
+    bound = summarize([(os.cpu_count() or 1) / one["cores_busy"] * one["cpu_s_per_episode"] / two["cpu_s_per_episode"]
+                       for one, two in zip(one_rounds, two_rounds)])
+
+    def median_of(rounds: list[dict], key: str) -> float:
+        return round(statistics.median(r[key] for r in rounds), 2)
     warm, warm_stats = episodes_per_minute(tasks, lambda task: OneCommand(), episodes=args.short, workers=1,
                                            grade=False, warm=True, run_id=tag)
     print(f"short, warm pool (reset) : {warm:6.2f} episodes/min  {warm_stats}")
@@ -176,20 +200,24 @@ def main() -> None:
                                 warm=True, run_id=tag, on_clock_start=times.clear)
         print_profile(times, args.short)
     print(json.dumps({
-        "episodes_per_min_1w": round(one_w, 2),
-        "episodes_per_min_2w": round(two_w, 2),
+        "episodes_per_min_1w": median_of(one_rounds, "per_min"),
+        "episodes_per_min_2w": median_of(two_rounds, "per_min"),
         "warm_vs_fresh": round(warm / fresh, 2),
         "short_episodes_per_min_warm": round(warm, 2),
         "short_episodes_per_min_fresh": round(fresh, 2),
         "warm_episode_ms": warm_stats["episode_ms_median"],
         "fresh_episode_ms": fresh_stats["episode_ms_median"],
-        "speedup_2w": round(two_w / one_w, 2),
-        "cores_busy_1w": one_stats["cores_busy"],
-        "cores_busy_2w": two_stats["cores_busy"],
-        "cpu_s_per_episode_1w": one_stats["cpu_s_per_episode"],
-        "cpu_s_per_episode_2w": two_stats["cpu_s_per_episode"],
-        "oracle_mean_reward": one_stats["mean_reward"],
+        "speedup_2w": round(speedup["median"], 2),
+        "speedup_2w_spread": {k: speedup[k] for k in ("min", "max", "iqr")},
+        "speedup_2w_rounds": [round(two["per_min"] / one["per_min"], 3) for one, two in zip(one_rounds, two_rounds)],
+        "speedup_2w_cpu_bound": round(bound["median"], 2),
+        "cores_busy_1w": median_of(one_rounds, "cores_busy"),
+        "cores_busy_2w": median_of(two_rounds, "cores_busy"),
+        "cpu_s_per_episode_1w": median_of(one_rounds, "cpu_s_per_episode"),
+        "cpu_s_per_episode_2w": median_of(two_rounds, "cpu_s_per_episode"),
+        "oracle_mean_reward": min(r["mean_reward"] for r in one_rounds + two_rounds),
         "episodes": args.episodes,
+        "rounds": args.rounds,
         "short_episodes": args.short,
         "cpus": os.cpu_count(),
     }))
