@@ -173,7 +173,8 @@ def main() -> None:
     # With every core busy, 2 workers take at least their CPU-seconds / cores: the best
     # speed-up the CPU they spent allows (per round, against that round's 1-worker wall).
     cores = os.cpu_count() or 1
-    two_cpu_rounds = [sum(cpu["eval_2w"][r * len(blocks):(r + 1) * len(blocks)]) for r in range(args.rounds)]
+    per_round = len(blocks)  # cpu[side] is in call order: round by round, block by block
+    two_cpu_rounds = [sum(cpu["eval_2w"][r * per_round:(r + 1) * per_round]) for r in range(args.rounds)]
     bound = summarize(ratios(one_rounds, [c / cores for c in two_cpu_rounds]))
     print(json.dumps({
         "instances": len(tasks),

@@ -144,6 +144,11 @@ def spans():
             setattr(cls, name, original)
 
 
+def median_of(rounds: list[dict], key: str) -> float:
+    """The median of one figure over the rounds' stats, to 2 decimals."""
+    return round(statistics.median(r[key] for r in rounds), 2)
+
+
 def print_profile(times: dict[str, list[float]], episodes: int) -> None:
     print(f"where a warm short episode's time goes (ms per episode, over the {episodes} timed episodes):")
     for label in SPANS:
@@ -174,7 +179,8 @@ def main() -> None:
             rate, stats = episodes_per_minute(tasks, oracle, episodes=args.episodes, workers=workers, grade=True,
                                               warm=True, run_id=tag)
             graded[workers].append(dict(stats, per_min=rate))
-            print(f"oracle, graded, {workers} worker(s), round {len(graded[workers])}: {rate:6.2f} episodes/min  {stats}")
+            print(f"oracle, graded, {workers} worker(s), round {len(graded[workers])}: "
+                  f"{rate:6.2f} episodes/min  {stats}")
             return stats["seconds"]
         return side
 
@@ -182,12 +188,10 @@ def main() -> None:
     # machine's drifting speed falls on both
     run_interleaved([None], {"1w": graded_side(1), "2w": graded_side(2)}, args.rounds)
     one_rounds, two_rounds = graded[1], graded[2]
-    speedup = summarize([two["per_min"] / one["per_min"] for one, two in zip(one_rounds, two_rounds)])
+    speedup_rounds = [two["per_min"] / one["per_min"] for one, two in zip(one_rounds, two_rounds)]
+    speedup = summarize(speedup_rounds)
     bound = summarize([(os.cpu_count() or 1) / one["cores_busy"] * one["cpu_s_per_episode"] / two["cpu_s_per_episode"]
                        for one, two in zip(one_rounds, two_rounds)])
-
-    def median_of(rounds: list[dict], key: str) -> float:
-        return round(statistics.median(r[key] for r in rounds), 2)
     warm, warm_stats = episodes_per_minute(tasks, lambda task: OneCommand(), episodes=args.short, workers=1,
                                            grade=False, warm=True, run_id=tag)
     print(f"short, warm pool (reset) : {warm:6.2f} episodes/min  {warm_stats}")
@@ -209,7 +213,7 @@ def main() -> None:
         "fresh_episode_ms": fresh_stats["episode_ms_median"],
         "speedup_2w": round(speedup["median"], 2),
         "speedup_2w_spread": {k: speedup[k] for k in ("min", "max", "iqr")},
-        "speedup_2w_rounds": [round(two["per_min"] / one["per_min"], 3) for one, two in zip(one_rounds, two_rounds)],
+        "speedup_2w_rounds": [round(r, 3) for r in speedup_rounds],
         "speedup_2w_cpu_bound": round(bound["median"], 2),
         "cores_busy_1w": median_of(one_rounds, "cores_busy"),
         "cores_busy_2w": median_of(two_rounds, "cores_busy"),
