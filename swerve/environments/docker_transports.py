@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import select
 import shlex
 import shutil
 import socket
 import struct
 import tempfile
-import threading
 import time
+
+from swerve.environments.fd_guard import DescriptorGuard
 
 IO_DIR = "/run/swerve-io"
 """Where a container sees its `FifoFolder` (read-only, and empty once the shells started)."""
@@ -70,6 +70,7 @@ class ExecSocketTransport:
         self._sock.setblocking(False)
         self._pending = bytearray()
         self._closed = False
+        self._guard = DescriptorGuard()
         self.pid = int(api.exec_inspect(self._exec_id).get("Pid") or 0)
         self._api = api
 
@@ -81,12 +82,14 @@ class ExecSocketTransport:
         view = memoryview(data)
         while view:
             try:
-                sent = self._sock.send(view)
+                with self._guard.use():
+                    sent = self._sock.send(view)
             except BlockingIOError:
-                _, writable, _ = select.select([], [self._sock], [], 30)
-                if not writable:
+                if not self._guard.wait([], [self._sock], 30)[1]:
                     raise EOFError("shell stdin is not accepting input") from None
                 continue
+            except OSError:
+                raise EOFError("shell transport closed") from None
             view = view[sent:]
 
     def recv(self, timeout: float) -> bytes:
@@ -95,14 +98,11 @@ class ExecSocketTransport:
             return out
         if self._closed:
             raise EOFError("shell exited")
-        try:
-            readable, _, _ = select.select([self._sock], [], [], timeout)
-        except (OSError, ValueError):  # closed by another thread (close())
-            raise EOFError("shell transport closed") from None
-        if not readable:
+        if not self._guard.wait([self._sock], [], timeout)[0]:
             return b""
         try:
-            data = self._sock.recv(1 << 16)
+            with self._guard.use():
+                data = self._sock.recv(1 << 16)
         except BlockingIOError:
             return b""
         except OSError:
@@ -128,12 +128,16 @@ class ExecSocketTransport:
         return bytes(out)
 
     def close(self) -> None:
-        """Shut the socket down before closing it: a thread waiting in select() on it
-        (a command in flight) wakes with EOF at once instead of at its timeout."""
+        """Safe from another thread while a command is in flight: any wait wakes at once,
+        and the socket is closed once no thread uses it (fd_guard). It is shut down
+        first, so that the daemon ends the exec's streams without waiting for the close."""
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self._guard.close(self._close_socket)
+
+    def _close_socket(self) -> None:
         for closer in (getattr(self._wrapped, "close", None), self._sock.close):
             try:
                 if closer:
@@ -268,7 +272,7 @@ class FifoTransport:
                  handshake_s: float = HANDSHAKE_S) -> None:
         self._channel = channel
         self._in, self._out, self._life = channel.fds["in"], channel.fds["out"], channel.fds["life"]
-        self._io = threading.Lock()
+        self._guard = DescriptorGuard()
         self._exec = starter
         self._exited = False
         self._stray = bytearray()
@@ -317,10 +321,10 @@ class FifoTransport:
         view = memoryview(data)
         while view:
             try:
-                with self._io:
-                    view = view[os.write(self._fd("_in"), view) :]
+                with self._guard.use():
+                    view = view[os.write(self._in, view) :]
             except BlockingIOError:
-                if not self._wait(write=True, timeout=30):
+                if not self._guard.wait([], [self._in], 30)[1]:
                     raise EOFError("shell stdin is not accepting input") from None
 
     def recv(self, timeout: float) -> bytes:
@@ -331,14 +335,14 @@ class FifoTransport:
             if data:
                 return data
             raise EOFError("shell exited")
-        readable = self._wait(write=False, timeout=timeout)
-        if "out" in readable:
+        watched = [self._out, self._life] + ([self._exec] if self._exec is not None else [])
+        readable = self._guard.wait(watched, [], timeout)[0]
+        if self._out in readable:
             return self._read_out()
-        if "life" in readable and self._life_ended():
+        if self._life in readable and self._life_ended():
             self._exited = True
             return self.recv(0.0)
-        if "exec" in readable:
-            assert self._exec is not None
+        if self._exec is not None and self._exec in readable:
             try:
                 self._stray += self._exec.recv(0.0)
                 del self._stray[:-4096]
@@ -350,48 +354,26 @@ class FifoTransport:
     def _life_ended(self) -> bool:
         """Whether `life` reads as closed (the wrapper, its only writer, has exited)."""
         try:
-            with self._io:
-                return os.read(self._fd("_life"), 1) == b""
+            with self._guard.use():
+                return os.read(self._life, 1) == b""
         except BlockingIOError:
             return False
         except OSError:
             return True
 
-    def _wait(self, *, write: bool, timeout: float) -> set[str]:
-        """select() on the FIFO (and, for reading, `life` and any exec's socket). A
-        descriptor that close() has closed meanwhile may wake it (or be reused by then):
-        reads and writes happen under `_io`, after checking that the transport is still open."""
-        fd = self._in if write else self._out
-        if fd < 0 or self._life < 0:
-            raise EOFError("shell transport closed")
-        try:
-            if write:
-                return {"in"} if select.select([], [fd], [], timeout)[1] else set()
-            items: list = [fd, self._life] + ([self._exec] if self._exec is not None else [])
-            readable = select.select(items, [], [], timeout)[0]
-        except (OSError, ValueError):
-            raise EOFError("shell transport closed") from None
-        return {"out" if item == fd else "life" if item == self._life else "exec" for item in readable}
-
-    def _fd(self, name: str) -> int:
-        """The descriptor, under `_io`; EOFError once close() has run."""
-        fd = getattr(self, name)
-        if fd < 0:
-            raise EOFError("shell transport closed")
-        return fd
-
     def _read_out(self) -> bytes:
         try:
-            with self._io:
-                return os.read(self._fd("_out"), 1 << 16)
+            with self._guard.use():
+                return os.read(self._out, 1 << 16)
         except BlockingIOError:
             return b""
 
     def close(self) -> None:
-        """Safe from another thread while a command is in flight: shutting the exec's
-        socket wakes its select() at once; the FIFOs are closed under `_io`."""
+        """Safe from another thread while a command is in flight: any wait wakes at once,
+        and the FIFOs and the exec's socket are closed once no thread uses them (fd_guard)."""
+        self._guard.close(self._close_all)
+
+    def _close_all(self) -> None:
         if self._exec is not None:
             self._exec.close()
-        with self._io:
-            self._in = self._out = self._life = -1
-            self._channel.close()
+        self._channel.close()

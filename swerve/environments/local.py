@@ -12,7 +12,6 @@ says so. Use the docker backend for untrusted code.
 from __future__ import annotations
 
 import os
-import select
 import shlex
 import shutil
 import signal
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from swerve.environments import cleanup
 from swerve.environments.base import EnvironmentInfo, Limits
+from swerve.environments.fd_guard import DescriptorGuard
 from swerve.environments.repo_ops import RepoOps, restore_script
 from swerve.environments.shell import ShellSession
 from swerve.errors import InfraError
@@ -44,6 +44,7 @@ class PipeTransport:
         )
         self.pid = self.proc.pid
         self._fd = self.proc.stdout.fileno()
+        self._guard = DescriptorGuard()
 
     def send(self, data: bytes) -> None:
         try:
@@ -53,28 +54,33 @@ class PipeTransport:
             raise EOFError("shell exited") from exc
 
     def recv(self, timeout: float) -> bytes:
-        readable, _, _ = select.select([self._fd], [], [], timeout)
+        readable, _ = self._guard.wait([self._fd], [], timeout)
         if not readable:
             return b""
-        data = os.read(self._fd, 1 << 16)
+        with self._guard.use():
+            data = os.read(self._fd, 1 << 16)
         if not data:
             raise EOFError("shell exited")
         return data
 
     def close(self) -> None:
+        """Safe from another thread while a command is in flight (see fd_guard)."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        self._guard.close(self._close_streams)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _close_streams(self) -> None:
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
             except Exception:
                 pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def descendants(pid: int) -> list[int]:

@@ -142,10 +142,12 @@ def test_prune_removes_only_the_folders_of_processes_that_are_gone(tmp_path):
 @pytest.mark.docker
 @pytest.mark.parametrize("transport", ["fifo", "socket"])
 def test_closing_from_another_thread_ends_a_command_in_flight(toolz_image, no_failed_daemons, docker_client,
-                                                              monkeypatch, transport):
+                                                              monkeypatch, descriptor_churn, transport):
     """What abandoning a stuck episode does: the command ends as a shell restart. On FIFOs
     the exec's closed socket escaped as ValueError from select() in ~1 run of 3 before the
-    transports turned a closed descriptor into EOF."""
+    transports turned a closed descriptor into EOF; pipes opened by another thread while
+    close() runs take the closed descriptors' numbers (fd_guard keeps the waiting thread
+    off them)."""
     import threading
     import time
 
@@ -163,11 +165,12 @@ def test_closing_from_another_thread_ends_a_command_in_flight(toolz_image, no_fa
 
             results.append("".join(traceback.format_exception(exc)))
 
-    worker = threading.Thread(target=run)
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     deadline = time.monotonic() + 60
     while "sleep 600" not in container.exec_run(["ps", "-eo", "args"]).output.decode():
         assert time.monotonic() < deadline, "the command never started"
+    descriptor_churn()
     env.close()
     worker.join(timeout=30)
     assert not worker.is_alive(), "close() must wake the thread waiting on the shell"

@@ -1,0 +1,78 @@
+"""Closing a shell's descriptors from one thread while another waits on them.
+
+An environment is closed from any thread (`RolloutManager.kill_worker`, a pool's
+`discard`, a timeout) while its command thread may be inside `select()` on the shell's
+output. Closing a descriptor does not wake a `select()` that waits on it, and once it is
+closed the kernel hands its number to the next file any thread opens: a pipe of another
+environment, a socket. A waiter that goes round its loop again then waits on, or reads
+from, a stranger's file, and a killed worker sat out its command's whole timeout that way.
+
+`DescriptorGuard` closes that gap. Every wait and read goes through it, under its lock,
+with a wake-up pipe added to each wait. `close(closer)` first writes to the wake-up pipe
+(any wait returns at once, and every later one raises EOFError), then takes the lock and
+only then runs `closer`, which closes the descriptors: by then no thread is using them,
+and none will again.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class DescriptorGuard:
+    """The lifetime of a transport's descriptors; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # held by every wait, read and write, and by closer()
+        self._flag = threading.Lock()  # guards `_closing` alone (a wait may hold `_lock`)
+        self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._closing = False
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def wait(self, read: list, write: list, timeout: float) -> tuple[list, list]:
+        """`select()` on `read` and `write` (descriptors or objects with fileno()) for up to
+        `timeout` seconds; returns the ready ones of each. EOFError once close() has begun."""
+        with self.use():
+            try:
+                readable, writable, _ = select.select([*read, self._wake_read], write, [], timeout)
+            except (OSError, ValueError):
+                raise EOFError("shell transport closed") from None
+            if self._wake_read in readable:
+                raise EOFError("shell transport closed")
+            return readable, writable
+
+    @contextmanager
+    def use(self) -> Iterator[None]:
+        """Hold the descriptors open for a read or write; EOFError once close() has begun."""
+        with self._lock:
+            if self._closing:
+                raise EOFError("shell transport closed")
+            yield
+
+    def close(self, closer: Callable[[], None]) -> None:
+        """Wake every wait, then run `closer` once no thread uses the descriptors. Idempotent
+        (`closer` runs on the first call only)."""
+        with self._flag:
+            if self._closing:
+                return
+            self._closing = True
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:
+            pass
+        with self._lock:
+            try:
+                closer()
+            finally:
+                for fd in (self._wake_read, self._wake_write):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
