@@ -82,8 +82,7 @@ class ExecSocketTransport:
         view = memoryview(data)
         while view:
             try:
-                with self._guard.use():
-                    sent = self._sock.send(view)
+                sent = self._guard.call(self._sock.send, view)
             except BlockingIOError:
                 if not self._guard.wait([], [self._sock], 30)[1]:
                     raise EOFError("shell stdin is not accepting input") from None
@@ -101,8 +100,7 @@ class ExecSocketTransport:
         if not self._guard.wait([self._sock], [], timeout)[0]:
             return b""
         try:
-            with self._guard.use():
-                data = self._sock.recv(1 << 16)
+            data = self._guard.call(self._sock.recv, 1 << 16)
         except BlockingIOError:
             return b""
         except OSError:
@@ -321,8 +319,7 @@ class FifoTransport:
         view = memoryview(data)
         while view:
             try:
-                with self._guard.use():
-                    view = view[os.write(self._in, view) :]
+                view = view[self._guard.call(os.write, self._in, view) :]
             except BlockingIOError:
                 if not self._guard.wait([], [self._in], 30)[1]:
                     raise EOFError("shell stdin is not accepting input") from None
@@ -354,8 +351,7 @@ class FifoTransport:
     def _life_ended(self) -> bool:
         """Whether `life` reads as closed (the wrapper, its only writer, has exited)."""
         try:
-            with self._guard.use():
-                return os.read(self._life, 1) == b""
+            return self._guard.call(os.read, self._life, 1) == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -363,8 +359,7 @@ class FifoTransport:
 
     def _read_out(self) -> bytes:
         try:
-            with self._guard.use():
-                return os.read(self._out, 1 << 16)
+            return self._guard.call(os.read, self._out, 1 << 16)
         except BlockingIOError:
             return b""
 

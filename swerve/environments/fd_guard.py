@@ -19,8 +19,10 @@ from __future__ import annotations
 import os
 import select
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class DescriptorGuard:
@@ -39,22 +41,24 @@ class DescriptorGuard:
     def wait(self, read: list, write: list, timeout: float) -> tuple[list, list]:
         """`select()` on `read` and `write` (descriptors or objects with fileno()) for up to
         `timeout` seconds; returns the ready ones of each. EOFError once close() has begun."""
-        with self.use():
+        with self._lock:
+            if self._closing:
+                raise EOFError("shell transport closed")
             try:
                 readable, writable, _ = select.select([*read, self._wake_read], write, [], timeout)
             except (OSError, ValueError):
                 raise EOFError("shell transport closed") from None
-            if self._wake_read in readable:
-                raise EOFError("shell transport closed")
-            return readable, writable
+        if self._wake_read in readable:
+            raise EOFError("shell transport closed")
+        return readable, writable
 
-    @contextmanager
-    def use(self) -> Iterator[None]:
-        """Hold the descriptors open for a read or write; EOFError once close() has begun."""
+    def call(self, operation: Callable[..., T], *args: Any) -> T:
+        """`operation(*args)` (a read or write on the descriptors) while they are held
+        open; EOFError once close() has begun."""
         with self._lock:
             if self._closing:
                 raise EOFError("shell transport closed")
-            yield
+            return operation(*args)
 
     def close(self, closer: Callable[[], None]) -> None:
         """Wake every wait, then run `closer` once no thread uses the descriptors. Idempotent

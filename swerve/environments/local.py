@@ -57,8 +57,7 @@ class PipeTransport:
         readable, _ = self._guard.wait([self._fd], [], timeout)
         if not readable:
             return b""
-        with self._guard.use():
-            data = os.read(self._fd, 1 << 16)
+        data = self._guard.call(os.read, self._fd, 1 << 16)
         if not data:
             raise EOFError("shell exited")
         return data

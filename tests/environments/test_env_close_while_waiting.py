@@ -39,8 +39,7 @@ def test_close_wakes_a_wait_then_closes_and_every_later_use_is_eof():
     with pytest.raises(EOFError):
         guard.wait([], [], 0)
     with pytest.raises(EOFError):
-        with guard.use():
-            pass
+        guard.call(os.getpid)
 
 
 def test_close_waits_for_a_read_in_progress_before_closing():
@@ -48,11 +47,13 @@ def test_close_waits_for_a_read_in_progress_before_closing():
     reading, release = threading.Event(), threading.Event()
     order: list[str] = []
 
+    def slow_read() -> None:
+        reading.set()
+        release.wait(60)
+        order.append("read done")
+
     def read() -> None:
-        with guard.use():
-            reading.set()
-            release.wait(60)
-            order.append("read done")
+        guard.call(slow_read)
 
     reader = threading.Thread(target=read)
     reader.start()
