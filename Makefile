@@ -28,6 +28,7 @@ test: install system-deps
 # bench/gpu_hf_policy.py needs a GPU and is run by hand on one.
 BENCH_RUNS := "attempts.py" \
               "bytecode_cache.py" \
+              "container_cost.py" \
               "env_latency.py" \
               "exec_breakdown.py" \
               "eval_overhead.py" \
