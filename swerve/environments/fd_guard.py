@@ -80,3 +80,13 @@ class DescriptorGuard:
                         os.close(fd)
                     except OSError:
                         pass
+
+    def __del__(self) -> None:
+        """A transport dropped without close(): its wake-up pipe goes with it (no thread
+        can be waiting on a guard nobody refers to)."""
+        if not getattr(self, "_closing", True):
+            for fd in (self._wake_read, self._wake_write):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

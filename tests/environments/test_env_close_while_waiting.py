@@ -42,6 +42,17 @@ def test_close_wakes_a_wait_then_closes_and_every_later_use_is_eof():
         guard.call(os.getpid)
 
 
+def test_a_guard_dropped_without_close_releases_its_wake_up_pipe():
+    import gc
+
+    before = len(os.listdir("/proc/self/fd"))
+    guards = [DescriptorGuard() for _ in range(50)]
+    assert len(os.listdir("/proc/self/fd")) >= before + 100
+    del guards
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
 def test_close_waits_for_a_read_in_progress_before_closing():
     guard = DescriptorGuard()
     reading, release = threading.Event(), threading.Event()
