@@ -53,6 +53,34 @@ def test_a_guard_dropped_without_close_releases_its_wake_up_pipe():
     assert len(os.listdir("/proc/self/fd")) <= before
 
 
+SIGNAL_SCRIPT = """
+import os, signal
+from swerve.environments.fd_guard import DescriptorGuard
+
+guard = DescriptorGuard()
+read_end, write_end = os.pipe()
+closed = []
+
+def on_alarm(signum, frame):  # what cleanup's SIGTERM handler does: close, then exit
+    guard.close(lambda: closed.append(True))
+    raise SystemExit(3 if closed else 4)
+
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+guard.wait([read_end], [], 600)
+"""
+
+
+def test_a_signal_handler_closes_the_guard_its_own_thread_is_waiting_in():
+    """cleanup's SIGTERM handler closes every environment on the main thread, which may be
+    waiting inside that very guard: the close must go through, not wait for itself."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SIGNAL_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+
+
 def test_close_waits_for_a_read_in_progress_before_closing():
     guard = DescriptorGuard()
     reading, release = threading.Event(), threading.Event()
