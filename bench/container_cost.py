@@ -39,6 +39,7 @@ from interleave import ratios, run_interleaved, summarize  # noqa: E402
 from machine import background_cpu_per_s, machine_cpu_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = "bench-container-cost"
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     if args.reps < 1:
         parser.error(f"--reps must be at least 1, got {args.reps}")
 
-    from swerve.environments.docker import DockerEnvironment, docker_client
+    from swerve.environments.docker import LABEL_RUN, DockerEnvironment, docker_client, owner_labels
     from swerve.environments.images import ensure_instance_image
     from swerve.harness.tasks import load_tasks
 
@@ -59,21 +60,24 @@ def main() -> None:
     image = ensure_instance_image(task, client=client)
 
     def docker_only() -> None:
+        # owner-labelled like swerve's own containers, so `swerve env prune` removes any a killed run leaves
         container = client.containers.run(image.tag, ["sleep", "infinity"], detach=True, network_mode="none",
-                                          network_disabled=True, labels={"swerve.bench": "container_cost"})
+                                          network_disabled=True, labels={LABEL_RUN: RUN_ID, **owner_labels()})
         container.remove(force=True)
 
     def environment() -> None:
         env = DockerEnvironment(image.tag, instance_id=task.instance_id, base_commit=image.base_commit,
-                                workdir=image.workdir, run_id="bench-container-cost", client=client,
+                                workdir=image.workdir, run_id=RUN_ID, client=client,
                                 image_digest=image.id)
         try:
             env.exec("true")
         finally:
             env.close()
 
-    background = background_cpu_per_s()
-    cpu: dict[str, list[list[float]]] = {"docker": [], "environment": []}
+    background_before = background_cpu_per_s()
+    # per side and rep: (machine CPU-seconds, seconds counted), the background taken off at the end
+    raw: dict[str, list[tuple[float, float]]] = {"docker": [(0.0, 0.0)] * args.reps,
+                                                  "environment": [(0.0, 0.0)] * args.reps}
 
     def side(name, run):
         def measure(rep: int) -> float:
@@ -82,16 +86,15 @@ def main() -> None:
             run()
             wall = time.monotonic() - began
             time.sleep(args.settle)
-            spent = machine_cpu_seconds() - cpu_before - background * (wall + args.settle)
-            cpu[name].append([rep, spent])
+            raw[name][rep] = (machine_cpu_seconds() - cpu_before, wall + args.settle)
             return wall
         return measure
 
     walls = run_interleaved(list(range(args.reps)), {"docker": side("docker", docker_only),
                                                       "environment": side("environment", environment)}, rounds=1,
                             on_done=lambda _r, rep, name, wall: print(f"rep {rep} {name}: {wall:.3f} s", flush=True))
-    background = (background + background_cpu_per_s()) / 2
-    cpu_by_rep = {name: [spent for _, spent in sorted(samples)] for name, samples in cpu.items()}
+    background = (background_before + background_cpu_per_s()) / 2
+    cpu_by_rep = {name: [spent - background * counted for spent, counted in samples] for name, samples in raw.items()}
     wall_by_rep = {name: per_round[0] for name, per_round in walls.items()}
     result = {
         "reps": args.reps,

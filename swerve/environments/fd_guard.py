@@ -41,10 +41,6 @@ class DescriptorGuard:
         self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._closing = False
 
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
     def wait(self, read: list, write: list, timeout: float) -> tuple[list, list]:
         """`select()` on `read` and `write` (descriptors or objects with fileno()) for up to
         `timeout` seconds; returns the ready ones of each. EOFError once close() has begun."""

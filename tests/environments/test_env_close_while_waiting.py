@@ -29,8 +29,15 @@ def test_close_wakes_a_wait_then_closes_and_every_later_use_is_eof():
 
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
+    _wait_until_asleep(waiter)  # inside select(): nothing else in wait() blocks
     closed: list[int] = []
-    guard.close(lambda: closed.extend([read_end, write_end]) or (os.close(read_end), os.close(write_end)))
+
+    def close_both() -> None:
+        for fd in (read_end, write_end):
+            os.close(fd)
+            closed.append(fd)
+
+    guard.close(close_both)
     waiter.join(60)
     assert not waiter.is_alive() and outcome == ["eof"]
     assert closed == [read_end, write_end]
@@ -141,3 +148,16 @@ def _wait_for_sleep_under(pid: int) -> None:
                 pass
         assert time.monotonic() < deadline, "the command never started"
         time.sleep(0.01)
+
+
+def _wait_until_asleep(thread: threading.Thread) -> None:
+    """Until `thread` sleeps in the kernel (its state in /proc is S)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:
+        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as handle:
+            if handle.read().rsplit(b")", 1)[1].split()[0] == b"S":
+                return
+        assert time.monotonic() < deadline, "the thread never went to sleep"
+        time.sleep(0.005)
